@@ -1,0 +1,353 @@
+"""Run configuration: YAML file + command-line overrides -> validated dataclasses.
+
+Settings flow one way: a preset or file is read, overrides are applied, the result is
+validated once here, and builders downstream only ever read the frozen ``Config``.
+Every run folder gets a copy (``config.yaml``) so a run can always be rebuilt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+# Allowed values of the enumerated fields, keyed by "section.field".
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.tokenizer": ("word", "sentencepiece"),
+    "model.cell": ("gru", "lstm", "rnn"),
+    "model.attention": ("bahdanau", "luong", "none"),
+    "model.luong_score": ("dot", "general"),
+    "train.lr_schedule": ("constant", "plateau", "inverse_sqrt"),
+    "train.mixed_precision": ("auto", "on", "off"),
+    "train.strategy": ("auto", "default", "mirrored", "multi_worker"),
+    "train.select_best_by": ("bleu", "loss"),
+    "decode.method": ("greedy", "beam", "sample"),
+}
+
+
+@dataclass
+class DataConfig:
+    """Where the sentence pairs come from and how they become token ids."""
+
+    corpus: str = "anki/spa-eng"
+    reverse: bool = False
+    path: str | None = None
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    tfds_source_key: str | None = None
+    tfds_target_key: str | None = None
+    context_turns: int = 0
+    context_separator: str = "<sep>"
+    max_pairs: int | None = None
+    dev_fraction: float = 0.05
+    test_fraction: float = 0.05
+    split_seed: int = 1234
+    max_bad_fraction: float = 0.001
+    lowercase: bool = False
+    tokenizer: str = "sentencepiece"
+    source_vocab_size: int = 8000
+    target_vocab_size: int = 8000
+    min_frequency: int = 1
+    max_source_length: int = 40
+    max_target_length: int = 40
+    bucket_width: int = 4
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the encoder-decoder."""
+
+    cell: str = "gru"
+    embedding_dim: int = 256
+    hidden_size: int = 256
+    encoder_layers: int = 1
+    decoder_layers: int = 1
+    bidirectional: bool = True
+    attention: str = "bahdanau"
+    luong_score: str = "general"
+    input_feeding: bool = False
+    dropout: float = 0.2
+    residual: bool = False
+    tie_embeddings: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, checkpoints and hardware."""
+
+    batch_size: int = 64
+    epochs: int = 10
+    learning_rate: float = 0.001
+    lr_schedule: str = "plateau"
+    warmup_steps: int = 1000
+    clipnorm: float = 1.0
+    label_smoothing: float = 0.0
+    patience: int = 3
+    select_best_by: str = "bleu"
+    dev_bleu_sentences: int = 500
+    steps_per_epoch: int | None = None
+    seed: int = 42
+    shuffle_buffer: int = 20000
+    mixed_precision: str = "auto"
+    strategy: str = "auto"
+    jit_compile: bool = False
+
+
+@dataclass
+class DecodeConfig:
+    """Search settings; the translator, CLIs and app start from these."""
+
+    method: str = "greedy"
+    beam_size: int = 5
+    n_best: int = 1
+    length_penalty: float = 1.0
+    max_length: int = 60
+    min_length: int = 0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
+    replace_unk: bool = False
+    seed: int | None = None
+
+
+@dataclass
+class Config:
+    """Everything a run needs, in one object saved with the run."""
+
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    version: int = CONFIG_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **sections: Any) -> Config:
+        return dataclasses.replace(self, **sections)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "decode": DecodeConfig}
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("seq2seq") / "presets"
+    names = [p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")]
+    return sorted(n for n in names if n != "reference")
+
+
+def preset_path(name: str) -> Path:
+    path = Path(str(resources.files("seq2seq") / "presets" / f"{name}.yaml"))
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}; available presets: {', '.join(preset_names())}")
+    return path
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return content
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Turn ``section.field=value`` into a key and a YAML-typed value."""
+    key, sep, raw = text.partition("=")
+    if not sep or "." not in key:
+        raise ConfigError(f"override {text!r} must look like section.field=value, e.g. train.epochs=5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def merge(base: dict[str, Any], update: dict[str, Any], origin: str) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for key, value in update.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{origin}: section {key!r} must be a mapping")
+            merged.setdefault(key, {}).update(value)
+        elif key in ("name", "version"):
+            merged[key] = value
+        else:
+            allowed = ", ".join([*SECTIONS, "name", "version"])
+            raise ConfigError(f"{origin}: unknown top-level key {key!r}; allowed: {allowed}")
+    return merged
+
+
+def load_config(
+    preset: str | None = None,
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> Config:
+    """Build a validated Config from a preset, then a file, then ``a.b=c`` overrides."""
+    raw: dict[str, Any] = {}
+    if preset:
+        raw = merge(raw, read_yaml(preset_path(preset)), f"preset {preset}")
+        raw.setdefault("name", preset)
+    if path:
+        raw = merge(raw, read_yaml(path), str(path))
+    for text in overrides or []:
+        key, value = parse_override(text)
+        section, _, name = key.partition(".")
+        raw = merge(raw, {section: {name: value}}, f"override {text!r}")
+    return from_dict(raw)
+
+
+def from_dict(raw: dict[str, Any], origin: str = "config") -> Config:
+    raw = merge({}, raw, origin)
+    version = raw.get("version", CONFIG_VERSION)
+    if version != CONFIG_VERSION:
+        raise ConfigError(
+            f"{origin}: config version {version} is not supported by this seq2seq "
+            f"(expects version {CONFIG_VERSION}); retrain or convert the run"
+        )
+    sections = {
+        name: build_section(name, cls, raw.get(name, {}), origin) for name, cls in SECTIONS.items()
+    }
+    config = Config(name=str(raw.get("name", "run")), version=version, **sections)
+    validate(config)
+    return config
+
+
+def build_section(name: str, cls: type, values: dict[str, Any], origin: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(
+                f"{origin}: unknown field {name}.{key}; fields of {name}: {', '.join(sorted(known))}"
+            )
+    typed = {key: coerce(f"{name}.{key}", hints[key], value, origin) for key, value in values.items()}
+    return cls(**typed)
+
+
+def coerce(key: str, hint: Any, value: Any, origin: str) -> Any:
+    """Check a value against its annotation; accept ints for floats and null for optionals."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{origin}: {key} must not be empty")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+    elif base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif base is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif base is str:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value)
+    else:
+        return value
+    raise ConfigError(f"{origin}: {key} must be {base.__name__}, got {value!r}")
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(config: Config) -> None:
+    """Cross-field and range checks; each error names the field and what is allowed."""
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        require(value in allowed, f"{key} is {value!r}; allowed: {', '.join(allowed)}")
+    data, model, train, decode = config.data, config.model, config.train, config.decode
+    for key, value in [
+        ("data.dev_fraction", data.dev_fraction),
+        ("data.test_fraction", data.test_fraction),
+        ("data.max_bad_fraction", data.max_bad_fraction),
+        ("model.dropout", model.dropout),
+        ("train.label_smoothing", train.label_smoothing),
+    ]:
+        require(0.0 <= value < 1.0, f"{key} is {value}; allowed: 0 <= value < 1")
+    require(
+        data.dev_fraction + data.test_fraction < 0.5,
+        "data.dev_fraction + data.test_fraction must leave at least half for training",
+    )
+    positive = {
+        "data.source_vocab_size": data.source_vocab_size,
+        "data.target_vocab_size": data.target_vocab_size,
+        "data.min_frequency": data.min_frequency,
+        "data.max_source_length": data.max_source_length,
+        "data.max_target_length": data.max_target_length,
+        "data.bucket_width": data.bucket_width,
+        "model.embedding_dim": model.embedding_dim,
+        "model.hidden_size": model.hidden_size,
+        "model.encoder_layers": model.encoder_layers,
+        "model.decoder_layers": model.decoder_layers,
+        "train.batch_size": train.batch_size,
+        "train.epochs": train.epochs,
+        "decode.beam_size": decode.beam_size,
+        "decode.n_best": decode.n_best,
+        "decode.max_length": decode.max_length,
+    }
+    for key, value in positive.items():
+        require(value >= 1, f"{key} is {value}; allowed: a whole number >= 1")
+    require(data.source_vocab_size >= 8, "data.source_vocab_size must be at least 8")
+    require(data.target_vocab_size >= 8, "data.target_vocab_size must be at least 8")
+    require(data.context_turns >= 0, "data.context_turns must be >= 0")
+    require(data.max_pairs is None or data.max_pairs >= 10, "data.max_pairs must be >= 10 or null")
+    require(
+        data.corpus != "tsv" or bool(data.path),
+        "data.path must name a file when data.corpus is 'tsv'",
+    )
+    require(train.learning_rate > 0, "train.learning_rate must be > 0")
+    require(train.clipnorm >= 0, "train.clipnorm must be >= 0 (0 turns clipping off)")
+    require(train.patience >= 1, "train.patience must be >= 1")
+    require(decode.n_best <= decode.beam_size, "decode.n_best must not exceed decode.beam_size")
+    require(decode.min_length < decode.max_length, "decode.min_length must be < decode.max_length")
+    require(decode.temperature > 0, "decode.temperature must be > 0")
+    require(decode.top_k >= 0, "decode.top_k must be >= 0 (0 turns it off)")
+    require(0.0 < decode.top_p <= 1.0, "decode.top_p must be in (0, 1]")
+    require(decode.length_penalty >= 0, "decode.length_penalty must be >= 0")
+    require(decode.repetition_penalty >= 1.0, "decode.repetition_penalty must be >= 1")
+    require(decode.no_repeat_ngram_size >= 0, "decode.no_repeat_ngram_size must be >= 0")
+    require(
+        model.input_feeding is False or model.attention != "none",
+        "model.input_feeding needs an attention mechanism (model.attention is 'none')",
+    )
+    require(
+        not model.tie_embeddings or model.embedding_dim == model.hidden_size,
+        "model.tie_embeddings needs model.embedding_dim == model.hidden_size",
+    )
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def load_run_config(path: str | Path) -> Config:
+    return from_dict(read_yaml(path), origin=str(path))
