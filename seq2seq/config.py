@@ -154,7 +154,9 @@ def preset_names() -> list[str]:
 def preset_path(name: str) -> Path:
     path = Path(str(resources.files("seq2seq") / "presets" / f"{name}.yaml"))
     if not path.is_file():
-        raise ConfigError(f"unknown preset {name!r}; available presets: {', '.join(preset_names())}")
+        raise ConfigError(
+            f"unknown preset {name!r}; available presets: {', '.join(preset_names())}"
+        )
     return path
 
 
@@ -177,7 +179,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     """Turn ``section.field=value`` into a key and a YAML-typed value."""
     key, sep, raw = text.partition("=")
     if not sep or "." not in key:
-        raise ConfigError(f"override {text!r} must look like section.field=value, e.g. train.epochs=5")
+        raise ConfigError(
+            f"override {text!r} must look like section.field=value, e.g. train.epochs=5"
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
@@ -241,9 +245,12 @@ def build_section(name: str, cls: type, values: dict[str, Any], origin: str) -> 
     for key in values:
         if key not in known:
             raise ConfigError(
-                f"{origin}: unknown field {name}.{key}; fields of {name}: {', '.join(sorted(known))}"
+                f"{origin}: unknown field {name}.{key}; "
+                f"fields of {name}: {', '.join(sorted(known))}"
             )
-    typed = {key: coerce(f"{name}.{key}", hints[key], value, origin) for key, value in values.items()}
+    typed = {
+        key: coerce(f"{name}.{key}", hints[key], value, origin) for key, value in values.items()
+    }
     return cls(**typed)
 
 

@@ -1,0 +1,36 @@
+"""Masked cross-entropy with optional label smoothing, over PAD-padded targets."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from seq2seq.text import PAD
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class MaskedCrossEntropy(keras.losses.Loss):
+    """Mean token cross-entropy that ignores PAD positions.
+
+    Label smoothing spreads ``label_smoothing`` of the target mass uniformly over the
+    vocabulary; the loss is averaged over real (non-PAD) tokens only, so long and short
+    batches weigh tokens equally.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "masked_cross_entropy", **kwargs):
+        super().__init__(name=name, reduction="sum", **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        picked = ops.take_along_axis(log_probs, ops.expand_dims(y_true, -1), axis=-1)[..., 0]
+        loss = -picked
+        if self.label_smoothing:
+            uniform = -ops.mean(log_probs, axis=-1)
+            loss = (1.0 - self.label_smoothing) * loss + self.label_smoothing * uniform
+        mask = ops.cast(ops.not_equal(y_true, PAD), "float32")
+        return ops.sum(loss * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    def get_config(self):
+        return {"label_smoothing": self.label_smoothing, "name": self.name}

@@ -1,0 +1,110 @@
+"""Attention over encoder outputs: additive (Bahdanau) and multiplicative (Luong).
+
+Both layers share one calling convention so the decoder does not care which it has:
+``keys = precompute(memory)`` once per source batch, then ``call(query, memory, keys,
+mask)`` for a whole target sequence (training) or one step (decoding, T=1). Scores and
+softmax run in float32 so mixed precision cannot overflow them.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+MASKED_SCORE = -1e9
+
+
+def masked_softmax(scores, mask):
+    """Softmax over source positions, ignoring padding; scores [B,T,S], mask [B,S]."""
+    scores = ops.cast(scores, "float32")
+    if mask is not None:
+        scores = ops.where(ops.expand_dims(mask, 1), scores, MASKED_SCORE)
+    return ops.softmax(scores, axis=-1)
+
+
+class Attention(keras.layers.Layer):
+    """Base class: weights from ``score``, context = weights @ memory."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True  # the source mask is an explicit argument
+
+    def compute_mask(self, *args, **kwargs):
+        return None
+
+    def precompute(self, memory):
+        return memory
+
+    def score(self, query, keys):
+        raise NotImplementedError
+
+    def call(self, query, memory, keys, mask=None):
+        weights = masked_softmax(self.score(query, keys), mask)
+        context = ops.matmul(ops.cast(weights, memory.dtype), memory)
+        return context, weights
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class BahdanauAttention(Attention):
+    """Additive attention: v . tanh(W_q q + W_k k)."""
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.query_layer = keras.layers.Dense(units, use_bias=False, name="query")
+        self.key_layer = keras.layers.Dense(units, use_bias=False, name="key")
+        self.energy_layer = keras.layers.Dense(1, use_bias=False, name="energy")
+
+    def precompute(self, memory):
+        return self.key_layer(memory)
+
+    def score(self, query, keys):
+        query = ops.expand_dims(self.query_layer(query), 2)  # [B,T,1,U]
+        keys = ops.expand_dims(keys, 1)  # [B,1,S,U]
+        return ops.squeeze(self.energy_layer(ops.tanh(query + keys)), -1)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class LuongAttention(Attention):
+    """Multiplicative attention: q . k (``dot``) or q . W k (``general``).
+
+    ``dot`` needs query and memory of the same width; when a bidirectional encoder makes
+    the memory wider, the memory is projected, which makes ``dot`` behave as ``general``.
+    """
+
+    def __init__(self, units: int, memory_width: int, score_mode: str = "general", **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.memory_width = memory_width
+        self.score_mode = score_mode
+        self.key_layer = None
+        if score_mode == "general" or memory_width != units:
+            self.key_layer = keras.layers.Dense(units, use_bias=False, name="key")
+
+    def precompute(self, memory):
+        return memory if self.key_layer is None else self.key_layer(memory)
+
+    def score(self, query, keys):
+        return ops.matmul(query, ops.transpose(keys, (0, 2, 1)))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "memory_width": self.memory_width,
+            "score_mode": self.score_mode,
+        }
+
+
+def make_attention(
+    kind: str, units: int, memory_width: int, luong_score: str = "general"
+) -> Attention | None:
+    """The attention layer the config names, or None for ``attention: none``."""
+    if kind == "bahdanau":
+        return BahdanauAttention(units, name="attention")
+    if kind == "luong":
+        return LuongAttention(units, memory_width, luong_score, name="attention")
+    return None

@@ -1,0 +1,174 @@
+"""Recurrent decoder with attention, usable over a whole sequence or one step at a time.
+
+Training without input feeding runs each RNN layer over the full target sequence (one
+cuDNN call per layer on a GPU) and attends afterwards, Luong-style. Decoding, and
+training with input feeding, steps the layers' ``.cell`` objects instead: the weights
+are the same, and a loop of plain cell calls can be compiled into a ``tf.while_loop``.
+
+Decoder state is a flat tuple of ``[B, *]`` tensors — the recurrent states of every
+layer, then the previous attentional vector when input feeding is on — so beam search
+can reorder it with one ``tf.gather`` per element.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from seq2seq.model.attention import make_attention
+from seq2seq.model.encoder import recurrent_layer, states_per_layer
+
+
+class Decoder(keras.layers.Layer):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        units: int,
+        memory_width: int,
+        num_layers: int = 1,
+        cell: str = "gru",
+        attention: str = "bahdanau",
+        luong_score: str = "general",
+        input_feeding: bool = False,
+        dropout: float = 0.0,
+        residual: bool = False,
+        tie_embeddings: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = units
+        self.num_layers = num_layers
+        self.cell_type = cell
+        self.input_feeding = input_feeding
+        self.residual = residual
+        self.tie_embeddings = tie_embeddings
+        self.vocab_size = vocab_size
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.dropout = keras.layers.Dropout(dropout)
+        self.rnns = [recurrent_layer(cell, units, name=f"{cell}_{i}") for i in range(num_layers)]
+        self.bridge_h = keras.layers.Dense(units * num_layers, activation="tanh", name="bridge_h")
+        self.bridge_c = (
+            keras.layers.Dense(units * num_layers, name="bridge_c") if cell == "lstm" else None
+        )
+        self.attention = make_attention(attention, units, memory_width, luong_score)
+        self.combine = (
+            keras.layers.Dense(units, activation="tanh", use_bias=False, name="combine")
+            if self.attention is not None
+            else None
+        )
+        self.projection = (
+            None
+            if tie_embeddings
+            else keras.layers.Dense(vocab_size, dtype="float32", name="logits")
+        )
+
+    # -- states ------------------------------------------------------------------------
+
+    def initial_states(self, encoder_states: list, batch_size) -> tuple:
+        """Bridge the encoder's final states to every decoder layer's initial states."""
+        hs = ops.split(self.bridge_h(encoder_states[0]), self.num_layers, axis=-1)
+        if self.bridge_c is not None:
+            source_c = encoder_states[1] if len(encoder_states) > 1 else encoder_states[0]
+            cs = ops.split(self.bridge_c(source_c), self.num_layers, axis=-1)
+            states = [s for pair in zip(hs, cs, strict=True) for s in pair]
+        else:
+            states = list(hs)
+        if self.input_feeding:
+            states.append(ops.zeros((batch_size, self.units), dtype=hs[0].dtype))
+        return tuple(states)
+
+    def layer_states(self, states: tuple, index: int) -> list:
+        width = states_per_layer(self.cell_type)
+        return list(states[index * width : (index + 1) * width])
+
+    # -- output ------------------------------------------------------------------------
+
+    def precompute_keys(self, memory):
+        return None if self.attention is None else self.attention.precompute(memory)
+
+    def attend(self, rnn_output, memory, keys, source_mask, training=False):
+        """Attentional vector tanh(W[c; h]) and attention weights, or the RNN output."""
+        if self.attention is None:
+            batch, length = ops.shape(rnn_output)[0], ops.shape(rnn_output)[1]
+            return rnn_output, ops.zeros((batch, length, ops.shape(memory)[1]), "float32")
+        context, weights = self.attention(rnn_output, memory, keys, source_mask)
+        combined = self.combine(ops.concatenate([context, rnn_output], axis=-1))
+        return self.dropout(combined, training=training), weights
+
+    def logits(self, vectors):
+        if self.projection is not None:
+            return self.projection(vectors)
+        table = ops.cast(self.embedding.embeddings, "float32")
+        return ops.matmul(ops.cast(vectors, "float32"), ops.transpose(table))
+
+    # -- whole sequence (training) -----------------------------------------------------
+
+    def call(self, target_in, memory, keys, source_mask, states, training=False):
+        """Teacher-forced logits [B,T,V] (float32) and attention [B,T,S]."""
+        if self.input_feeding:
+            return self.unrolled(target_in, memory, keys, source_mask, states, training)
+        target_mask = ops.not_equal(target_in, 0)
+        outputs = self.dropout(self.embedding(target_in), training=training)
+        for index, rnn in enumerate(self.rnns):
+            results = rnn(
+                outputs,
+                mask=target_mask,
+                initial_state=self.layer_states(states, index),
+                training=training,
+            )
+            sequence = results[0]
+            if self.residual and index > 0:
+                sequence = sequence + outputs
+            outputs = self.dropout(sequence, training=training)
+        vectors, weights = self.attend(outputs, memory, keys, source_mask, training)
+        return self.logits(vectors), weights
+
+    def unrolled(self, target_in, memory, keys, source_mask, states, training):
+        """Input feeding makes every step depend on the last: loop over time with the cells."""
+        steps = tf.shape(target_in)[1]
+        logits_array = tf.TensorArray(tf.float32, size=steps)
+        weights_array = tf.TensorArray(tf.float32, size=steps)
+
+        def body(t, states, logits_array, weights_array):
+            logits, states, weights = self.step(
+                target_in[:, t], states, memory, keys, source_mask, training
+            )
+            return t + 1, states, logits_array.write(t, logits), weights_array.write(t, weights)
+
+        _, _, logits_array, weights_array = tf.while_loop(
+            lambda t, *_: t < steps, body, (tf.constant(0), states, logits_array, weights_array)
+        )
+        transpose = (1, 0, 2)
+        return (
+            tf.transpose(logits_array.stack(), transpose),
+            tf.transpose(weights_array.stack(), transpose),
+        )
+
+    # -- one step (decoding) -----------------------------------------------------------
+
+    def step(self, tokens, states, memory, keys, source_mask, training=False):
+        """One decoder step for ids [B]: (logits [B,V] float32, new states, attention [B,S])."""
+        inputs = self.dropout(self.embedding(tokens), training=training)
+        if self.input_feeding:
+            inputs = ops.concatenate([inputs, states[-1]], axis=-1)
+        new_states = []
+        for index, rnn in enumerate(self.rnns):
+            output, layer_states = rnn.cell(
+                inputs, self.layer_states(states, index), training=training
+            )
+            layer_states = (
+                layer_states if isinstance(layer_states, list | tuple) else [layer_states]
+            )
+            new_states.extend(layer_states)
+            if self.residual and index > 0:
+                output = output + inputs
+            inputs = self.dropout(output, training=training)
+        vectors, weights = self.attend(
+            ops.expand_dims(inputs, 1), memory, keys, source_mask, training
+        )
+        vectors, weights = vectors[:, 0], weights[:, 0]
+        if self.input_feeding:
+            new_states.append(vectors)
+        return self.logits(vectors), tuple(new_states), weights
