@@ -1,0 +1,175 @@
+"""Token ids -> batched ``tf.data`` datasets the encoder-decoder trains on.
+
+Batches are ``((source, target_in), target_out)`` int32, right-padded with PAD=0 (cuDNN
+RNN kernels need right padding). Bucketing by length keeps padding, and so wasted compute,
+low; everything random is seeded so a run can be repeated exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from seq2seq.text import END, PAD, START
+
+IdLists = Sequence[Sequence[int]]
+# Batches are shuffled in a window this big after bucketing (training only).
+BATCH_SHUFFLE_BUFFER = 256
+
+
+def filter_by_length(
+    source_ids: IdLists,
+    target_ids: IdLists,
+    max_source_length: int,
+    max_target_length: int,
+) -> tuple[list[Sequence[int]], list[Sequence[int]], int]:
+    """Keep pairs within the limits and with no empty side; report how many were dropped."""
+    if len(source_ids) != len(target_ids):
+        raise ValueError(f"{len(source_ids)} sources but {len(target_ids)} targets")
+    kept_source, kept_target = [], []
+    for s, t in zip(source_ids, target_ids, strict=True):
+        if 0 < len(s) <= max_source_length and 0 < len(t) <= max_target_length:
+            kept_source.append(s)
+            kept_target.append(t)
+    return kept_source, kept_target, len(source_ids) - len(kept_source)
+
+
+def count_target_tokens(target_ids: IdLists) -> int:
+    """Tokens the decoder predicts (ids + END): the denominator for tokens/second."""
+    return sum(len(t) + 1 for t in target_ids if len(t))
+
+
+def _flat(rows: IdLists) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated ids and row lengths: building ragged tensors from these is fast."""
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    values = np.fromiter(
+        itertools.chain.from_iterable(rows), dtype=np.int32, count=int(lengths.sum())
+    )
+    return values, lengths
+
+
+def _ragged_examples(source_ids: IdLists, target_ids: IdLists) -> tf.data.Dataset:
+    """One ((source, target_in), target_out) element per pair, unpadded."""
+    src_values, src_lengths = _flat(source_ids)
+    tgt_values, tgt_lengths = _flat(target_ids)
+    starts = np.cumsum(tgt_lengths) - tgt_lengths
+    target_in = np.insert(tgt_values, starts, START)
+    target_out = np.insert(tgt_values, np.cumsum(tgt_lengths), END)
+    ragged = tf.RaggedTensor.from_row_lengths
+    source = ragged(src_values, src_lengths)
+    t_in = ragged(target_in, tgt_lengths + 1)
+    t_out = ragged(target_out, tgt_lengths + 1)
+    dataset = tf.data.Dataset.from_tensor_slices(((source, t_in), t_out))
+    # Slices of a ragged tensor come out as ragged rank-0 values; make them plain tensors.
+    # Cached so later epochs skip the slicing (a few MB for 100k pairs).
+    return dataset.map(
+        lambda x, y: ((_dense(x[0]), _dense(x[1])), _dense(y)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    ).cache()
+
+
+def _dense(x):
+    return x.to_tensor() if isinstance(x, tf.RaggedTensor) else x
+
+
+def _length(inputs, target_out):
+    return tf.maximum(tf.shape(inputs[0])[0], tf.shape(target_out)[0])
+
+
+def _prepare(
+    source_ids: IdLists,
+    target_ids: IdLists,
+    max_source_length: int,
+    max_target_length: int,
+    shuffle: bool,
+    seed: int,
+    shuffle_buffer: int | None,
+) -> tf.data.Dataset:
+    source, target, _ = filter_by_length(
+        source_ids, target_ids, max_source_length, max_target_length
+    )
+    if not source:
+        raise ValueError("no sentence pairs left after the length filter")
+    dataset = _ragged_examples(source, target)
+    if shuffle:
+        buffer = min(shuffle_buffer or len(source), len(source))
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset
+
+
+def make_dataset(
+    source_ids: IdLists,
+    target_ids: IdLists,
+    *,
+    batch_size: int,
+    max_source_length: int,
+    max_target_length: int,
+    bucket_width: int,
+    shuffle: bool,
+    seed: int,
+    drop_remainder: bool = False,
+    shuffle_buffer: int | None = None,
+) -> tf.data.Dataset:
+    """Length-bucketed batches: similar lengths share a batch, so little padding.
+
+    Pairs outside the limits are dropped (``filter_by_length`` counts them). With
+    ``shuffle``, examples are shuffled before bucketing (``shuffle_buffer``, default all)
+    and batches after, both seeded, so each epoch differs but runs repeat exactly.
+    """
+    dataset = _prepare(
+        source_ids,
+        target_ids,
+        max_source_length,
+        max_target_length,
+        shuffle,
+        seed,
+        shuffle_buffer,
+    )
+    longest = max(max_source_length, max_target_length + 1)
+    boundaries = list(range(bucket_width + 1, longest + 1, bucket_width))
+    dataset = dataset.bucket_by_sequence_length(
+        _length,
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        padding_values=((PAD, PAD), PAD),
+        pad_to_bucket_boundary=False,
+        drop_remainder=drop_remainder,
+    )
+    if shuffle:
+        dataset = dataset.shuffle(BATCH_SHUFFLE_BUFFER, seed=seed + 1)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def padded_batches(
+    source_ids: IdLists,
+    target_ids: IdLists,
+    *,
+    batch_size: int,
+    max_source_length: int,
+    max_target_length: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    drop_remainder: bool = False,
+    shuffle_buffer: int | None = None,
+) -> tf.data.Dataset:
+    """Unbucketed baseline: every batch padded to the maximum lengths (fixed shapes)."""
+    dataset = _prepare(
+        source_ids,
+        target_ids,
+        max_source_length,
+        max_target_length,
+        shuffle,
+        seed,
+        shuffle_buffer,
+    )
+    dataset = dataset.padded_batch(
+        batch_size,
+        padded_shapes=(([max_source_length], [max_target_length + 1]), [max_target_length + 1]),
+        padding_values=((PAD, PAD), PAD),
+        drop_remainder=drop_remainder,
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
