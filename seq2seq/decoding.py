@@ -1,12 +1,36 @@
-"""Compiled, batched search over a ``Seq2Seq`` model's step API.
+"""Compiled, batched search over a ``Seq2Seq`` model's step API: greedy, beam, sampling.
 
 Each search is one ``tf.function`` around a ``tf.while_loop`` that stops as soon as every
-row has produced END (or ``max_length`` is reached): no Python runs per step, and short
-batches finish early. Results carry ids, log-probability scores and attention weights.
+row (or every beam) has produced END, or ``max_length`` steps have run: no Python runs per
+step, and short batches finish early. Every setting (beam size, n-best, penalties, ...)
+is a tensor argument of a fixed ``input_signature`` with dynamic batch and source length,
+so each search traces once per ``Searcher`` whatever the settings or shapes.
+
+Shared logit processors (all three searches, inside the loop, in this order):
+
+1. repetition penalty (CTRL, Keskar et al. 2019): the logit of every token already
+   produced by the hypothesis is divided by the penalty when positive, multiplied when
+   negative (penalty 1 leaves logits bit-for-bit unchanged);
+2. bans (logit set to ``NEG``): PAD and START always (they are never targets), END while
+   fewer than ``min_length`` tokens were produced, and with ``no_repeat_ngram_size = n``
+   every token that would complete an n-gram the hypothesis already contains.
+
+Scores are sums of log-probabilities of the processed distribution (temperature, top-k
+and top-p only shape *which* token a sampler draws, not the reported score). Beam scores
+are length-normalised with the GNMT penalty ``lp(n) = ((5 + n) / 6) ** alpha`` where ``n``
+counts the produced tokens including END (``alpha = 0``: raw log-probability).
+
+Beam search keeps finished hypotheses in the beam: their score is frozen and their only
+extension is PAD at zero cost, so they compete with live hypotheses on normalised score
+each step (``beam_size = 1`` is then exactly greedy search). States, memory and the
+per-hypothesis histories (ids, attention weights, seen tokens) are tiled to ``B*K`` rows
+and reordered with ``tf.gather`` after every step, so the attention returned belongs to
+the hypothesis returned.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,10 +38,16 @@ import tensorflow as tf
 
 from seq2seq.text import END, PAD, START
 
+NEG = -1e9  # "minus infinity" that stays finite through sums and divisions
+
 
 @dataclass
 class SearchResult:
-    """ids [B,K,T] (PAD after END), scores [B,K], attention [B,K,T,S], K = n-best."""
+    """ids [B,K,T] (PAD after END), scores [B,K], attention [B,K,T,S], K = n-best.
+
+    Hypotheses are sorted best first. ``T`` is the number of steps the search ran; the
+    attention row of a step after a hypothesis ended is all zeros.
+    """
 
     ids: np.ndarray
     scores: np.ndarray
@@ -28,28 +58,140 @@ def log_softmax(logits):
     return tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
 
 
-def greedy_loop(model, source, max_length):
-    """Pick the most likely token each step; returns ids [B,T], scores [B], attention [B,T,S]."""
+# ---------------------------------------------------------------------------------------
+# Logit processors
+
+
+@dataclass
+class Processors:
+    """Tensor settings of the shared logit processors."""
+
+    min_length: tf.Tensor
+    repetition_penalty: tf.Tensor
+    no_repeat_ngram_size: tf.Tensor
+
+
+def ngram_bans(history, t, n, vocab_size):
+    """[N,V] bool: tokens that would repeat an n-gram of ``history[:, :t]`` (n=0: none).
+
+    Vectorised over window starts: the last n-1 produced tokens are compared with every
+    earlier window of n-1 tokens; the token that followed a matching window is banned.
+    """
+    rows, length = tf.shape(history)[0], tf.shape(history)[1]
+    width = tf.maximum(n - 1, 0)
+    offsets = tf.range(width)
+    starts = tf.range(length)
+    last = length - 1
+    windows = tf.gather(
+        history, tf.clip_by_value(starts[:, None] + offsets[None, :], 0, last), axis=1
+    )  # [N,L,n-1]
+    prefix = tf.gather(history, tf.clip_by_value(t - width + offsets, 0, last), axis=1)
+    match = tf.reduce_all(tf.equal(windows, prefix[:, None, :]), axis=-1)  # [N,L]
+    valid = tf.logical_and(starts <= t - n, n > 0)
+    match = tf.logical_and(match, valid[None, :])
+    following = tf.gather(history, tf.clip_by_value(starts + width, 0, last), axis=1)
+    row_ids = tf.broadcast_to(tf.range(rows)[:, None], [rows, length])
+    indices = tf.stack([row_ids, following], axis=-1)
+    counts = tf.scatter_nd(indices, tf.cast(match, tf.int32), [rows, vocab_size])
+    return counts > 0
+
+
+def process_logits(logits, t, history, seen, settings: Processors):
+    """Apply repetition penalty, fixed bans, min-length and n-gram blocking; float32 out."""
+    logits = tf.cast(logits, tf.float32)
+    penalty = settings.repetition_penalty
+    penalised = tf.where(logits > 0, logits / penalty, logits * penalty)
+    logits = tf.where(seen, penalised, logits)
+    vocab_size = tf.shape(logits)[1]
+    ids = tf.range(vocab_size)
+    banned = tf.logical_or(tf.equal(ids, PAD), tf.equal(ids, START))
+    banned = tf.logical_or(banned, tf.logical_and(tf.equal(ids, END), t < settings.min_length))
+    banned = tf.logical_or(
+        banned[None, :], ngram_bans(history, t, settings.no_repeat_ngram_size, vocab_size)
+    )
+    return tf.where(banned, tf.constant(NEG, tf.float32), logits)
+
+
+def write_column(buffer, t, values):
+    """buffer[:, t] = values for a [N,L,...] buffer, without changing its shape."""
+    column = tf.equal(tf.range(tf.shape(buffer)[1]), t)
+    column = tf.reshape(column, [1, -1] + [1] * (len(buffer.shape) - 2))
+    return tf.where(column, tf.expand_dims(values, 1), buffer)
+
+
+def tile_rows(structure, times):
+    """Repeat every row of every tensor ``times`` times: [B,*] -> [B*times,*]."""
+    return tf.nest.map_structure(lambda x: tf.repeat(x, times, axis=0), structure)
+
+
+# ---------------------------------------------------------------------------------------
+# Greedy and sampling: one token per row per step
+
+
+def pick_greedy(logits, log_probs, t):
+    return tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+
+
+def make_sampler(temperature, top_k, top_p, seed):
+    """Draw from the processed distribution after temperature, top-k and top-p filtering."""
+
+    def pick(logits, log_probs, t):
+        scaled = logits / temperature
+        vocab_size = tf.shape(scaled)[1]
+
+        def keep_top_k(x):
+            k = tf.minimum(top_k, vocab_size)
+            kth = tf.math.top_k(x, k).values[:, -1:]
+            return tf.where(x < kth, tf.constant(NEG, tf.float32), x)
+
+        def keep_top_p(x):
+            ordered = tf.sort(x, axis=-1, direction="DESCENDING")
+            before = tf.math.cumsum(tf.nn.softmax(ordered, axis=-1), axis=-1, exclusive=True)
+            kept = tf.where(before < top_p, ordered, tf.constant(np.inf, tf.float32))
+            cutoff = tf.reduce_min(kept, axis=-1, keepdims=True)
+            return tf.where(x < cutoff, tf.constant(NEG, tf.float32), x)
+
+        scaled = tf.cond(top_k > 0, lambda: keep_top_k(scaled), lambda: scaled)
+        scaled = tf.cond(top_p < 1.0, lambda: keep_top_p(scaled), lambda: scaled)
+        step_seed = tf.stack([seed, tf.cast(t, tf.int64)])
+        drawn = tf.random.stateless_categorical(scaled, 1, seed=step_seed, dtype=tf.int32)
+        return drawn[:, 0]
+
+    return pick
+
+
+def token_loop(model, source, copies, max_length, settings: Processors, pick):
+    """Greedy/sampling loop over ``copies`` rows per input.
+
+    Returns ids [B*copies,T], scores [B*copies], attention [B*copies,T,S].
+    """
     memory, mask, states = model.encode(source)
-    batch = tf.shape(source)[0]
-    source_length = tf.shape(source)[1]
-    tokens = tf.fill([batch], tf.constant(START, tf.int32))
-    finished = tf.zeros([batch], tf.bool)
-    scores = tf.zeros([batch], tf.float32)
-    ids = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
-    weights = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+    memory, mask, states = tile_rows((memory, mask, states), copies)
+    rows = tf.shape(mask)[0]
+    source_length = tf.shape(mask)[1]
+    tokens = tf.fill([rows], tf.constant(START, tf.int32))
+    finished = tf.zeros([rows], tf.bool)
+    scores = tf.zeros([rows], tf.float32)
+    history = tf.zeros([rows, max_length], tf.int32)
+    weights = tf.zeros([rows, max_length, source_length], tf.float32)
+    seen = tf.zeros([rows, model.target_vocab_size], tf.bool)
 
     def not_done(t, tokens, finished, *_):
         return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
 
-    def step(t, tokens, finished, states, scores, ids, weights):
+    def step(t, tokens, finished, states, scores, history, weights, seen):
         logits, states, attention = model.decode_step(tokens, states, memory, mask)
-        log_probs = log_softmax(logits)
-        best = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-        best_score = tf.reduce_max(log_probs, axis=-1)
-        tokens = tf.where(finished, tf.constant(PAD, tf.int32), best)
-        scores = scores + tf.where(finished, 0.0, best_score)
+        logits = process_logits(logits, t, history, seen, settings)
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
+        choice = pick(logits, log_probs, t)
+        choice_score = tf.gather(log_probs, choice, batch_dims=1)
+        tokens = tf.where(finished, tf.constant(PAD, tf.int32), choice)
+        scores = scores + tf.where(finished, 0.0, choice_score)
         attention = tf.where(finished[:, None], 0.0, tf.cast(attention, tf.float32))
+        seen = tf.logical_or(
+            seen,
+            tf.one_hot(tokens, tf.shape(seen)[1], on_value=True, off_value=False, dtype=tf.bool),
+        )
         finished = tf.logical_or(finished, tf.equal(tokens, END))
         return (
             t + 1,
@@ -57,19 +199,129 @@ def greedy_loop(model, source, max_length):
             finished,
             states,
             scores,
-            ids.write(t, tokens),
-            weights.write(t, attention),
+            write_column(history, t, tokens),
+            write_column(weights, t, attention),
+            seen,
         )
 
-    _, _, _, _, scores, ids, weights = tf.while_loop(
+    steps, _, _, _, scores, history, weights, _ = tf.while_loop(
         not_done,
         step,
-        (tf.constant(0), tokens, finished, states, scores, ids, weights),
+        (tf.constant(0), tokens, finished, states, scores, history, weights, seen),
         maximum_iterations=max_length,
     )
-    ids = tf.reshape(tf.transpose(ids.stack(), (1, 0)), [batch, -1])
-    attention = tf.reshape(tf.transpose(weights.stack(), (1, 0, 2)), [batch, -1, source_length])
-    return ids, scores, attention
+    return history[:, :steps], scores, weights[:, :steps]
+
+
+def greedy_loop(model, source, max_length, settings: Processors | None = None):
+    """Pick the most likely token each step; returns ids [B,T], scores [B], attention [B,T,S]."""
+    if settings is None:
+        settings = Processors(tf.constant(0), tf.constant(1.0), tf.constant(0))
+    return token_loop(model, source, 1, max_length, settings, pick_greedy)
+
+
+def sample_loop(model, source, copies, max_length, settings, temperature, top_k, top_p, seed):
+    """``copies`` samples per input, sorted by score: ids [B,n,T], scores [B,n], att [B,n,T,S]."""
+    pick = make_sampler(temperature, top_k, top_p, seed)
+    ids, scores, attention = token_loop(model, source, copies, max_length, settings, pick)
+    batch = tf.shape(source)[0]
+    steps, source_length = tf.shape(ids)[1], tf.shape(attention)[2]
+    ids = tf.reshape(ids, [batch, copies, steps])
+    scores = tf.reshape(scores, [batch, copies])
+    attention = tf.reshape(attention, [batch, copies, steps, source_length])
+    order = tf.math.top_k(scores, copies).indices
+    return (
+        tf.gather(ids, order, batch_dims=1),
+        tf.gather(scores, order, batch_dims=1),
+        tf.gather(attention, order, batch_dims=1),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Beam search
+
+
+def length_penalty_of(lengths, alpha):
+    """GNMT length penalty ((5 + n) / 6) ** alpha; alpha = 0 gives exactly 1."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
+
+def beam_loop(model, source, beam_size, n_best, alpha, max_length, settings: Processors):
+    """Beam search; returns ids [B,n,T], normalised scores [B,n], attention [B,n,T,S]."""
+    beams = beam_size
+    memory, mask, states = model.encode(source)
+    memory, mask, states = tile_rows((memory, mask, states), beams)
+    batch = tf.shape(source)[0]
+    rows = batch * beams
+    source_length = tf.shape(mask)[1]
+    vocab_size = model.target_vocab_size
+    tokens = tf.fill([rows], tf.constant(START, tf.int32))
+    # Only the first beam of each input is live at the start, so beams are distinct.
+    first = tf.equal(tf.range(beams), 0)
+    scores = tf.tile(tf.where(first, 0.0, NEG)[None, :], [batch, 1])  # [B,K]
+    lengths = tf.zeros([batch, beams], tf.int32)
+    finished = tf.zeros([batch, beams], tf.bool)
+    history = tf.zeros([rows, max_length], tf.int32)
+    weights = tf.zeros([rows, max_length, source_length], tf.float32)
+    seen = tf.zeros([rows, vocab_size], tf.bool)
+    offsets = (tf.range(batch) * beams)[:, None]  # [B,1]
+    pad_only = tf.where(tf.equal(tf.range(vocab_size), PAD), 0.0, NEG)  # [V]
+
+    def not_done(t, tokens, scores, lengths, finished, *_):
+        return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
+
+    def step(t, tokens, scores, lengths, finished, states, history, weights, seen):
+        logits, new_states, attention = model.decode_step(tokens, states, memory, mask)
+        logits = process_logits(logits, t, history, seen, settings)
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
+        flat_finished = tf.reshape(finished, [rows])
+        log_probs = tf.where(flat_finished[:, None], pad_only[None, :], log_probs)
+        candidates = scores[:, :, None] + tf.reshape(log_probs, [batch, beams, vocab_size])
+        new_lengths = tf.where(finished, lengths, lengths + 1)
+        normalised = candidates / length_penalty_of(new_lengths, alpha)[:, :, None]
+        best = tf.math.top_k(tf.reshape(normalised, [batch, beams * vocab_size]), beams)
+        parent = best.indices // vocab_size  # [B,K]
+        chosen = best.indices % vocab_size
+        scores = tf.gather(tf.reshape(candidates, [batch, -1]), best.indices, batch_dims=1)
+        parent_finished = tf.gather(finished, parent, batch_dims=1)
+        lengths = tf.gather(new_lengths, parent, batch_dims=1)
+        finished = tf.logical_or(parent_finished, tf.equal(chosen, END))
+        flat_parent = tf.reshape(parent + offsets, [rows])
+        tokens = tf.reshape(tf.where(parent_finished, PAD, chosen), [rows])
+        attention = tf.gather(tf.cast(attention, tf.float32), flat_parent)
+        attention = tf.where(tf.reshape(parent_finished, [rows, 1]), 0.0, attention)
+        states = tf.nest.map_structure(lambda s: tf.gather(s, flat_parent), new_states)
+        history = write_column(tf.gather(history, flat_parent), t, tokens)
+        weights = write_column(tf.gather(weights, flat_parent), t, attention)
+        seen = tf.logical_or(
+            tf.gather(seen, flat_parent),
+            tf.one_hot(tokens, vocab_size, on_value=True, off_value=False, dtype=tf.bool),
+        )
+        return t + 1, tokens, scores, lengths, finished, states, history, weights, seen
+
+    steps, _, scores, lengths, _, _, history, weights, _ = tf.while_loop(
+        not_done,
+        step,
+        (tf.constant(0), tokens, scores, lengths, finished, states, history, weights, seen),
+        maximum_iterations=max_length,
+    )
+    normalised = scores / length_penalty_of(tf.maximum(lengths, 1), alpha)
+    order = tf.math.top_k(normalised, n_best)  # sorted best first
+    ids = tf.reshape(history[:, :steps], [batch, beams, steps])
+    attention = tf.reshape(weights[:, :steps], [batch, beams, steps, source_length])
+    return (
+        tf.gather(ids, order.indices, batch_dims=1),
+        order.values,
+        tf.gather(attention, order.indices, batch_dims=1),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Public entry point
+
+
+def _scalar(dtype):
+    return tf.TensorSpec([], dtype)
 
 
 class Searcher:
@@ -77,22 +329,192 @@ class Searcher:
 
     def __init__(self, model):
         self.model = model
-        signature = [
-            tf.TensorSpec([None, None], tf.int32),
-            tf.TensorSpec([], tf.int32),
-        ]
+        source = tf.TensorSpec([None, None], tf.int32)
+        common = [_scalar(tf.int32), _scalar(tf.int32), _scalar(tf.float32), _scalar(tf.int32)]
+
+        def settings(min_length, penalty, ngram):
+            return Processors(min_length, penalty, ngram)
+
         self._greedy = tf.function(
-            lambda source, max_length: greedy_loop(model, source, max_length),
-            input_signature=signature,
+            lambda source, max_length, min_length, penalty, ngram: greedy_loop(
+                model, source, max_length, settings(min_length, penalty, ngram)
+            ),
+            input_signature=[source, *common],
+        )
+        self._beam = tf.function(
+            lambda source, max_length, min_length, penalty, ngram, k, n, alpha: beam_loop(
+                model, source, k, n, alpha, max_length, settings(min_length, penalty, ngram)
+            ),
+            input_signature=[
+                source,
+                *common,
+                _scalar(tf.int32),
+                _scalar(tf.int32),
+                _scalar(tf.float32),
+            ],
+        )
+        self._sample = tf.function(
+            lambda source, max_length, min_length, penalty, ngram, n, temp, k, p, seed: sample_loop(
+                model,
+                source,
+                n,
+                max_length,
+                settings(min_length, penalty, ngram),
+                temp,
+                k,
+                p,
+                seed,
+            ),
+            input_signature=[
+                source,
+                *common,
+                _scalar(tf.int32),
+                _scalar(tf.float32),
+                _scalar(tf.int32),
+                _scalar(tf.float32),
+                _scalar(tf.int64),
+            ],
         )
 
-    def greedy(self, source: np.ndarray, max_length: int) -> SearchResult:
-        ids, scores, attention = self._greedy(
-            tf.constant(source, tf.int32), tf.constant(max_length, tf.int32)
+    @staticmethod
+    def _common(source, max_length, min_length, repetition_penalty, no_repeat_ngram_size):
+        if max_length < 1:
+            raise ValueError(f"max_length is {max_length}; allowed: >= 1")
+        if not 0 <= min_length < max_length:
+            raise ValueError(f"min_length is {min_length}; allowed: 0 <= min_length < max_length")
+        if repetition_penalty < 1.0:
+            raise ValueError(f"repetition_penalty is {repetition_penalty}; allowed: >= 1")
+        if no_repeat_ngram_size < 0:
+            raise ValueError(f"no_repeat_ngram_size is {no_repeat_ngram_size}; allowed: >= 0")
+        source = np.asarray(source, dtype=np.int32)
+        if source.ndim != 2 or source.shape[0] == 0 or source.shape[1] == 0:
+            raise ValueError(
+                f"source must be a non-empty [batch, length] array, got {source.shape}"
+            )
+        return (
+            tf.constant(source),
+            tf.constant(max_length, tf.int32),
+            tf.constant(min_length, tf.int32),
+            tf.constant(repetition_penalty, tf.float32),
+            tf.constant(no_repeat_ngram_size, tf.int32),
         )
+
+    def greedy(
+        self,
+        source: np.ndarray,
+        max_length: int,
+        min_length: int = 0,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+    ) -> SearchResult:
+        """Most likely token each step; n-best of 1."""
+        args = self._common(
+            source, max_length, min_length, repetition_penalty, no_repeat_ngram_size
+        )
+        ids, scores, attention = self._greedy(*args)
         return SearchResult(
             ids.numpy()[:, None, :], scores.numpy()[:, None], attention.numpy()[:, None]
         )
+
+    def beam(
+        self,
+        source: np.ndarray,
+        beam_size: int = 5,
+        n_best: int = 1,
+        length_penalty: float = 1.0,
+        max_length: int = 60,
+        min_length: int = 0,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+    ) -> SearchResult:
+        """Beam search; the top ``n_best`` of ``beam_size`` hypotheses, best first."""
+        if beam_size < 1:
+            raise ValueError(f"beam_size is {beam_size}; allowed: >= 1")
+        if not 1 <= n_best <= beam_size:
+            raise ValueError(f"n_best is {n_best}; allowed: 1 <= n_best <= beam_size")
+        if length_penalty < 0:
+            raise ValueError(f"length_penalty is {length_penalty}; allowed: >= 0")
+        args = self._common(
+            source, max_length, min_length, repetition_penalty, no_repeat_ngram_size
+        )
+        ids, scores, attention = self._beam(
+            *args,
+            tf.constant(beam_size, tf.int32),
+            tf.constant(n_best, tf.int32),
+            tf.constant(length_penalty, tf.float32),
+        )
+        return SearchResult(ids.numpy(), scores.numpy(), attention.numpy())
+
+    def sample(
+        self,
+        source: np.ndarray,
+        n: int = 1,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        max_length: int = 60,
+        min_length: int = 0,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+    ) -> SearchResult:
+        """``n`` independent samples per input, sorted by score.
+
+        The same ``seed`` with the same batch gives the same samples; ``seed=None`` draws a
+        fresh one. ``top_k = 0`` and ``top_p = 1`` turn those filters off.
+        """
+        if n < 1:
+            raise ValueError(f"n is {n}; allowed: >= 1")
+        if temperature <= 0:
+            raise ValueError(f"temperature is {temperature}; allowed: > 0")
+        if top_k < 0:
+            raise ValueError(f"top_k is {top_k}; allowed: >= 0 (0 turns it off)")
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p is {top_p}; allowed: 0 < top_p <= 1")
+        if seed is None:
+            seed = secrets.randbits(62)
+        args = self._common(
+            source, max_length, min_length, repetition_penalty, no_repeat_ngram_size
+        )
+        ids, scores, attention = self._sample(
+            *args,
+            tf.constant(n, tf.int32),
+            tf.constant(temperature, tf.float32),
+            tf.constant(top_k, tf.int32),
+            tf.constant(top_p, tf.float32),
+            tf.constant(int(seed) % (2**63), tf.int64),
+        )
+        return SearchResult(ids.numpy(), scores.numpy(), attention.numpy())
+
+    def search(self, source: np.ndarray, decode) -> SearchResult:
+        """Dispatch on ``decode.method`` (a ``DecodeConfig``); greedy returns one hypothesis."""
+        common = dict(
+            max_length=decode.max_length,
+            min_length=decode.min_length,
+            repetition_penalty=decode.repetition_penalty,
+            no_repeat_ngram_size=decode.no_repeat_ngram_size,
+        )
+        if decode.method == "greedy":
+            return self.greedy(source, **common)
+        if decode.method == "beam":
+            return self.beam(
+                source,
+                beam_size=decode.beam_size,
+                n_best=decode.n_best,
+                length_penalty=decode.length_penalty,
+                **common,
+            )
+        if decode.method == "sample":
+            return self.sample(
+                source,
+                n=decode.n_best,
+                temperature=decode.temperature,
+                top_k=decode.top_k,
+                top_p=decode.top_p,
+                seed=decode.seed,
+                **common,
+            )
+        raise ValueError(f"decode.method is {decode.method!r}; allowed: greedy, beam, sample")
 
 
 def strip_ids(ids: np.ndarray) -> list[int]:

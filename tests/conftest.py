@@ -17,3 +17,62 @@ def shared_data_dir() -> Path:
     if not folder.is_dir():
         pytest.skip(f"shared corpora not found at {folder}; set SEQ2SEQ_DATA_DIR to run these")
     return folder
+
+
+# -- tiny_run: a tiny trained run folder shared by the decoding/translator/CLI tests ------
+
+_TINY_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+_TINY_TARGET = ["cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"]
+
+
+def _tiny_pairs() -> list[tuple[str, str]]:
+    """Made-up pairs: 'one two three .' -> 'uno dos tres .' for 1-4 digit sequences."""
+    import random
+
+    rng = random.Random(7)
+    pairs = set()
+    while len(pairs) < 400:
+        digits = [rng.randrange(10) for _ in range(rng.randint(1, 4))]
+        source = " ".join(_TINY_UNITS[d] for d in digits) + " ."
+        target = " ".join(_TINY_TARGET[d] for d in digits) + " ."
+        pairs.add((source.capitalize(), target.capitalize()))
+    return sorted(pairs)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A trained run folder (word tokenizers, hidden size 32, 5 epochs): seconds on a CPU."""
+    from seq2seq.config import load_config
+    from seq2seq.training import train
+
+    folder = tmp_path_factory.mktemp("tiny_run")
+    corpus = folder / "pairs.tsv"
+    corpus.write_text("".join(f"{s}\t{t}\n" for s, t in _tiny_pairs()), encoding="utf-8")
+    config = load_config(
+        "quickstart",
+        overrides=[
+            "data.corpus=tsv",
+            f"data.path={corpus}",
+            "data.reverse=false",
+            "data.max_pairs=null",
+            "data.tokenizer=word",
+            "data.source_vocab_size=64",
+            "data.target_vocab_size=64",
+            "data.max_source_length=12",
+            "data.max_target_length=12",
+            "model.embedding_dim=32",
+            "model.hidden_size=32",
+            "model.dropout=0.0",
+            "train.epochs=5",
+            "train.learning_rate=0.01",
+            "train.select_best_by=loss",
+            "data.lowercase=true",
+            "train.batch_size=32",
+            "train.dev_bleu_sentences=16",
+            "train.mixed_precision='off'",
+            "decode.max_length=16",
+        ],
+    )
+    run = folder / "run"
+    train(config, run, verbose=0)
+    return run

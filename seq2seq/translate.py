@@ -1,0 +1,221 @@
+"""Translate with a trained run: ``python -m seq2seq.translate --model RUN [SENTENCE ...]``.
+
+Sentences come from the positional arguments, else from standard input (one per line),
+else from ``--input FILE`` (written to ``--output FILE`` or standard output, with a
+progress bar). With ``--n-best N`` (N > 1) every hypothesis is printed on its own line
+as ``INPUT_NUMBER<TAB>SCORE<TAB>TEXT``; otherwise one translation per input line.
+
+A bad line in a file or on standard input (empty, too long) is reported on standard error
+as ``FILE:LINE: reason`` and gives an empty output line, so outputs stay aligned with
+inputs; the counts are printed at the end. Bad arguments, a bad run folder or a bad
+sentence given as an argument print ``error: ...`` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TextIO
+
+CHUNK = 256  # lines handed to the translator at once in file/stdin mode
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m seq2seq.translate",
+        description="Translate sentences with a trained seq2seq run folder.",
+    )
+    parser.add_argument("sentences", nargs="*", help="sentences to translate (else stdin)")
+    parser.add_argument("--model", required=True, metavar="RUN", help="run folder")
+    parser.add_argument("--input", metavar="FILE", help="translate FILE, one sentence a line")
+    parser.add_argument("--output", metavar="FILE", help="write translations to FILE")
+    parser.add_argument("--method", choices=("greedy", "beam", "sample"))
+    parser.add_argument("--beam", type=int, metavar="N", help="beam size (implies beam)")
+    parser.add_argument(
+        "--n-best", type=int, metavar="N", help="print N hypotheses with scores (implies beam)"
+    )
+    parser.add_argument("--max-length", type=int, metavar="N")
+    parser.add_argument("--min-length", type=int, metavar="N")
+    parser.add_argument("--length-penalty", type=float, metavar="ALPHA")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (implies sample)")
+    parser.add_argument(
+        "--top-k", type=int, metavar="K", help="sample from the K best (implies sample)"
+    )
+    parser.add_argument(
+        "--top-p", type=float, metavar="P", help="nucleus sampling (implies sample)"
+    )
+    parser.add_argument("--seed", type=int, help="sampling seed, for reproducible samples")
+    parser.add_argument("--repetition-penalty", type=float, metavar="P")
+    parser.add_argument("--no-repeat-ngram-size", type=int, metavar="N")
+    parser.add_argument(
+        "--replace-unk", action="store_true", help="copy the most attended source piece for <unk>"
+    )
+    parser.add_argument("--max-input-chars", type=int, default=1000, metavar="N")
+    args = parser.parse_args(argv)
+    if args.output and not args.input:
+        parser.error("--output needs --input")
+    if args.input and args.sentences:
+        parser.error("give sentences as arguments or --input FILE, not both")
+    return args
+
+
+def decode_overrides(args: argparse.Namespace) -> dict:
+    """DecodeConfig fields from the flags that were given (the run's settings otherwise)."""
+    overrides = {
+        "beam_size": args.beam,
+        "n_best": args.n_best,
+        "max_length": args.max_length,
+        "min_length": args.min_length,
+        "length_penalty": args.length_penalty,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "seed": args.seed,
+        "repetition_penalty": args.repetition_penalty,
+        "no_repeat_ngram_size": args.no_repeat_ngram_size,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.replace_unk:
+        overrides["replace_unk"] = True
+    if args.method:
+        overrides["method"] = args.method
+    elif args.temperature is not None or args.top_k is not None or args.top_p is not None:
+        overrides["method"] = "sample"
+    elif args.beam is not None or (args.n_best or 1) > 1:
+        overrides["method"] = "beam"
+    if args.n_best and args.beam is None and overrides.get("method") == "beam":
+        overrides.setdefault("beam_size", max(args.n_best, 5))
+    return overrides
+
+
+def format_translation(translation, number: int, n_best: bool) -> list[str]:
+    if not n_best:
+        return [translation.text]
+    return [f"{number}\t{score:.4f}\t{text}" for text, score in translation.n_best]
+
+
+def format_blank(number: int, n_best: bool) -> list[str]:
+    return [f"{number}\t\t"] if n_best else [""]
+
+
+def chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line.rstrip("\r\n"))
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def translate_lines(
+    translator,
+    lines: Iterable[str],
+    name: str,
+    out: TextIO,
+    overrides: dict,
+    n_best: bool,
+    chunk_size: int = CHUNK,
+    progress=None,
+) -> tuple[int, int]:
+    """Translate line by line (in chunks); returns (translated, bad) counts."""
+    from seq2seq.translator import InputError
+
+    number, good, bad = 0, 0, 0
+    for chunk in chunks(lines, chunk_size):
+        valid: list[tuple[int, str]] = []
+        for offset, line in enumerate(chunk, start=number + 1):
+            try:
+                translator.check_input(line, "line")
+                valid.append((offset, line))
+            except InputError as error:
+                print(f"{name}:{offset}: {error}; writing an empty line", file=sys.stderr)
+        translations = translator.translate([line for _, line in valid], **overrides)
+        by_number = dict(zip((n for n, _ in valid), translations, strict=True))
+        for offset in range(number + 1, number + len(chunk) + 1):
+            if offset in by_number:
+                rows = format_translation(by_number[offset], offset, n_best)
+                good += 1
+            else:
+                rows = format_blank(offset, n_best)
+                bad += 1
+            out.write("".join(row + "\n" for row in rows))
+        out.flush()
+        number += len(chunk)
+        if progress is not None:
+            progress.update(len(chunk))
+    return good, bad
+
+
+def run(args: argparse.Namespace) -> int:
+    from seq2seq.translator import Translator
+
+    overrides = decode_overrides(args)
+    translator = Translator.from_run(args.model, max_input_chars=args.max_input_chars)
+    decode = translator.decode_config(**overrides)  # fail early on bad options
+    n_best = decode.n_best > 1
+    if args.sentences:
+        for i, sentence in enumerate(args.sentences):
+            translator.check_input(sentence, f"argument {i + 1}")
+        for number, translation in enumerate(
+            translator.translate(args.sentences, **overrides), start=1
+        ):
+            print("\n".join(format_translation(translation, number, n_best)))
+        return 0
+    if args.input:
+        from tqdm import tqdm
+
+        path = Path(args.input)
+        if not path.is_file():
+            raise FileNotFoundError(f"input file not found: {path}")
+        total = sum(1 for _ in path.open(encoding="utf-8", errors="replace"))
+        target = (
+            Path(args.output).open("w", encoding="utf-8")
+            if args.output
+            else nullcontext(sys.stdout)
+        )
+        with path.open(encoding="utf-8", errors="replace") as lines, target as out:
+            with tqdm(total=total, unit="line", file=sys.stderr, disable=None) as progress:
+                good, bad = translate_lines(
+                    translator, lines, str(path), out, overrides, n_best, progress=progress
+                )
+        print(f"translated {good} lines, {bad} bad lines (empty output)", file=sys.stderr)
+        return 0
+    interactive = sys.stdin.isatty()
+    good, bad = translate_lines(
+        translator,
+        sys.stdin,
+        "<stdin>",
+        sys.stdout,
+        overrides,
+        n_best,
+        chunk_size=1 if interactive else CHUNK,
+    )
+    if bad:
+        print(f"translated {good} lines, {bad} bad lines (empty output)", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from seq2seq.config import ConfigError
+    from seq2seq.runs import RunError
+    from seq2seq.translator import InputError
+
+    try:
+        return run(args)
+    except (RunError, InputError, ConfigError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Load a trained run once and translate sentences with it (the toolkit's inference API).
+
+``Translator.from_run(run_dir)`` checks the run folder, loads the model (``safe_mode``)
+and both tokenizers; ``translate(sentences, **decode_overrides)`` normalises, encodes,
+batches by length, searches with the run's ``decode`` settings (overridable per call,
+validated like the config) and returns one ``Translation`` per input, in input order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seq2seq.config import (
+    Config,
+    ConfigError,
+    DecodeConfig,
+    build_section,
+    load_run_config,
+    validate,
+)
+from seq2seq.decoding import Searcher, SearchResult, strip_ids
+from seq2seq.runs import RunError, RunPaths, model_file, open_run
+from seq2seq.text import UNK, Tokenizer, TokenizerError, load_tokenizer, normalize
+
+BATCH_SIZE = 64
+
+
+@dataclass
+class Translation:
+    source: str  # the input as given
+    text: str  # best hypothesis, detokenised and cased
+    tokens: list[str]  # output pieces (for the heat map's y axis)
+    source_tokens: list[str]  # input pieces (x axis)
+    score: float  # log-probability (length-normalised for beam)
+    n_best: list[tuple[str, float]] = field(default_factory=list)  # best first
+    attention: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    truncated: bool = False  # the input was cut to data.max_source_length tokens
+
+
+class InputError(ValueError):
+    """An input sentence cannot be translated: empty, or longer than the limit."""
+
+
+@dataclass
+class Encoded:
+    ids: list[int]
+    pieces: list[str]
+    truncated: bool
+
+
+class Translator:
+    """A trained model plus its tokenizers and search settings."""
+
+    def __init__(
+        self,
+        config: Config,
+        paths: RunPaths,
+        model,
+        source_tokenizer: Tokenizer,
+        target_tokenizer: Tokenizer,
+        max_input_chars: int = 1000,
+    ):
+        self.config = config
+        self.paths = paths
+        self.model = model
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.max_input_chars = max_input_chars
+        self.searcher = Searcher(model)
+        self._unk_marker = target_tokenizer.decode([UNK]).strip()
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, max_input_chars: int = 1000) -> Translator:
+        """Load a run folder once; ``RunError`` if it is missing, incomplete or incompatible."""
+        paths = open_run(run_dir)
+        try:
+            config = load_run_config(paths.config)
+        except ConfigError as error:
+            raise RunError(f"{paths.root}: its config.yaml cannot be used: {error}") from error
+        try:
+            source_tokenizer = load_tokenizer(paths.source_vocab)
+            target_tokenizer = load_tokenizer(paths.target_vocab)
+        except (TokenizerError, OSError, ValueError, KeyError) as error:
+            raise RunError(f"{paths.root}: cannot load its tokenizers: {error}") from error
+        import keras
+
+        import seq2seq.model  # noqa: F401  (registers the model classes for loading)
+
+        path = model_file(paths)
+        try:
+            model = keras.models.load_model(path, safe_mode=True, compile=False)
+        except Exception as error:  # Keras raises many types for unreadable archives
+            raise RunError(f"cannot load the model {path}: {error}") from error
+        return cls(config, paths, model, source_tokenizer, target_tokenizer, max_input_chars)
+
+    # -- settings --------------------------------------------------------------------
+
+    def decode_config(self, **overrides: Any) -> DecodeConfig:
+        """The run's decode settings with ``overrides``, validated like the config file."""
+        values = {**dataclasses.asdict(self.config.decode), **overrides}
+        decode = build_section("decode", DecodeConfig, values, "decode options")
+        validate(self.config.replace(decode=decode))
+        if decode.method == "greedy" and decode.n_best > 1:
+            raise ConfigError(
+                f"decode.n_best is {decode.n_best} but greedy search gives one hypothesis; "
+                "use method beam or sample for n-best lists"
+            )
+        return decode
+
+    # -- inputs ----------------------------------------------------------------------
+
+    def check_input(self, sentence: str, where: str = "input") -> str:
+        """The normalised sentence, or ``InputError`` if it is empty or too long."""
+        if not isinstance(sentence, str):
+            raise InputError(f"{where} must be text, got {type(sentence).__name__}")
+        if len(sentence) > self.max_input_chars:
+            raise InputError(
+                f"{where} is {len(sentence)} characters long; the limit is "
+                f"{self.max_input_chars} characters (max_input_chars)"
+            )
+        text = normalize(sentence)
+        if not text:
+            raise InputError(f"{where} is empty")
+        return text
+
+    def encode(self, text: str) -> Encoded:
+        ids = list(self.source_tokenizer.encode(text))
+        pieces = list(self.source_tokenizer.pieces(text))
+        if len(pieces) != len(ids):  # should not happen; keep the axes consistent anyway
+            pieces = [self.source_tokenizer.id_to_piece(i) for i in ids]
+        if not ids:  # nothing the tokenizer keeps: translate an unknown word
+            ids, pieces = [UNK], [self.source_tokenizer.id_to_piece(UNK)]
+        limit = self.config.data.max_source_length
+        truncated = len(ids) > limit
+        return Encoded(ids[:limit], pieces[:limit], truncated)
+
+    # -- translation -----------------------------------------------------------------
+
+    def translate(self, sentences: list[str], **decode_overrides: Any) -> list[Translation]:
+        """One ``Translation`` per sentence, in order; ``InputError`` names a bad input."""
+        if isinstance(sentences, str):
+            sentences = [sentences]
+        decode = self.decode_config(**decode_overrides)
+        many = len(sentences) > 1
+        texts = [
+            self.check_input(s, f"input {i + 1}" if many else "input")
+            for i, s in enumerate(sentences)
+        ]
+        encoded = [self.encode(text) for text in texts]
+        order = np.argsort([len(e.ids) for e in encoded], kind="stable")
+        results: list[Translation | None] = [None] * len(sentences)
+        for start in range(0, len(order), BATCH_SIZE):
+            rows = order[start : start + BATCH_SIZE]
+            width = max(len(encoded[i].ids) for i in rows)
+            batch = np.zeros((len(rows), width), dtype=np.int32)
+            for r, i in enumerate(rows):
+                batch[r, : len(encoded[i].ids)] = encoded[i].ids
+            found = self.searcher.search(batch, decode)
+            for r, i in enumerate(rows):
+                results[i] = self._translation(sentences[i], encoded[i], found, r, decode)
+        return results  # type: ignore[return-value]
+
+    def translate_one(self, sentence: str, **decode_overrides: Any) -> Translation:
+        return self.translate([sentence], **decode_overrides)[0]
+
+    def _translation(
+        self, source: str, encoded: Encoded, found: SearchResult, row: int, decode: DecodeConfig
+    ) -> Translation:
+        hypotheses = []
+        for k in range(found.ids.shape[1]):
+            ids = strip_ids(found.ids[row, k])
+            weights = found.attention[row, k, : len(ids), : len(encoded.ids)]
+            tokens = [self.target_tokenizer.id_to_piece(i) for i in ids]
+            text = self.target_tokenizer.decode(ids)
+            if decode.replace_unk:
+                text, tokens = self._replace_unk(ids, tokens, text, weights, encoded.pieces)
+            hypotheses.append((text, tokens, float(found.scores[row, k]), weights))
+        text, tokens, score, weights = hypotheses[0]
+        return Translation(
+            source=source,
+            text=text,
+            tokens=tokens,
+            source_tokens=encoded.pieces,
+            score=score,
+            n_best=[(h[0], h[2]) for h in hypotheses],
+            attention=np.asarray(weights, dtype=np.float32),
+            truncated=encoded.truncated,
+        )
+
+    def _replace_unk(self, ids, tokens, text, weights, source_pieces):
+        """Replace each UNK output by the source piece it attends to most."""
+        if UNK not in ids or not source_pieces or not np.any(weights):
+            return text, tokens
+        tokens = list(tokens)
+        replacements = []
+        for position, token in enumerate(ids):
+            if token == UNK:
+                piece = source_pieces[int(np.argmax(weights[position]))].replace("\u2581", "")
+                tokens[position] = piece
+                replacements.append(piece)
+        marker = self._unk_marker
+        if marker:
+            parts = text.split(marker)
+            if len(parts) == len(replacements) + 1:
+                text = parts[0] + "".join(
+                    r + rest for r, rest in zip(replacements, parts[1:], strict=True)
+                )
+        return text, tokens

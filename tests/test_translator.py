@@ -1,0 +1,146 @@
+"""Translator: loading a run folder, input checks, batching, decode overrides."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from seq2seq.config import ConfigError
+from seq2seq.runs import RunError
+from seq2seq.text import UNK
+from seq2seq.translator import InputError, Translation, Translator
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_run) -> Translator:
+    return Translator.from_run(tiny_run)
+
+
+def test_translation_fields(translator):
+    (result,) = translator.translate(["One two three ."])
+    assert isinstance(result, Translation)
+    assert result.source == "One two three ."
+    assert result.text and isinstance(result.text, str)
+    assert result.source_tokens == ["one", "two", "three", "."]
+    assert result.attention.shape == (len(result.tokens), len(result.source_tokens))
+    assert result.attention.dtype == np.float32
+    np.testing.assert_allclose(result.attention.sum(-1), 1.0, atol=1e-5)
+    assert result.n_best == [(result.text, result.score)]
+    assert result.score <= 0 and not result.truncated
+
+
+def test_order_is_kept_across_batches(translator):
+    words = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    sentences = [" ".join(words[i % 9 : i % 9 + 1 + i % 4]) + " ." for i in range(70)]
+    results = translator.translate(sentences)
+    assert [r.source for r in results] == sentences
+    for i in (0, 5, 69):
+        assert translator.translate_one(sentences[i]).text == results[i].text
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\u200b\n"])
+def test_empty_input_is_an_error(translator, text):
+    with pytest.raises(InputError, match="empty"):
+        translator.translate_one(text)
+
+
+def test_long_input_names_the_limit(translator):
+    with pytest.raises(InputError, match="limit is 1000 characters"):
+        translator.translate_one("one " * 2500)
+    with pytest.raises(InputError, match="input 2 .*limit"):
+        translator.translate(["one .", "x" * 10_000])
+
+
+def test_emoji_and_unknown_characters(translator):
+    result = translator.translate_one("one 😀 two ✈️ Ωμέγα .")
+    assert result.text
+    assert "😀" in result.source_tokens
+    assert result.attention.shape == (len(result.tokens), len(result.source_tokens))
+    assert translator.translate_one("😀").source_tokens == ["😀"]
+
+
+def test_long_input_is_truncated(translator):
+    result = translator.translate_one(" ".join(["five"] * 30) + " .")
+    assert result.truncated
+    assert len(result.source_tokens) == translator.config.data.max_source_length
+    assert result.attention.shape[1] == translator.config.data.max_source_length
+
+
+def test_beam_and_sampling_overrides(translator):
+    result = translator.translate_one("two three .", method="beam", beam_size=4, n_best=3)
+    assert len(result.n_best) == 3
+    scores = [score for _, score in result.n_best]
+    assert scores == sorted(scores, reverse=True)
+    assert result.n_best[0] == (result.text, result.score)
+    first = translator.translate_one("two three .", method="sample", n_best=2, seed=4)
+    again = translator.translate_one("two three .", method="sample", n_best=2, seed=4)
+    assert first.n_best == again.n_best and len(first.n_best) == 2
+    assert translator.translate_one("two .", max_length=1).attention.shape[0] <= 1
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(beam_size=0), "decode.beam_size"),
+        (dict(method="nope"), "decode.method"),
+        (dict(top_p=0.0), "decode.top_p"),
+        (dict(n_best=9, beam_size=3, method="beam"), "n_best"),
+        (dict(n_best=2), "greedy"),
+        (dict(beam_width=3), "unknown field decode.beam_width"),
+        (dict(max_length="long"), "decode.max_length must be int"),
+    ],
+)
+def test_bad_overrides_are_rejected(translator, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        translator.translate_one("one .", **overrides)
+
+
+def test_replace_unk_uses_the_most_attended_source_piece(translator):
+    weights = np.array([[0.9, 0.1, 0.0], [0.1, 0.2, 0.7], [0.5, 0.5, 0.0]], np.float32)
+    ids = [5, UNK, 6]
+    tokens = [translator.target_tokenizer.id_to_piece(i) for i in ids]
+    text = translator.target_tokenizer.decode(ids)
+    assert "<unk>" in text
+    new_text, new_tokens = translator._replace_unk(
+        ids, tokens, text, weights, ["Pedro", "vio", "Zaragoza"]
+    )
+    assert new_tokens[1] == "Zaragoza" and "Zaragoza" in new_text and "<unk>" not in new_text
+    assert translator.translate_one("one two .", replace_unk=True).text
+
+
+def test_missing_run_folder(tmp_path):
+    with pytest.raises(RunError, match="run folder not found"):
+        Translator.from_run(tmp_path / "nowhere")
+
+
+def copy_run(tiny_run, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(tiny_run, target, ignore=shutil.ignore_patterns("logs", "backup"))
+    return target
+
+
+def test_incompatible_run_format(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path)
+    (run / "FORMAT").write_text("999\n", encoding="utf-8")
+    with pytest.raises(RunError, match="run format '999'"):
+        Translator.from_run(run)
+
+
+def test_incomplete_run_folders(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path)
+    for name in ("model.keras", "last.keras"):
+        (run / name).unlink()
+    with pytest.raises(RunError, match="no trained model"):
+        Translator.from_run(run)
+    shutil.rmtree(run / "target_vocab")
+    with pytest.raises(RunError, match="target_vocab"):
+        Translator.from_run(run)
+
+
+def test_corrupt_model_file(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path)
+    (run / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(RunError, match="cannot load the model"):
+        Translator.from_run(run)
