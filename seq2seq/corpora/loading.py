@@ -19,6 +19,7 @@ from typing import Any
 from seq2seq.config import DataConfig
 from seq2seq.corpora import readers
 from seq2seq.corpora.errors import CorpusError, CorpusNotFoundError
+from seq2seq.dialogue import build_source
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +92,14 @@ def dialogue_pairs(turns: list[str], group: str, data: DataConfig) -> tuple[list
     """Consecutive (utterance, reply) pairs; the source may carry ``context_turns`` earlier
     turns. Returns the pairs and how many were skipped for an empty turn."""
     pairs, skipped = [], 0
-    separator = f" {data.context_separator} "
     for i in range(1, len(turns)):
         if not turns[i - 1].strip() or not turns[i].strip():
             skipped += 1
             continue
-        context = [t for t in turns[max(0, i - 1 - data.context_turns) : i] if t.strip()]
-        pairs.append(Pair(separator.join(context), turns[i], group))
+        source = build_source(
+            turns[: i - 1], turns[i - 1], data.context_turns, data.context_separator
+        )
+        pairs.append(Pair(source, turns[i], group))
     return pairs, skipped
 
 

@@ -1,0 +1,142 @@
+"""``python -m seq2seq.chat``: talk to a trained dialogue run in the terminal.
+
+Interactive when stdin is a terminal (prompt ``you>``, answers ``bot>``). With piped
+stdin it reads one message per line and prints exactly one line per message on stdout
+(the reply, or an empty line when the message was refused, with the error on stderr), so
+it can be scripted: ``printf 'Hi!\\nHow are you?\\n' | python -m seq2seq.chat --model RUN``.
+Blank lines are ignored. Commands: ``/reset`` forgets the conversation, ``/quit`` (or
+end of input) exits, ``/help`` lists them. Command feedback and notices go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, TextIO
+
+from seq2seq.config import ConfigError, load_run_config
+from seq2seq.evaluate import (
+    add_decode_arguments,
+    check_decode,
+    decode_overrides,
+    quiet_tensorflow,
+)
+from seq2seq.runs import RunError, open_run
+
+HELP = "commands: /reset (forget the conversation), /quit (exit; so does Ctrl-D), /help"
+LICENCE_NOTES = {
+    "daily_dialog": "this model was trained on DailyDialog (CC BY-NC-SA 4.0): "
+    "non-commercial use only, share-alike; cite Li et al., IJCNLP 2017.",
+    "cornell_dialogs": "this model was trained on the Cornell Movie-Dialogs Corpus "
+    "(research use; cite Danescu-Niculescu-Mizil and Lee, 2011).",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m seq2seq.chat",
+        description="Chat with a trained dialogue model (multi-turn). Reads messages from "
+        "stdin; with piped input, prints one reply line per message line.",
+        epilog=HELP,
+    )
+    parser.add_argument("--model", required=True, metavar="RUN", help="run folder")
+    parser.add_argument(
+        "--context-turns",
+        type=int,
+        metavar="K",
+        help="earlier turns given to the model (default: the run's data.context_turns)",
+    )
+    add_decode_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_loop(
+    session: Any,
+    stream: TextIO,
+    out: TextIO,
+    interactive: bool,
+    overrides: dict[str, Any],
+    error_types: tuple[type[BaseException], ...],
+) -> int:
+    """Read messages from ``stream`` until /quit or end of input; returns the exit code."""
+    while True:
+        if interactive:
+            try:
+                line = input("you> ")
+            except EOFError:
+                print(file=out)
+                return 0
+            except KeyboardInterrupt:
+                print(file=out)
+                return 0
+        else:
+            line = stream.readline()
+            if not line:
+                return 0
+        message = line.strip()
+        if not message:
+            continue
+        command = message.lower()
+        if command in ("/quit", "/exit"):
+            return 0
+        if command == "/reset":
+            session.reset()
+            note("(conversation reset)")
+            continue
+        if command == "/help":
+            note(HELP)
+            continue
+        try:
+            reply = session.reply(message, **overrides)
+        except error_types as error:
+            note(f"error: {error}")
+            if not interactive:
+                print(file=out, flush=True)
+            continue
+        print(f"bot> {reply}" if interactive else reply, file=out, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quiet_tensorflow()
+    try:
+        paths = open_run(args.model)
+        overrides = decode_overrides(args)
+        check_decode(load_run_config(paths.config), overrides)  # before TensorFlow loads
+        if args.context_turns is not None and args.context_turns < 0:
+            raise ConfigError("--context-turns must be >= 0")
+        from seq2seq.dialogue import ChatSession
+        from seq2seq.translator import InputError, Translator
+
+        translator = Translator.from_run(paths.root)
+        translator.decode_config(**overrides)  # refuse bad decoding flags before chatting
+    except (RunError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    session = ChatSession(translator, context_turns=args.context_turns)
+    interactive = sys.stdin.isatty()
+    licence = LICENCE_NOTES.get(translator.config.data.corpus)
+    if licence:
+        note(f"note: {licence}")
+    if interactive:
+        try:
+            import readline  # noqa: F401  (line editing and history for input())
+        except ImportError:  # pragma: no cover - not on every platform
+            pass
+        note(f"chatting with {paths.root} ({session.context_turns} context turns). {HELP}")
+    return run_loop(
+        session,
+        sys.stdin,
+        sys.stdout,
+        interactive,
+        overrides,
+        (InputError, ConfigError),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Conversations -> model inputs, and a multi-turn chat session over a ``Translator``.
+
+``build_source`` is the single place that turns a conversation into a model input: the
+corpus loader (``seq2seq.corpora.loading.dialogue_pairs``) builds training sources with it
+and ``ChatSession`` builds its inputs with it, so a chat model sees at inference exactly the
+kind of input it was trained on. This module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+
+def build_source(history: Sequence[str], message: str, context_turns: int, separator: str) -> str:
+    """The previous ``context_turns`` turns of ``history`` and ``message``, joined by
+    ``f" {separator} "``.
+
+    The window is taken first and blank turns inside it are then left out (they are not
+    replaced by older turns), exactly as training pairs are built. ``context_turns=0``
+    gives ``message`` alone. Text is not normalised here (the tokenizers do that).
+
+    >>> build_source(["Hi.", "Hello!"], "How are you?", 1, "<sep>")
+    'Hello! <sep> How are you?'
+    """
+    if context_turns < 0:
+        raise ValueError(f"context_turns must be >= 0, got {context_turns}")
+    window = list(history[max(0, len(history) - context_turns) :]) if context_turns else []
+    turns = [turn for turn in window if turn.strip()]
+    turns.append(message)
+    return f" {separator} ".join(turns)
+
+
+class ChatSession:
+    """A conversation with a dialogue model: keeps the turns and builds each input.
+
+    ``translator`` is a ``seq2seq.translator.Translator`` (anything with ``config`` and
+    ``translate_one(text, **decode_overrides)`` works). The number of context turns and the
+    separator come from the run's ``data`` config; when the joined input would be longer
+    than the model was trained on (``data.max_source_length`` tokens) or than the
+    translator accepts, the oldest context turns are left out first, so the newest message
+    is never cut.
+    """
+
+    def __init__(self, translator: Any, context_turns: int | None = None):
+        self.translator = translator
+        data = translator.config.data
+        self.context_turns = data.context_turns if context_turns is None else context_turns
+        self.separator = data.context_separator
+        self.max_source_length = data.max_source_length
+        self.history: list[str] = []
+
+    def reset(self) -> None:
+        """Forget the conversation so far."""
+        self.history.clear()
+
+    def source_for(self, message: str) -> str:
+        """The model input for ``message`` given the history, shortened to fit if needed."""
+        turns = self.context_turns
+        while True:
+            source = build_source(self.history, message, turns, self.separator)
+            if turns == 0 or self.fits(source):
+                return source
+            turns -= 1
+
+    def fits(self, source: str) -> bool:
+        limit = getattr(self.translator, "max_input_chars", None)
+        if isinstance(limit, int) and len(source) > limit:
+            return False
+        tokenizer = getattr(self.translator, "source_tokenizer", None)
+        if tokenizer is None:
+            return True
+        return len(tokenizer.encode(source)) <= self.max_source_length
+
+    def check(self, message: str) -> None:
+        """Refuse an empty or too long message itself (with context it would not look
+        empty to the translator): the translator's ``InputError`` when it has a check."""
+        check_input = getattr(self.translator, "check_input", None)
+        if check_input is not None:
+            check_input(message, "message")
+        elif not message.strip():
+            raise ValueError("message is empty")
+
+    def reply(self, message: str, **decode_overrides: Any) -> str:
+        """The model's answer to ``message``; both become part of the history.
+
+        ``decode_overrides`` are ``DecodeConfig`` fields (method, temperature, top_p, ...).
+        Errors from the translator (``InputError`` for an empty or too long message)
+        propagate and leave the history unchanged.
+        """
+        self.check(message)
+        source = self.source_for(message)
+        text = self.translator.translate_one(source, **decode_overrides).text
+        self.history.extend([message, text])
+        return text
+
+    def stream_reply(self, message: str, **decode_overrides: Any) -> Iterator[str]:
+        """Like ``reply`` but yields the reply growing word by word (for a chat UI):
+        ``"I"``, ``"I am"``, ``"I am fine."``. The whole reply is decoded first and added to
+        the history before the first yield, so stopping the generator early is safe."""
+        text = self.reply(message, **decode_overrides)
+        words = text.split()
+        if not words:
+            yield text
+            return
+        for count in range(1, len(words)):
+            yield " ".join(words[:count])
+        yield text

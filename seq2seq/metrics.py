@@ -1,0 +1,128 @@
+"""Corpus metrics for generated replies: distinct-n, reply length and a degenerate check.
+
+Pure Python (no TensorFlow). Words are whitespace-separated tokens, as written.
+
+The degenerate-model check answers "does the model give (nearly) the same answer to
+everything?", the usual failure of a chat model trained with maximum likelihood:
+
+    degenerate_share = share of the distinct inputs whose reply is a *stock reply*,
+    a stock reply being one given to at least max(2, ceil(stock_fraction * D)) of the
+    D distinct inputs (stock_fraction = 0.02 by default).
+
+Each distinct input counts once (with its first reply), and replies are compared after
+lower-casing and collapsing whitespace. One answer for every input gives 1.0; a model
+that answers every input differently gives 0.0; a model with a handful of generic
+answers ("I don't know.", "Yes.") that cover half the inputs gives about 0.5. Above
+``degenerate_threshold`` (0.2 by default) the result carries a warning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+DEFAULT_STOCK_FRACTION = 0.02
+DEFAULT_DEGENERATE_THRESHOLD = 0.2
+SHOWN_STOCK_REPLIES = 5
+
+
+def ngrams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
+def distinct_n(texts: Sequence[str], n: int) -> float:
+    """Distinct-n (Li et al., 2016): unique n-grams / total n-grams over all ``texts``.
+
+    N-grams do not cross text boundaries; 0.0 when there are no n-grams at all.
+
+    >>> distinct_n(["a b a", "a b"], 1)  # unigrams a b a a b: 2 unique of 5
+    0.4
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    counts: Counter[tuple[str, ...]] = Counter()
+    for text in texts:
+        counts.update(ngrams(text.split(), n))
+    total = sum(counts.values())
+    return len(counts) / total if total else 0.0
+
+
+def average_words(texts: Sequence[str]) -> float:
+    """Mean number of whitespace-separated words per text (0.0 for no texts)."""
+    return sum(len(text.split()) for text in texts) / len(texts) if texts else 0.0
+
+
+def reply_key(text: str) -> str:
+    """How replies are compared by the degenerate check: lower case, single spaces."""
+    return " ".join(text.lower().split())
+
+
+def degenerate_report(
+    inputs: Sequence[str],
+    replies: Sequence[str],
+    stock_fraction: float = DEFAULT_STOCK_FRACTION,
+) -> dict[str, Any]:
+    """``degenerate_share`` (see the module docstring) and the stock replies behind it."""
+    if len(inputs) != len(replies):
+        raise ValueError(f"{len(inputs)} inputs but {len(replies)} replies")
+    first: dict[str, str] = {}
+    for source, reply in zip(inputs, replies, strict=True):
+        first.setdefault(" ".join(source.split()), reply)
+    distinct_inputs = len(first)
+    counts = Counter(reply_key(reply) for reply in first.values())
+    minimum = max(2, math.ceil(stock_fraction * distinct_inputs))
+    stock = {key: count for key, count in counts.items() if count >= minimum}
+    covered = sum(stock.values())
+    shown = sorted(stock.items(), key=lambda item: (-item[1], item[0]))[:SHOWN_STOCK_REPLIES]
+    return {
+        "distinct_inputs": distinct_inputs,
+        "distinct_replies": len(counts),
+        "distinct_reply_ratio": len(counts) / distinct_inputs if distinct_inputs else 0.0,
+        "stock_reply_min_inputs": minimum,
+        "degenerate_share": covered / distinct_inputs if distinct_inputs else 0.0,
+        "stock_replies": [
+            {"reply": key, "inputs": count, "share": count / distinct_inputs}
+            for key, count in shown
+        ],
+    }
+
+
+def dialogue_metrics(
+    inputs: Sequence[str],
+    replies: Sequence[str],
+    *,
+    stock_fraction: float = DEFAULT_STOCK_FRACTION,
+    degenerate_threshold: float = DEFAULT_DEGENERATE_THRESHOLD,
+) -> dict[str, Any]:
+    """Diversity metrics of ``replies`` (one per input, same order).
+
+    Returns ``distinct_1``, ``distinct_2``, ``avg_reply_words``, ``replies``, the
+    degenerate check (``degenerate_share``, ``distinct_inputs``, ``distinct_replies``,
+    ``distinct_reply_ratio``, ``stock_replies``, ``stock_reply_min_inputs``),
+    ``degenerate_threshold`` and ``warning`` (a message when ``degenerate_share`` is above
+    the threshold, else ``None``).
+    """
+    result: dict[str, Any] = {
+        "replies": len(replies),
+        "distinct_1": distinct_n(replies, 1),
+        "distinct_2": distinct_n(replies, 2),
+        "avg_reply_words": average_words(replies),
+    }
+    result.update(degenerate_report(inputs, replies, stock_fraction))
+    result["degenerate_threshold"] = degenerate_threshold
+    result["warning"] = None
+    if result["degenerate_share"] > degenerate_threshold:
+        examples = ", ".join(
+            f"{item['reply']!r} ({item['inputs']} inputs)" for item in result["stock_replies"][:3]
+        )
+        result["warning"] = (
+            f"degenerate replies: {result['degenerate_share']:.0%} of "
+            f"{result['distinct_inputs']} distinct inputs got a stock reply "
+            f"(one given to >= {result['stock_reply_min_inputs']} inputs), above the "
+            f"threshold {degenerate_threshold:.0%}; most common: {examples}. The model "
+            "may be undertrained or collapsing to generic answers; try sampling "
+            "(--method sample) or more training."
+        )
+    return result

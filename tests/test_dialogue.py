@@ -1,0 +1,120 @@
+"""Conversation -> model input (``build_source``) and ``ChatSession``, with a fake translator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import pytest
+
+from seq2seq.config import DataConfig
+from seq2seq.corpora.loading import dialogue_pairs
+from seq2seq.dialogue import ChatSession, build_source
+
+
+def test_build_source_joins_previous_turns_and_message():
+    history = ["Hi.", "Hello! How are you?", "Fine, thanks."]
+    assert build_source(history, "And you?", 0, "<sep>") == "And you?"
+    assert build_source(history, "And you?", 1, "<sep>") == "Fine, thanks. <sep> And you?"
+    assert (
+        build_source(history, "And you?", 2, "<sep>")
+        == "Hello! How are you? <sep> Fine, thanks. <sep> And you?"
+    )
+    # more context turns than history: all of it
+    assert build_source(history[:1], "x", 5, "|") == "Hi. | x"
+    assert build_source([], "x", 3, "<sep>") == "x"
+    # blank turns inside the window are left out, not replaced by older ones
+    assert build_source(["a", " ", ""], "m", 2, "<sep>") == "m"
+    assert build_source(["a", "", "b"], "m", 2, "<sep>") == "b <sep> m"
+    with pytest.raises(ValueError):
+        build_source([], "x", -1, "<sep>")
+
+
+@pytest.mark.parametrize("context_turns", [0, 1, 2])
+def test_corpus_loader_builds_sources_with_build_source(context_turns):
+    turns = ["Hi.", "Hello!", "", "How are you?", "Fine.", "Good."]
+    data = DataConfig(context_turns=context_turns, context_separator="<sep>")
+    pairs, skipped = dialogue_pairs(turns, "d1", data)
+    assert skipped == 2  # the two pairs touching the empty turn
+    expected = [
+        (build_source(turns[: i - 1], turns[i - 1], context_turns, "<sep>"), turns[i])
+        for i in (1, 4, 5)
+    ]
+    assert [(p.source, p.target) for p in pairs] == expected
+    if context_turns == 2:
+        assert pairs[-1].source == "How are you? <sep> Fine."  # the empty turn is skipped
+
+
+@dataclass
+class FakeTranslator:
+    """Echoes its input's last part and records what it was asked."""
+
+    context_turns: int = 1
+    max_source_length: int = 40
+    max_input_chars: int = 1000
+    seen: list[tuple[str, dict]] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.config = SimpleNamespace(
+            data=DataConfig(
+                context_turns=self.context_turns,
+                context_separator="<sep>",
+                max_source_length=self.max_source_length,
+            )
+        )
+        self.source_tokenizer = SimpleNamespace(encode=lambda text: text.split())
+
+    def translate_one(self, source: str, **overrides):
+        if not source.strip():
+            raise ValueError("input is empty")
+        self.seen.append((source, overrides))
+        return SimpleNamespace(text=f"re: {source.split(' <sep> ')[-1]}")
+
+
+def test_chat_session_keeps_history_and_resets():
+    translator = FakeTranslator(context_turns=1)
+    session = ChatSession(translator)
+    assert session.reply("Hi there.") == "re: Hi there."
+    assert session.reply("How are you?", temperature=0.5) == "re: How are you?"
+    assert translator.seen == [
+        ("Hi there.", {}),
+        ("re: Hi there. <sep> How are you?", {"temperature": 0.5}),
+    ]
+    assert session.history == ["Hi there.", "re: Hi there.", "How are you?", "re: How are you?"]
+    session.reset()
+    assert session.history == []
+    session.reply("Again.")
+    assert translator.seen[-1][0] == "Again."
+
+
+def test_failed_reply_leaves_history_unchanged():
+    session = ChatSession(FakeTranslator())
+    session.reply("one")
+    with pytest.raises(ValueError):
+        session.reply("   ")
+    assert session.history == ["one", "re: one"]
+
+
+def test_context_is_dropped_oldest_first_when_too_long():
+    translator = FakeTranslator(context_turns=2, max_source_length=6)
+    session = ChatSession(translator)
+    session.history = ["a b c", "d e f"]
+    # 2 turns: 3 + 1 + 3 + 1 + 2 = 10 tokens > 6; 1 turn: 3 + 1 + 2 = 6 fits
+    assert session.source_for("g h") == "d e f <sep> g h"
+    # the message alone is always tried last, however long
+    assert session.source_for("1 2 3 4 5 6 7 8") == "1 2 3 4 5 6 7 8"
+    translator.max_input_chars = 8
+    assert session.source_for("g h") == "g h"
+    # an explicit context_turns overrides the run's
+    assert ChatSession(FakeTranslator(context_turns=2), context_turns=0).context_turns == 0
+
+
+def test_stream_reply_grows_word_by_word_and_records_history():
+    session = ChatSession(FakeTranslator(context_turns=0))
+    steps = list(session.stream_reply("I am  fine."))
+    assert steps == ["re:", "re: I", "re: I am", "re: I am  fine."]
+    assert session.history == ["I am  fine.", "re: I am  fine."]
+    # stopping early still records the whole reply
+    stream = session.stream_reply("next")
+    assert next(stream) == "re:"
+    assert session.history[-1] == "re: next"

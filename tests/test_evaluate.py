@@ -1,0 +1,200 @@
+"""Evaluation: metrics on hand-made replies, and the library/CLI on a tiny trained run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seq2seq.evaluate import (
+    EvaluationError,
+    dialogue_metrics,
+    distinct_n,
+    read_pairs_file,
+)
+from seq2seq.metrics import degenerate_report
+
+REPO = Path(__file__).resolve().parents[1]
+
+# -- distinct-n and the degenerate check (pure Python) ---------------------------------
+
+
+def test_distinct_n_exact_values():
+    texts = ["a b a", "a b"]
+    # unigrams a b a | a b -> 5 total, 2 unique; bigrams (a b)(b a) | (a b) -> 3 total, 2 unique
+    assert distinct_n(texts, 1) == pytest.approx(2 / 5)
+    assert distinct_n(texts, 2) == pytest.approx(2 / 3)
+    # n-grams never cross reply boundaries; texts too short for n contribute nothing
+    assert distinct_n(["x", "y"], 2) == 0.0
+    assert distinct_n([], 1) == 0.0
+    assert distinct_n(["I am fine .", "I am here ."], 1) == pytest.approx(5 / 8)
+    with pytest.raises(ValueError):
+        distinct_n(texts, 0)
+
+
+def test_same_reply_for_every_input_is_degenerate_and_warned():
+    inputs = [f"question number {i}?" for i in range(50)]
+    replies = ["I don't know."] * 50
+    metrics = dialogue_metrics(inputs, replies)
+    assert metrics["degenerate_share"] == 1.0
+    assert metrics["distinct_replies"] == 1
+    assert metrics["stock_replies"][0] == {"reply": "i don't know.", "inputs": 50, "share": 1.0}
+    assert metrics["warning"] and "degenerate" in metrics["warning"]
+    assert metrics["distinct_1"] == pytest.approx(3 / 150)
+    assert metrics["avg_reply_words"] == 3.0
+
+
+def test_a_few_generic_replies_are_caught_too():
+    inputs = [f"q{i}" for i in range(100)]
+    replies = ["Yes.", "No.", "I don't know."] * 20 + [f"answer {i}" for i in range(40)]
+    metrics = dialogue_metrics(inputs, replies)
+    assert metrics["degenerate_share"] == pytest.approx(0.6)
+    assert metrics["warning"]
+    # the threshold is configurable
+    assert dialogue_metrics(inputs, replies, degenerate_threshold=0.7)["warning"] is None
+
+
+def test_varied_replies_are_not_degenerate():
+    inputs = [f"question {i}" for i in range(50)]
+    replies = [f"reply number {i} is here" for i in range(50)]
+    metrics = dialogue_metrics(inputs, replies)
+    assert metrics["degenerate_share"] == 0.0
+    assert metrics["warning"] is None
+    assert metrics["distinct_reply_ratio"] == 1.0
+
+
+def test_degenerate_share_counts_distinct_inputs_and_normalises_replies():
+    # the same input asked 10 times with the same answer is one input, not a stock reply
+    report = degenerate_report(["hi"] * 10 + ["bye"], ["Hello!"] * 10 + ["See you."])
+    assert report["distinct_inputs"] == 2
+    assert report["degenerate_share"] == 0.0
+    # replies differing only in case/spacing are the same reply
+    report = degenerate_report(["a", "b", "c", "d"], ["OK .", "ok  .", "fine", "sure"])
+    assert report["degenerate_share"] == pytest.approx(0.5)
+
+
+# -- pairs files --------------------------------------------------------------------------
+
+
+def test_pairs_file_bad_line_is_reported_with_file_and_line(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("Hello.\tHola.\nno tab here\nBye.\tAdiós.\tCC-BY\n", encoding="utf-8")
+    with pytest.raises(EvaluationError) as error:
+        read_pairs_file(path)
+    assert f"{path}:2: missing tab" in str(error.value)
+    pairs, report = read_pairs_file(path, reverse=True, skip_bad_lines=True)
+    assert pairs == [("Hola.", "Hello."), ("Adiós.", "Bye.")]
+    assert [str(bad) for bad in report.bad] == [f"{path}:2: missing tab between the two sides"]
+
+
+# -- a tiny trained run -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_translation_run(tiny_run) -> Path:
+    """The shared tiny trained translation run of ``conftest.py`` (digits -> Spanish)."""
+    return tiny_run
+
+
+@pytest.mark.slow
+def test_evaluate_run_reports_bleu_chrf_perplexity_and_writes_hypotheses(
+    tiny_translation_run, tmp_path
+):
+    from seq2seq.evaluate import evaluate_run
+
+    result = evaluate_run(tiny_translation_run, split="test", output_dir=tmp_path / "out")
+    metrics = result["metrics"]
+    assert result["task"] == "translation"
+    assert result["pairs"] > 0
+    assert 0.0 <= metrics["bleu"] <= 100.0 and 0.0 <= metrics["chrf"] <= 100.0
+    assert "tok:13a" in metrics["bleu_signature"] and "case:mixed" in metrics["bleu_signature"]
+    assert metrics["chrf_signature"].startswith("nrefs:1")
+    assert metrics["loss"] > 0 and metrics["perplexity"] == pytest.approx(
+        2.718281828 ** metrics["loss"], rel=1e-6
+    )
+    assert metrics["loss_pairs"] == result["pairs"]
+    hypotheses = (tmp_path / "out" / "hypotheses.txt").read_text(encoding="utf-8").splitlines()
+    assert len(hypotheses) == result["pairs"]
+    saved = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert saved["metrics"]["bleu"] == metrics["bleu"]
+    assert "degenerate_share" not in metrics
+
+
+@pytest.mark.slow
+def test_evaluate_pairs_file_with_dialogue_metrics(tiny_translation_run, tmp_path):
+    from seq2seq.evaluate import evaluate_run
+
+    path = tmp_path / "mine.tsv"
+    path.write_text("One two .\tUno dos .\nSeven .\tSiete .\n", "utf-8")  # English first
+    result = evaluate_run(tiny_translation_run, pairs_file=path, task="dialogue", max_length=8)
+    assert result["pairs_file"] == str(path) and result["pairs"] == 2
+    assert result["decode"]["max_length"] == 8
+    assert (tiny_translation_run / "eval-mine" / "hypotheses.txt").is_file()
+    assert {"distinct_1", "distinct_2", "avg_reply_words", "degenerate_share"} <= set(
+        result["metrics"]
+    )
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", "seq2seq.evaluate", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_cli_bad_run_folder_exits_2_without_traceback(tmp_path):
+    missing = run_cli("--model", str(tmp_path / "nope"))
+    assert missing.returncode == 2
+    assert "run folder not found" in missing.stderr and "Traceback" not in missing.stderr
+    (tmp_path / "notarun").mkdir()
+    wrong = run_cli("--model", str(tmp_path / "notarun"))
+    assert wrong.returncode == 2
+    assert "not a seq2seq run folder" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+@pytest.mark.slow
+def test_cli_evaluates_and_reports_bad_pairs_lines(tiny_translation_run, tmp_path):
+    good = run_cli(
+        "--model", str(tiny_translation_run), "--max-sentences", "5",
+        "--beam", "2", "--output-dir", str(tmp_path / "cli"),
+    )  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    assert "BLEU|nrefs:1|case:mixed|eff:no|tok:13a" in good.stdout
+    assert "chrF2|nrefs:1" in good.stdout and "perplexity" in good.stdout
+    assert len((tmp_path / "cli" / "hypotheses.txt").read_text("utf-8").splitlines()) == 5
+    assert (
+        json.loads((tmp_path / "cli" / "report.json").read_text("utf-8"))["decode"]["method"]
+        == "beam"
+    )
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("One .\tUno .\n\tempty english\n", encoding="utf-8")
+    failed = run_cli("--model", str(tiny_translation_run), "--pairs", str(bad))
+    assert failed.returncode == 2
+    assert f"{bad}:2: empty first column" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+@pytest.mark.slow
+def test_teacher_forced_loss_matches_the_training_dev_loss(tiny_translation_run):
+    from seq2seq.corpora.loading import load_splits
+    from seq2seq.evaluate import teacher_forced_loss
+    from seq2seq.runs import RunPaths, read_metrics
+    from seq2seq.translator import Translator
+
+    translator = Translator.from_run(tiny_translation_run)
+    dev = load_splits(translator.config.data)["dev"]
+    result = teacher_forced_loss(translator, [p.source for p in dev], [p.target for p in dev])
+    # Keras averages per-batch means, we weight every token equally: close, not identical
+    best = read_metrics(RunPaths(tiny_translation_run))["best"]["val_loss"]  # model.keras
+    assert result["loss"] == pytest.approx(best, rel=0.05)
+    assert result["loss_pairs"] == len(dev)
