@@ -1,0 +1,519 @@
+"""Gradio app: translate, chat and inspect trained runs.
+
+``python -m apps.web [--models runs/] [--host 127.0.0.1] [--port N] [--share]
+[--max-input-chars 1000] [--concurrency 2]``
+
+Thin by design: the handlers below call ``Translator``, ``ChatSession``,
+``parameter_counts`` and ``read_metrics`` and only turn their results into components.
+Handlers are plain module-level functions that take a ``Registry`` first, so tests call
+them without a server; ``build_app`` binds them to one models folder.
+
+Safe defaults: it listens on 127.0.0.1, makes no share link unless ``--share``, sends no
+analytics, caps the input length, and accepts run names only from the models folder.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import functools  # noqa: E402
+import logging  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gradio as gr  # noqa: E402
+
+from apps import plots  # noqa: E402
+from apps.registry import (  # noqa: E402
+    TRAIN_CHAT,
+    TRAIN_TRANSLATION,
+    Registry,
+    RunInfo,
+    UnknownModelError,
+)
+from seq2seq.runs import RunPaths  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+METHODS = ("greedy", "beam", "sample")
+DEFAULT_MAX_INPUT_CHARS = 1000
+STREAM_DELAY_S = 0.03
+CHAT_EXAMPLES = ["Hi! How are you?", "What are you doing this weekend?", "Thank you so much."]
+TRANSLATE_EXAMPLES = ["Hola, ¿cómo estás?", "Tengo hambre.", "¿Dónde está la estación?"]
+
+
+# ---------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def check_text(text: Any, limit: int, what: str = "sentence") -> str:
+    """The user's text, or a gr.Error that says what is wrong (empty, too long)."""
+    if not isinstance(text, str) or not text.strip():
+        raise gr.Error(f"Type a {what} first: the input is empty.")
+    if len(text) > limit:
+        raise gr.Error(
+            f"The input is {len(text)} characters long; the limit is {limit} characters. "
+            "Shorten it and try again."
+        )
+    return text
+
+
+def find_run(registry: Registry, name: Any, kind: str) -> RunInfo:
+    try:
+        return registry.resolve(name, kind)
+    except UnknownModelError as error:
+        raise gr.Error(str(error)) from error
+
+
+def load_translator(registry: Registry, run: RunInfo):
+    try:
+        return registry.translator(run)
+    except Exception as error:  # a broken or incompatible run folder: say which and why
+        log.exception("loading %s failed", run.path)
+        raise gr.Error(f"Could not load {run.name}: {error}") from error
+
+
+def decode_overrides(
+    method: Any,
+    beam_size: Any,
+    n_best: Any,
+    temperature: Any,
+    top_k: Any,
+    top_p: Any,
+    max_length: Any,
+) -> dict[str, Any]:
+    """The decoding controls as ``DecodeConfig`` overrides (only those the method uses)."""
+    if method not in METHODS:
+        raise gr.Error(f"Unknown decoding method {method!r}; choose one of {', '.join(METHODS)}.")
+    try:
+        overrides: dict[str, Any] = {"method": method, "max_length": int(max_length)}
+        if method == "beam":
+            beam = int(beam_size)
+            overrides.update(beam_size=beam, n_best=max(1, min(int(n_best), beam)))
+        else:
+            overrides["n_best"] = 1
+        if method == "sample":
+            overrides.update(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p))
+    except (TypeError, ValueError) as error:
+        raise gr.Error(f"Invalid decoding setting: {error}") from error
+    return overrides
+
+
+def run_translation(translator, source: str, overrides: dict[str, Any]):
+    from seq2seq.translator import InputError
+
+    try:
+        return translator.translate_one(source, **overrides)
+    except InputError as error:
+        raise gr.Error(str(error)) from error
+    except ValueError as error:  # ConfigError: a decoding setting out of range
+        raise gr.Error(f"Invalid decoding setting: {error}") from error
+
+
+def message_text(content: Any) -> str:
+    """Plain text of a chat message's content (a string or a list of text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text", "")) if content.get("type", "text") == "text" else ""
+    if isinstance(content, list | tuple):
+        return " ".join(t for t in (message_text(part) for part in content) if t)
+    return ""
+
+
+def history_turns(history: Any) -> list[str]:
+    """The conversation so far as alternating turns (user, bot, user, ...)."""
+    turns = []
+    for message in history or []:
+        if isinstance(message, dict):
+            turns.append(message_text(message.get("content", "")))
+        elif isinstance(message, list | tuple):  # a legacy [user, bot] pair
+            turns.extend(message_text(part) for part in message if part is not None)
+    return turns
+
+
+# ---------------------------------------------------------------------------------------
+# Handlers
+
+
+def translate(
+    registry: Registry,
+    text: str,
+    run_name: str,
+    method: str = "greedy",
+    beam_size: int = 5,
+    n_best: int = 1,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    max_length: int = 60,
+):
+    """-> (translation text, n-best rows [rank, text, score], attention figure, notes)."""
+    text = check_text(text, registry.max_input_chars)
+    run = find_run(registry, run_name, "translation")
+    overrides = decode_overrides(method, beam_size, n_best, temperature, top_k, top_p, max_length)
+    translator = load_translator(registry, run)
+    started = time.perf_counter()
+    result = run_translation(translator, text, overrides)
+    elapsed = time.perf_counter() - started
+    rows = [
+        [i + 1, hypothesis, round(float(score), 4)]
+        for i, (hypothesis, score) in enumerate(result.n_best or [(result.text, result.score)])
+    ]
+    figure = plots.attention_figure(result.attention, result.source_tokens, result.tokens)
+    notes = f"{run.label} · {method} · score {result.score:.3f} · {elapsed * 1000:.0f} ms"
+    if result.truncated:
+        notes += (
+            f" · ⚠️ the input was cut to {run.config.data.max_source_length} tokens "
+            "(the longest the model was trained on)"
+        )
+    return result.text, rows, figure, notes
+
+
+def chat(
+    registry: Registry,
+    message: str,
+    history: list,
+    run_name: str,
+    method: str = "sample",
+    beam_size: int = 5,
+    n_best: int = 1,
+    temperature: float = 0.8,
+    top_k: int = 0,
+    top_p: float = 0.9,
+    max_length: int = 40,
+) -> Iterator[str]:
+    """Streams the reply word by word; the source is built from the visible history."""
+    from seq2seq.dialogue import ChatSession
+
+    message = check_text(message, registry.max_input_chars, what="message")
+    run = find_run(registry, run_name, "dialogue")
+    overrides = decode_overrides(method, beam_size, n_best, temperature, top_k, top_p, max_length)
+    translator = load_translator(registry, run)
+    session = ChatSession(translator)
+    session.history = history_turns(history)
+    source = session.source_for(message)
+    reply = run_translation(translator, source, overrides).text
+    words = reply.split()
+    if not words:
+        yield "…"
+        return
+    for count in range(1, len(words) + 1):
+        yield " ".join(words[:count])
+        if count < len(words):
+            time.sleep(STREAM_DELAY_S)
+
+
+def parameter_table(registry: Registry, run: RunInfo) -> list[list[Any]]:
+    """Rows [part, gru, lstm, rnn]: this run's counts and the same shape with other cells."""
+    from seq2seq.model import build_model
+    from seq2seq.model.seq2seq import parameter_counts
+
+    translator = load_translator(registry, run)
+
+    def build() -> dict[str, dict[str, int]]:
+        counts = {run.config.model.cell: parameter_counts(translator.model)}
+        source_vocab = translator.source_tokenizer.vocab_size
+        target_vocab = translator.target_tokenizer.vocab_size
+        for cell in ("gru", "lstm", "rnn"):
+            if cell not in counts:
+                settings = dataclasses.replace(run.config.model, cell=cell)
+                counts[cell] = parameter_counts(build_model(settings, source_vocab, target_vocab))
+        return counts
+
+    counts = registry.cached(run, "parameters", build)
+    parts = list(counts[run.config.model.cell])
+    return [[part, *(counts[c].get(part, 0) for c in ("gru", "lstm", "rnn"))] for part in parts]
+
+
+def gate_note(rows: list[list[Any]], cell: str) -> str:
+    recurrent = {row[0]: row for row in rows if row[0] in ("encoder rnn", "decoder rnn", "total")}
+    lines = []
+    for part, row in recurrent.items():
+        gru, lstm, rnn = row[1], row[2], row[3]
+        if gru:
+            why = " (4 gate blocks vs 3)" if part != "total" else ""
+            lines.append(
+                f"- **{part}**: GRU {gru:,} · LSTM {lstm:,} = {lstm / gru:.2f}× GRU{why} · "
+                f"plain RNN {rnn:,} = {rnn / gru:.2f}× GRU"
+            )
+    head = f"This run uses **{cell.upper()}**; the other columns are the same shape rebuilt "
+    head += "with the other cells (counted, not trained)."
+    return head + "\n\n" + "\n".join(lines)
+
+
+def model_info(registry: Registry, run_name: str):
+    """-> (architecture markdown, parameter rows, training-curves figure, metrics markdown)."""
+    run = find_run(registry, run_name, "all")
+    model, data = run.config.model, run.config.data
+    rows = parameter_table(registry, run)
+    summary = "\n".join(
+        [
+            f"### {run.label}",
+            "| setting | value |",
+            "|---|---|",
+            f"| cell | {model.cell} |",
+            f"| layers | encoder {model.encoder_layers}, decoder {model.decoder_layers} |",
+            f"| bidirectional encoder | {'yes' if model.bidirectional else 'no'} |",
+            f"| attention | {model.attention}"
+            + (f" ({model.luong_score})" if model.attention == "luong" else "")
+            + (", input feeding" if model.input_feeding else "")
+            + " |",
+            f"| embedding / hidden | {model.embedding_dim} / {model.hidden_size} |",
+            f"| tokenizer | {data.tokenizer} ({data.source_vocab_size} / "
+            f"{data.target_vocab_size}) |",
+            f"| corpus | {data.corpus}" + (" (reversed)" if data.reverse else "") + " |",
+            "",
+            gate_note(rows, model.cell),
+        ]
+    )
+    metrics = registry.metrics(run)
+    epochs = plots.epoch_rows(metrics, RunPaths(run.path).history)
+    figure = plots.training_figure(epochs, title=run.name)
+    return summary, rows, figure, metrics_markdown(metrics, epochs)
+
+
+def metrics_markdown(metrics: dict[str, Any], epochs: list[dict[str, float]]) -> str:
+    best = metrics.get("best") or {}
+    lines = ["| metric | value |", "|---|---|"]
+
+    def add(label: str, value: Any, fmt: str = "{:.2f}") -> None:
+        if isinstance(value, int | float):
+            lines.append(f"| {label} | {fmt.format(value)} |")
+
+    add("best epoch", best.get("epoch"), "{:.0f}")
+    add("dev BLEU (best epoch)", best.get("dev_bleu"))
+    add("dev chrF (best epoch)", best.get("dev_chrf"))
+    add("dev loss (best epoch)", best.get("val_loss"), "{:.3f}")
+    add("dev perplexity", metrics.get("perplexity", best.get("val_perplexity")))
+    add("epochs run", len(epochs), "{:.0f}")
+    add("training time (min)", (metrics.get("train_seconds") or 0) / 60 or None, "{:.1f}")
+    pairs = metrics.get("pairs") or {}
+    if pairs:
+        shown = ", ".join(f"{k} {v:,}" for k, v in sorted(pairs.items()))
+        lines.append(f"| sentence pairs | {shown} |")
+    if "finished" in metrics:
+        lines.append(f"| finished | {'yes' if metrics['finished'] else 'no'} |")
+    if len(lines) == 2:
+        return "No metrics recorded for this run yet (metrics.json is missing or empty)."
+    return "\n".join(lines)
+
+
+def empty_notice(registry: Registry) -> str:
+    """What to do when the models folder has no (translation/chat) runs; '' when it has."""
+    translation, dialogue = registry.runs("translation"), registry.runs("dialogue")
+    lines = []
+    if not translation:
+        lines.append(
+            f"**No trained translation model in `{registry.models_dir}`.** Train one "
+            f"(a few minutes on a CPU) with:\n\n```\n{TRAIN_TRANSLATION}\n```"
+        )
+    if not dialogue:
+        lines.append(
+            f"**No trained chat model in `{registry.models_dir}`.** Train the chat "
+            f"quickstart with:\n\n```\n{TRAIN_CHAT}\n```"
+        )
+    if lines:
+        lines.append("Then reload this page (or press *Refresh model list*).")
+    return "\n\n".join(lines)
+
+
+def refresh(registry: Registry):
+    """New choices for the three dropdowns and the notice, read from the models folder."""
+
+    def dropdown(kind: str) -> gr.Dropdown:
+        choices = registry.choices(kind)
+        return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+
+    notice = empty_notice(registry)
+    return (
+        gr.Markdown(notice, visible=bool(notice)),
+        dropdown("translation"),
+        dropdown("dialogue"),
+        dropdown("all"),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Layout
+
+
+def decoding_controls(default_method: str, render: bool = True) -> list[gr.components.Component]:
+    return [
+        gr.Radio(list(METHODS), value=default_method, label="decoding method", render=render),
+        gr.Slider(1, 16, value=5, step=1, label="beam size (beam)", render=render),
+        gr.Slider(
+            1,
+            16,
+            value=3 if default_method == "beam" else 1,
+            step=1,
+            label="n-best (beam; ≤ beam size)",
+            render=render,
+        ),
+        gr.Slider(0.1, 2.0, value=0.8, step=0.05, label="temperature (sample)", render=render),
+        gr.Slider(0, 100, value=0, step=1, label="top-k (sample; 0 = off)", render=render),
+        gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="top-p (sample)", render=render),
+        gr.Slider(
+            1,
+            200,
+            value=60 if default_method != "sample" else 40,
+            step=1,
+            label="max output length (tokens)",
+            render=render,
+        ),
+    ]
+
+
+def build_app(models_dir: str | Path, max_input_chars: int = DEFAULT_MAX_INPUT_CHARS) -> gr.Blocks:
+    """The whole app for one models folder (call ``.queue()``/``.launch()`` on it)."""
+    registry = Registry(models_dir, max_input_chars=max_input_chars)
+    translation_choices = registry.choices("translation")
+    dialogue_choices = registry.choices("dialogue")
+    all_choices = registry.choices("all")
+    notice_text = empty_notice(registry)
+
+    def first(choices):
+        return choices[0][1] if choices else None
+
+    with gr.Blocks(title="seq2seq: translate and chat") as demo:
+        gr.Markdown(
+            "# seq2seq\nRecurrent encoder-decoder models (GRU/LSTM + attention) trained with "
+            f"this toolkit. Models folder: `{registry.models_dir}`."
+        )
+        notice = gr.Markdown(notice_text, visible=bool(notice_text), elem_id="empty-notice")
+        with gr.Tabs():
+            with gr.Tab("Translate", id="translate", elem_id="translate-tab"):
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        t_model = gr.Dropdown(
+                            translation_choices,
+                            value=first(translation_choices),
+                            label="translation model",
+                            elem_id="translate-model",
+                        )
+                        source = gr.Textbox(
+                            lines=3,
+                            label=f"text (up to {max_input_chars} characters)",
+                            placeholder="Type a sentence…",
+                            elem_id="translate-input",
+                        )
+                        go = gr.Button("Translate", variant="primary", elem_id="translate-btn")
+                        gr.Examples(TRANSLATE_EXAMPLES, inputs=[source])
+                    with gr.Column(scale=2):
+                        with gr.Accordion("decoding", open=False):
+                            t_controls = decoding_controls("greedy")
+                output = gr.Textbox(
+                    label="translation", interactive=False, elem_id="translate-output"
+                )
+                notes = gr.Markdown(elem_id="translate-notes")
+                nbest = gr.Dataframe(
+                    headers=["rank", "translation", "score"], label="n-best list", interactive=False
+                )
+                heatmap = gr.Plot(
+                    label="attention (source pieces × output pieces)", elem_id="attention-plot"
+                )
+                t_inputs = [source, t_model, *t_controls]
+                t_outputs = [output, nbest, heatmap, notes]
+                t_fn = functools.partial(translate, registry)
+                go.click(t_fn, t_inputs, t_outputs, api_name="translate")
+                source.submit(t_fn, t_inputs, t_outputs, api_visibility="private")
+
+            with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
+                c_model = gr.Dropdown(
+                    dialogue_choices,
+                    value=first(dialogue_choices),
+                    label="chat model",
+                    elem_id="chat-model",
+                )
+                gr.ChatInterface(
+                    functools.partial(chat, registry),
+                    additional_inputs=[c_model, *decoding_controls("sample", render=False)],
+                    additional_inputs_accordion=gr.Accordion("decoding", open=False),
+                    examples=[[example] for example in CHAT_EXAMPLES],
+                    api_name="chat",
+                    save_history=False,
+                    fill_height=False,
+                )
+
+            with gr.Tab("Model", id="model", elem_id="model-tab"):
+                m_model = gr.Dropdown(
+                    all_choices, value=first(all_choices), label="run", elem_id="model-run"
+                )
+                show = gr.Button("Show", variant="primary")
+                with gr.Row():
+                    summary = gr.Markdown()
+                    metrics = gr.Markdown()
+                params = gr.Dataframe(
+                    headers=["part", "gru", "lstm", "rnn"],
+                    label="trainable parameters per part (GRU: 3 gate blocks, LSTM: 4)",
+                    interactive=False,
+                )
+                curves = gr.Plot(label="training curves")
+                m_fn = functools.partial(model_info, registry)
+                show.click(
+                    m_fn, [m_model], [summary, params, curves, metrics], api_name="model_info"
+                )
+                m_model.change(
+                    m_fn, [m_model], [summary, params, curves, metrics], api_visibility="private"
+                )
+
+        refresh_btn = gr.Button("Refresh model list", size="sm")
+        r_fn = functools.partial(refresh, registry)
+        refresh_btn.click(r_fn, None, [notice, t_model, c_model, m_model], api_visibility="private")
+    return demo
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m apps.web", description="Translate, chat and inspect trained runs."
+    )
+    parser.add_argument("--models", default="runs", help="folder of run folders (default runs/)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--share", action="store_true", help="make a public gradio.live link")
+    parser.add_argument(
+        "--max-input-chars",
+        type=int,
+        default=DEFAULT_MAX_INPUT_CHARS,
+        help="longest accepted input (default 1000)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="requests decoded at the same time (default 2)"
+    )
+    args = parser.parse_args(argv)
+    if args.max_input_chars < 1:
+        parser.error("--max-input-chars must be >= 1")
+    if args.concurrency < 1:
+        parser.error("--concurrency must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "listening on %s: the app has no login; anyone who can reach it can use it", args.host
+        )
+    demo = build_app(args.models, max_input_chars=args.max_input_chars)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        ssr_mode=False,
+        mcp_server=False,
+        show_error=False,
+        footer_links=["api"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,311 @@
+"""The Gradio app: handlers on a tiny trained model, then the app served on loopback."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import json  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import urllib.request  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from apps import plots, web  # noqa: E402
+from apps.registry import TRAIN_CHAT, TRAIN_TRANSLATION, Registry, direction  # noqa: E402
+from seq2seq.config import load_config  # noqa: E402
+
+LEXICON = {
+    "uno": "one",
+    "dos": "two",
+    "tres": "three",
+    "cuatro": "four",
+    "gato": "cat",
+    "perro": "dog",
+    "rojo": "red",
+    "azul": "blue",
+    "grande": "big",
+    "pequeño": "small",
+}
+DECODING = ["greedy", 5, 1, 1.0, 0, 1.0, 20]  # method, beam, n-best, temperature, k, p, max
+
+
+def train_tiny_models(folder: Path) -> Path:
+    """``folder/tiny`` (a word-for-word "translation" run) and ``folder/tiny-chat`` (the
+    same weights registered as a one-context-turn chat run). Returns the models folder."""
+    from seq2seq.training import train
+
+    rng = random.Random(0)
+    lines: set[str] = set()
+    while len(lines) < 400:
+        words = rng.choices(list(LEXICON), k=rng.randint(2, 5))
+        target = " ".join(LEXICON[w] for w in words).capitalize() + "."
+        lines.add(" ".join(words) + "\t" + target)
+    corpus = folder / "tiny.tsv"
+    corpus.write_text("\n".join(sorted(lines)) + "\n", encoding="utf-8")
+    models = folder / "models"
+    config = load_config(
+        "quickstart",
+        overrides=[
+            "data.corpus=tsv",
+            f"data.path={corpus}",
+            "data.reverse=false",
+            "data.max_pairs=null",
+            "data.tokenizer=word",
+            "data.source_vocab_size=32",
+            "data.target_vocab_size=32",
+            "data.max_source_length=12",
+            "data.max_target_length=12",
+            "data.dev_fraction=0.1",
+            "model.embedding_dim=16",
+            "model.hidden_size=16",
+            "model.dropout=0.0",
+            "train.epochs=2",
+            "train.batch_size=32",
+            "train.dev_bleu_sentences=20",
+            "train.learning_rate=0.01",
+            "train.lr_schedule=constant",
+            "decode.max_length=16",
+        ],
+    )
+    train(config, models / "tiny", verbose=0)
+    shutil.copytree(models / "tiny", models / "tiny-chat")
+    chat_config = models / "tiny-chat" / "config.yaml"
+    raw = yaml.safe_load(chat_config.read_text(encoding="utf-8"))
+    raw["data"]["context_turns"] = 1
+    chat_config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return models
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    return train_tiny_models(tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture(scope="module")
+def registry(models_dir) -> Registry:
+    return Registry(models_dir, max_input_chars=50)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(models: Path, max_input_chars: int = 1000) -> tuple[gr.Blocks, str]:
+    demo = web.build_app(models, max_input_chars=max_input_chars)
+    demo.queue(default_concurrency_limit=2)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        ssr_mode=False,
+    )
+    return demo, url
+
+
+# ---------------------------------------------------------------------------------------
+# Pure helpers (no model)
+
+
+def test_direction_labels():
+    assert direction(load_config("quickstart")) == "spa → eng"
+    assert direction(load_config("eng-spa-gru")) == "eng → spa"
+    chat = load_config("quickstart", overrides=["data.corpus=daily_dialog", "data.context_turns=2"])
+    assert direction(chat).startswith("chat: daily_dialog")
+
+
+def test_history_turns_reads_every_message_format():
+    history = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "text", "text": "hello"}]},
+        {"role": "user", "content": {"type": "text", "text": "how are you"}},
+    ]
+    assert web.history_turns(history) == ["hi", "hello", "how are you"]
+    assert web.history_turns(None) == []
+
+
+def test_decode_overrides_only_pass_what_the_method_uses():
+    assert web.decode_overrides("greedy", 5, 3, 1.0, 0, 1.0, 20) == {
+        "method": "greedy",
+        "max_length": 20,
+        "n_best": 1,
+    }
+    beam = web.decode_overrides("beam", 4, 9, 1.0, 0, 1.0, 20)
+    assert beam["beam_size"] == 4 and beam["n_best"] == 4  # clamped to the beam
+    sample = web.decode_overrides("sample", 4.0, 1, 0.5, 7.0, 0.8, 20.0)
+    assert sample["temperature"] == 0.5 and sample["top_k"] == 7 and sample["top_p"] == 0.8
+    with pytest.raises(gr.Error, match="Unknown decoding method"):
+        web.decode_overrides("magic", 4, 1, 1.0, 0, 1.0, 20)
+
+
+def test_training_figure_from_history_csv(tmp_path):
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,val_loss\n0,2.0,2.5\n1,1.5,2.0\n", encoding="utf-8")
+    rows = plots.epoch_rows({}, history)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert isinstance(plots.training_figure(rows), Figure)
+    assert isinstance(plots.training_figure([]), Figure)
+
+
+def test_empty_folder_shows_the_train_commands(tmp_path):
+    registry = Registry(tmp_path / "no-runs-here")
+    notice = web.empty_notice(registry)
+    assert TRAIN_TRANSLATION in notice and TRAIN_CHAT in notice
+    assert "--preset quickstart --output runs/quickstart" in notice
+    with pytest.raises(gr.Error, match="python -m seq2seq.train --preset quickstart"):
+        web.translate(registry, "hola", None)
+    with pytest.raises(gr.Error, match="quickstart-chat"):
+        list(web.chat(registry, "hola", [], None))
+    assert isinstance(web.build_app(tmp_path), gr.Blocks)
+
+
+# ---------------------------------------------------------------------------------------
+# Handlers on the tiny model
+
+
+@pytest.mark.slow
+def test_registry_lists_runs_by_kind(registry):
+    assert [name for _, name in registry.choices("translation")] == ["tiny"]
+    assert [name for _, name in registry.choices("dialogue")] == ["tiny-chat"]
+    assert registry.choices("translation")[0][0] == "tiny (tsv: source → target)"
+
+
+@pytest.mark.slow
+def test_translate_greedy_beam_and_sample(registry):
+    text, rows, figure, notes = web.translate(registry, "uno gato rojo", "tiny", *DECODING)
+    assert isinstance(text, str) and text
+    assert rows[0][1] == text and len(rows) == 1
+    assert isinstance(figure, Figure)
+    assert "tiny" in notes and "greedy" in notes
+
+    _, rows, _, _ = web.translate(registry, "uno gato", "tiny", "beam", 3, 3, 1.0, 0, 1.0, 20)
+    assert len(rows) == 3
+    assert [r[0] for r in rows] == [1, 2, 3]
+    scores = [r[2] for r in rows]
+    assert scores == sorted(scores, reverse=True)
+
+    text, _, _, _ = web.translate(registry, "dos perro", "tiny", "sample", 5, 1, 0.7, 5, 0.9, 20)
+    assert isinstance(text, str)
+
+
+@pytest.mark.slow
+def test_translator_is_loaded_once(registry):
+    run = registry.resolve("tiny", "translation")
+    assert registry.translator(run) is registry.translator(run)
+
+
+@pytest.mark.slow
+def test_translate_rejects_bad_input(registry):
+    with pytest.raises(gr.Error, match="empty"):
+        web.translate(registry, "   ", "tiny", *DECODING)
+    with pytest.raises(gr.Error, match="limit is 50 characters"):
+        web.translate(registry, "uno " * 20, "tiny", *DECODING)
+    for name in ("../tiny", "/etc", "tiny/../tiny", "tiny-chat", "nope", None, 3):
+        with pytest.raises(gr.Error, match="Unknown translation model"):
+            web.translate(registry, "uno", name, *DECODING)
+
+
+@pytest.mark.slow
+def test_chat_streams_word_by_word_and_uses_the_history(registry, monkeypatch):
+    steps = list(web.chat(registry, "uno perro", [], "tiny-chat", *DECODING))
+    assert steps
+    for shorter, longer in zip(steps, steps[1:], strict=False):
+        assert longer.startswith(shorter) and len(longer) > len(shorter)
+    assert len(steps) == len(steps[-1].split())
+
+    translator = registry.translator(registry.resolve("tiny-chat", "dialogue"))
+    seen = []
+    original = translator.translate_one
+
+    def spy(source, **overrides):
+        seen.append(source)
+        return original(source, **overrides)
+
+    monkeypatch.setattr(translator, "translate_one", spy)
+    monkeypatch.setattr(web, "STREAM_DELAY_S", 0.0)
+    history = [
+        {"role": "user", "content": "uno"},
+        {"role": "assistant", "content": "One."},
+    ]
+    list(web.chat(registry, "dos gato", history, "tiny-chat", *DECODING))
+    assert seen == ["One. <sep> dos gato"]  # context_turns=1: the bot's last turn
+
+    with pytest.raises(gr.Error, match="Unknown chat model"):
+        list(web.chat(registry, "hola", [], "tiny", *DECODING))
+    with pytest.raises(gr.Error, match="limit is 50"):
+        list(web.chat(registry, "x" * 51, [], "tiny-chat", *DECODING))
+
+
+@pytest.mark.slow
+def test_model_info_shows_architecture_parameters_and_curves(registry):
+    summary, rows, figure, metrics = web.model_info(registry, "tiny")
+    assert "| cell | gru |" in summary and "bidirectional" in summary
+    parts = {row[0]: row[1:] for row in rows}
+    gru, lstm, rnn = parts["encoder rnn"]
+    assert lstm > gru > rnn  # 4 gate blocks, 3 gate blocks, 1
+    assert parts["source embedding"][0] == parts["source embedding"][1]
+    assert parts["total"][0] == sum(row[1] for row in rows if row[0] != "total")
+    assert isinstance(figure, Figure)
+    assert "dev BLEU" in metrics and "dev perplexity" in metrics
+    with pytest.raises(gr.Error, match="Unknown model"):
+        web.model_info(registry, "../../etc")
+
+
+# ---------------------------------------------------------------------------------------
+# The served app, through gradio_client
+
+
+@pytest.mark.slow
+def test_served_app_translates_chats_and_refuses_bad_input(models_dir):
+    from gradio_client import Client
+
+    demo, url = launch(models_dir, max_input_chars=100)
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
+        text, nbest, _plot, notes = client.predict(
+            "uno gato", "tiny", *DECODING, api_name="/translate"
+        )
+        assert isinstance(text, str) and text
+        assert "tiny" in notes
+        assert nbest["data"][0][1] == text
+
+        job = client.submit("uno perro", "tiny-chat", *DECODING, api_name="/chat")
+        updates = list(job)
+        final = job.result()
+        assert updates and final
+        assert isinstance(final, str) and final == updates[-1]
+
+        with pytest.raises(Exception, match="limit is 100 characters"):
+            client.predict("uno " * 30, "tiny", *DECODING, api_name="/translate")
+        with pytest.raises(Exception, match="empty"):
+            client.predict("", "tiny", *DECODING, api_name="/translate")
+        with pytest.raises(Exception, match="not in the list of choices|Unknown"):
+            client.predict("uno", "../tiny", *DECODING, api_name="/translate")
+    finally:
+        demo.close()
+
+
+@pytest.mark.slow
+def test_served_app_without_models_shows_the_train_command(tmp_path):
+    demo, url = launch(tmp_path)
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/config", timeout=30) as response:
+            config = json.loads(response.read().decode("utf-8"))
+        values = json.dumps(config)
+        assert TRAIN_TRANSLATION in values and TRAIN_CHAT in values
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200
+    finally:
+        demo.close()

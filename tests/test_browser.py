@@ -1,0 +1,94 @@
+"""The app in a real browser: headless Debian Chromium driven by Playwright.
+
+Never runs ``playwright install``: it uses the system browser at /usr/bin/chromium
+(``.ci/install-browser.sh`` installs it) and skips when that is missing. The screenshot
+goes to docs/screenshot.png only with SEQ2SEQ_SAVE_SCREENSHOT=1 (else to tmp_path).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found; install it with .ci/install-browser.sh")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    from test_app import launch, train_tiny_models
+
+    models = train_tiny_models(tmp_path_factory.mktemp("browser"))
+    demo, url = launch(models)
+    yield url
+    demo.close()
+
+
+def test_translate_and_chat_in_chromium(browser, app_url, tmp_path):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1500})
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(app_url, wait_until="domcontentloaded")
+        expect(page.locator("#translate-model input")).to_have_value(re.compile("tiny"))
+
+        page.locator("#translate-input textarea").fill("uno gato rojo")
+        page.locator("#translate-btn").click()
+        output = page.locator("#translate-output textarea")
+        expect(output).not_to_have_value("", timeout=120_000)
+        assert output.input_value().strip()
+        heatmap = page.locator("#attention-plot img")
+        expect(heatmap).to_be_visible(timeout=60_000)
+        assert heatmap.bounding_box()["height"] > 50
+        expect(page.locator("#translate-notes")).to_contain_text("greedy")
+
+        target = (
+            REPO / "docs" / "screenshot.png"
+            if os.environ.get("SEQ2SEQ_SAVE_SCREENSHOT") == "1"
+            else tmp_path / "screenshot.png"
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(target), full_page=True)
+        assert target.stat().st_size > 10_000
+
+        page.get_by_role("tab", name="Chat").click()
+        expect(page.locator("#chat-model input")).to_have_value(re.compile("tiny-chat"))
+        box = page.locator("#chat-tab textarea").first
+        box.fill("uno perro")
+        box.press("Enter")
+        reply = page.locator("#chat-tab [data-testid='bot']").last
+        expect(reply).to_be_visible(timeout=120_000)
+        expect(reply).not_to_have_text("", timeout=60_000)
+        expect(page.locator("#chat-tab [data-testid='user']").last).to_contain_text("uno perro")
+    finally:
+        page.close()
