@@ -9,6 +9,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Nothing in the tests may reach the network: Gradio's analytics and the Hub stay off.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "SEQ2SEQ_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
+    os.environ["SEQ2SEQ_DATA_DIR"] = str(REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Prepared TFDS data goes to a per-session folder unless the caller chose one."""
+    if "SEQ2SEQ_CACHE_DIR" not in os.environ:
+        os.environ["SEQ2SEQ_CACHE_DIR"] = str(tmp_path_factory.mktemp("tfds-cache"))
+    yield
+
 
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:

@@ -1,0 +1,285 @@
+"""``python -m seq2seq.bench``: training and decoding speed, load time and peak memory.
+
+Measured on real Tatoeba Spanish->English pairs (``$SEQ2SEQ_DATA_DIR``) at a fixed
+reference size (bi-GRU 256 encoder, GRU 256 decoder, additive attention, 5,000-word
+vocabularies, batch 64) and at a preset's size. Training speed is target tokens per second
+after warm-up, for the length-bucketed pipeline and for plain padded batches in the same
+process. Decoding is timed on a trained run when ``--model`` is given (an untrained model
+rarely emits END, so it would always run to ``max_length``), else on the briefly trained
+benchmark model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REFERENCE = [
+    "data.tokenizer=word",
+    "data.source_vocab_size=5000",
+    "data.target_vocab_size=5000",
+    "model.cell=gru",
+    "model.embedding_dim=256",
+    "model.hidden_size=256",
+    "model.bidirectional=true",
+    "model.attention=bahdanau",
+    "train.batch_size=64",
+]
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values) * 1000.0
+    return {"p50_ms": float(np.percentile(array, 50)), "p95_ms": float(np.percentile(array, 95))}
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def target_tokens(dataset) -> int:
+    return int(sum(int(np.count_nonzero(target_out)) for _, target_out in dataset))
+
+
+def time_fit(model, batches: list, warmup: int) -> dict[str, float]:
+    """Fit on ``warmup`` batches (tracing), then time one pass over the rest."""
+    import tensorflow as tf
+
+    def as_dataset(items):
+        return tf.data.Dataset.from_generator(
+            lambda: iter(items),
+            output_signature=(
+                (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.int32)),
+                tf.TensorSpec([None, None], tf.int32),
+            ),
+        )
+
+    model.fit(as_dataset(batches[:warmup]), epochs=1, verbose=0, shuffle=False)
+    timed = batches[warmup:]
+    tokens = int(sum(np.count_nonzero(target.numpy()) for _, target in timed))
+    start = time.perf_counter()
+    model.fit(as_dataset(timed), epochs=1, verbose=0, shuffle=False)
+    seconds = time.perf_counter() - start
+    return {
+        "steps": len(timed),
+        "seconds": seconds,
+        "target_tokens": tokens,
+        "target_tokens_per_s": tokens / seconds,
+        "ms_per_step": 1000.0 * seconds / len(timed),
+    }
+
+
+def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object, object]:
+    """Bucketed vs padded training speed for one config; returns the model and tokenizers."""
+    from seq2seq.model import build_model
+    from seq2seq.pipeline import filter_by_length, make_dataset, padded_batches
+    from seq2seq.text import fit_tokenizer
+    from seq2seq.training import compile_model
+
+    data, train = config.data, config.train
+    source_tok = fit_tokenizer(data.tokenizer, [p.source for p in pairs], data.source_vocab_size)
+    target_tok = fit_tokenizer(data.tokenizer, [p.target for p in pairs], data.target_vocab_size)
+    source_ids, target_ids, _ = filter_by_length(
+        source_tok.encode_batch([p.source for p in pairs]),
+        target_tok.encode_batch([p.target for p in pairs]),
+        data.max_source_length,
+        data.max_target_length,
+    )
+    shared = dict(
+        batch_size=train.batch_size,
+        max_source_length=data.max_source_length,
+        max_target_length=data.max_target_length,
+        shuffle=True,
+        seed=train.seed,
+    )
+    results = {}
+    model = None
+    for name, dataset in (
+        (
+            "bucketed",
+            make_dataset(source_ids, target_ids, bucket_width=data.bucket_width, **shared),
+        ),
+        ("padded", padded_batches(source_ids, target_ids, **shared)),
+    ):
+        batches = list(dataset.take(steps + warmup))
+        model = build_model(config.model, source_tok.vocab_size, target_tok.vocab_size)
+        compile_model(model, train)
+        results[name] = time_fit(model, batches, warmup)
+        padding = [float(np.mean(t.numpy() == 0)) for _, t in batches]
+        results[name]["target_padding_fraction"] = float(np.mean(padding))
+    results["bucketed_speedup"] = (
+        results["bucketed"]["target_tokens_per_s"] / results["padded"]["target_tokens_per_s"]
+    )
+    return results, model, (source_tok, target_tok)
+
+
+def bench_decoding(searcher, source_ids: list[list[int]], max_length: int, repeats: int) -> dict:
+    """Greedy and beam-5 latency at batch 1 and throughput at batch 64."""
+
+    def pad(rows):
+        width = max(len(r) for r in rows)
+        batch = np.zeros((len(rows), width), np.int32)
+        for i, row in enumerate(rows):
+            batch[i, : len(row)] = row
+        return batch
+
+    searches = {
+        "greedy": lambda b: searcher.greedy(b, max_length),
+        "beam5": lambda b: searcher.beam(b, beam_size=5, n_best=1, max_length=max_length),
+    }
+    results = {}
+    for name, search in searches.items():
+        search(pad(source_ids[:1]))
+        search(pad(source_ids[:64]))  # trace both shapes' paths once
+        latencies = []
+        for row in source_ids[:repeats]:
+            start = time.perf_counter()
+            search(pad([row]))
+            latencies.append(time.perf_counter() - start)
+        rows = source_ids[: 64 * max(1, len(source_ids) // 64)]
+        start = time.perf_counter()
+        for i in range(0, len(rows), 64):
+            search(pad(rows[i : i + 64]))
+        seconds = time.perf_counter() - start
+        results[name] = {
+            "batch1": percentiles(latencies),
+            "batch64_sentences_per_s": len(rows) / seconds,
+        }
+    results["beam5_over_greedy_latency"] = (
+        results["beam5"]["batch1"]["p50_ms"] / results["greedy"]["batch1"]["p50_ms"]
+    )
+    return results
+
+
+def bench_load(model) -> float:
+    import keras
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        start = time.perf_counter()
+        keras.models.load_model(path, safe_mode=True, compile=False)
+        return time.perf_counter() - start
+
+
+def bench_config(name: str, config, args) -> dict:
+    from seq2seq.corpora.loading import load_splits
+    from seq2seq.decoding import Searcher
+
+    splits = load_splits(config.data)
+    result: dict = {"config": name, "train_pairs": len(splits["train"])}
+    training, model, (source_tok, _) = bench_training(
+        config, splits["train"], args.train_steps, args.warmup_steps
+    )
+    result["training"] = training
+    result["model_load_seconds"] = bench_load(model)
+    if args.model is None:
+        test_ids = [
+            ids for ids in source_tok.encode_batch([p.source for p in splits["test"]]) if ids
+        ]
+        result["decoding_model"] = "benchmark model (briefly trained)"
+        result["decoding"] = bench_decoding(
+            Searcher(model),
+            test_ids[: args.decode_sentences],
+            config.decode.max_length,
+            args.repeats,
+        )
+    return result
+
+
+def bench_run(run: str, args) -> dict:
+    """Decoding speed and load time of a trained run, on its own test split."""
+    from seq2seq.corpora.loading import load_splits
+    from seq2seq.decoding import Searcher
+    from seq2seq.translator import Translator
+
+    start = time.perf_counter()
+    translator = Translator.from_run(run)
+    load_seconds = time.perf_counter() - start
+    splits = load_splits(translator.config.data)
+    ids = translator.source_tokenizer.encode_batch([p.source for p in splits["test"]])
+    ids = [row[: translator.config.data.max_source_length] for row in ids if row]
+    decoding = bench_decoding(
+        Searcher(translator.model), ids[: args.decode_sentences], 60, args.repeats
+    )
+    return {"run": run, "load_seconds": load_seconds, "decoding": decoding}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m seq2seq.bench", description=__doc__)
+    parser.add_argument(
+        "--preset", default="spa-eng-gru", help="preset to measure besides the reference size"
+    )
+    parser.add_argument("--model", help="a trained run folder to time decoding and loading on")
+    parser.add_argument("--train-steps", type=int, default=150)
+    parser.add_argument("--warmup-steps", type=int, default=40)
+    parser.add_argument("--decode-sentences", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=100, help="batch-1 decodes per search")
+    parser.add_argument("--only", choices=("reference", "preset", "model"), help="run one part")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser.parse_args(argv)
+
+
+def report(results: dict) -> str:
+    lines = []
+    for part in results["parts"]:
+        lines.append(f"== {part.get('config') or part.get('run')}")
+        if "training" in part:
+            for name in ("bucketed", "padded"):
+                t = part["training"][name]
+                lines.append(
+                    f"train {name:9s} {t['target_tokens_per_s']:8.0f} target tok/s  "
+                    f"{t['ms_per_step']:6.1f} ms/step  padding {t['target_padding_fraction']:.0%}"
+                )
+            lines.append(f"bucketed speed-up x{part['training']['bucketed_speedup']:.2f}")
+            lines.append(f"model load {part['model_load_seconds']:.2f} s")
+        if "load_seconds" in part:
+            lines.append(f"run load (Translator.from_run) {part['load_seconds']:.2f} s")
+        decoding = part.get("decoding")
+        if decoding:
+            for name in ("greedy", "beam5"):
+                d = decoding[name]
+                latency = d["batch1"]
+                lines.append(
+                    f"{name:6s} batch 1 p50 {latency['p50_ms']:.1f} ms"
+                    f" p95 {latency['p95_ms']:.1f} ms;"
+                    f" batch 64 {d['batch64_sentences_per_s']:.0f} sent/s"
+                )
+            lines.append(f"beam-5 / greedy latency x{decoding['beam5_over_greedy_latency']:.2f}")
+    lines.append(f"peak memory {results['peak_memory_mb']:.0f} MiB")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from seq2seq.config import ConfigError, load_config
+    from seq2seq.corpora.errors import CorpusError
+
+    try:
+        parts = []
+        if args.only in (None, "reference"):
+            reference = load_config(args.preset, overrides=REFERENCE)
+            parts.append(bench_config("reference (bi-GRU 256, 5k words)", reference, args))
+        if args.only in (None, "preset"):
+            parts.append(bench_config(f"preset {args.preset}", load_config(args.preset), args))
+        if args.model and args.only in (None, "model"):
+            parts.append(bench_run(args.model, args))
+    except (ConfigError, CorpusError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results = {"parts": parts, "peak_memory_mb": peak_memory_mb()}
+    import tensorflow as tf
+
+    results["device"] = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+    print(json.dumps(results, indent=2) if args.json else report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
