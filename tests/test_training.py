@@ -1,0 +1,99 @@
+"""Training end to end on real Tatoeba pairs: loss falls, runs resume after a kill."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from seq2seq.config import load_config
+from seq2seq.runs import RunError, open_run
+from seq2seq.training import train
+
+TINY = [
+    "data.max_pairs=3000",
+    "data.source_vocab_size=600",
+    "data.target_vocab_size=600",
+    "model.embedding_dim=48",
+    "model.hidden_size=48",
+    "train.dev_bleu_sentences=100",
+]
+
+
+def epochs_in(history) -> list[int]:
+    with open(history, newline="") as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+@pytest.mark.slow
+def test_tiny_model_learns_from_real_pairs(shared_data_dir, tmp_path):
+    config = load_config("quickstart", overrides=[*TINY, "train.epochs=3"])
+    metrics = train(config, tmp_path / "run", verbose=0)
+    losses = [epoch["loss"] for epoch in metrics["epochs"]]
+    assert losses[-1] < losses[0] * 0.85, losses
+    assert metrics["pairs"]["train"] > 2000 and metrics["finished"]
+    assert all("dev_bleu" in epoch for epoch in metrics["epochs"])
+    paths = open_run(tmp_path / "run")
+    assert paths.best_model.is_file() and paths.last_model.is_file()
+    assert (paths.source_vocab / "spm.model").is_file()
+    assert any(paths.logs.rglob("events.out.tfevents.*")), "TensorBoard logs written"
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    config = load_config("quickstart", overrides=TINY)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("name: x\n")
+    with pytest.raises(RunError, match="already holds a run; pass --resume"):
+        train(config, tmp_path / "run")
+    with pytest.raises(RunError, match="nothing to resume"):
+        train(config, tmp_path / "empty", resume=True)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_last_epoch(shared_data_dir, tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "seq2seq.train", "--preset", "quickstart"]
+    command += ["--output", str(run), *TINY, "train.epochs=3"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    history = run / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if history.is_file() and epochs_in(history) == [0]:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run / "last.keras").exists()
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "seq2seq.train", "--output", str(run), "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert epochs_in(history) == [0, 1, 2], "epoch 0 is not trained twice"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
+    assert metrics["finished"]
+
+
+def test_train_cli_reports_bad_config_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "seq2seq.train", "--preset", "quickstart", "model.cell=transformer"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "model.cell is 'transformer'; allowed: gru, lstm, rnn" in result.stderr
+    assert "Traceback" not in result.stderr
