@@ -83,14 +83,20 @@ def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object
     from seq2seq.training import compile_model
 
     data, train = config.data, config.train
+    start = time.perf_counter()
     source_tok = fit_tokenizer(data.tokenizer, [p.source for p in pairs], data.source_vocab_size)
     target_tok = fit_tokenizer(data.tokenizer, [p.target for p in pairs], data.target_vocab_size)
+    fitted = time.perf_counter()
     source_ids, target_ids, _ = filter_by_length(
         source_tok.encode_batch([p.source for p in pairs]),
         target_tok.encode_batch([p.target for p in pairs]),
         data.max_source_length,
         data.max_target_length,
     )
+    results: dict = {
+        "tokenizer_fit_seconds": fitted - start,
+        "encode_seconds": time.perf_counter() - fitted,
+    }
     shared = dict(
         batch_size=train.batch_size,
         max_source_length=data.max_source_length,
@@ -98,7 +104,6 @@ def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object
         shuffle=True,
         seed=train.seed,
     )
-    results = {}
     model = None
     for name, dataset in (
         (
@@ -172,8 +177,13 @@ def bench_config(name: str, config, args) -> dict:
     from seq2seq.corpora.loading import load_splits
     from seq2seq.decoding import Searcher
 
+    start = time.perf_counter()
     splits = load_splits(config.data)
-    result: dict = {"config": name, "train_pairs": len(splits["train"])}
+    result: dict = {
+        "config": name,
+        "train_pairs": len(splits["train"]),
+        "load_splits_seconds": time.perf_counter() - start,
+    }
     training, model, (source_tok, _) = bench_training(
         config, splits["train"], args.train_steps, args.warmup_steps
     )
@@ -231,6 +241,11 @@ def report(results: dict) -> str:
     for part in results["parts"]:
         lines.append(f"== {part.get('config') or part.get('run')}")
         if "training" in part:
+            t = part["training"]
+            lines.append(
+                f"data: load splits {part['load_splits_seconds']:.1f} s, fit tokenizers "
+                f"{t['tokenizer_fit_seconds']:.1f} s, encode {t['encode_seconds']:.1f} s"
+            )
             for name in ("bucketed", "padded"):
                 t = part["training"][name]
                 lines.append(
