@@ -80,7 +80,7 @@ def tiny_run(tmp_path_factory) -> Path:
             "model.dropout=0.0",
             "train.epochs=5",
             "train.learning_rate=0.01",
-            "train.select_best_by=loss",
+            "train.select_best_by=bleu",  # records dev BLEU, which the app's model info shows
             "data.lowercase=true",
             "train.batch_size=32",
             "train.dev_bleu_sentences=16",
@@ -91,3 +91,31 @@ def tiny_run(tmp_path_factory) -> Path:
     run = folder / "run"
     train(config, run, verbose=0)
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_translator(tiny_run):
+    """One ``Translator`` on ``tiny_run`` for the whole session: its searches trace once."""
+    from seq2seq.translator import Translator
+
+    return Translator.from_run(tiny_run)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_run, tmp_path_factory) -> Path:
+    """A models folder for the app: ``tiny`` (a copy of ``tiny_run``) and ``tiny-chat`` (the
+    same weights registered as a one-context-turn chat run). Copies, so that nothing the app
+    tests do touches ``tiny_run`` and files other tests write there are left out."""
+    import shutil
+
+    import yaml
+
+    models = tmp_path_factory.mktemp("models")
+    ignore = shutil.ignore_patterns("eval-*", "backup")
+    shutil.copytree(tiny_run, models / "tiny", ignore=ignore)
+    shutil.copytree(tiny_run, models / "tiny-chat", ignore=ignore)
+    chat_config = models / "tiny-chat" / "config.yaml"
+    raw = yaml.safe_load(chat_config.read_text(encoding="utf-8"))
+    raw["data"]["context_turns"] = 1
+    chat_config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return models

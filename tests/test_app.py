@@ -1,4 +1,4 @@
-"""The Gradio app: handlers on a tiny trained model, then the app served on loopback."""
+"""The Gradio app: handlers on conftest's tiny trained run, then the app served on loopback."""
 
 from __future__ import annotations
 
@@ -8,86 +8,26 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json  # noqa: E402
-import random  # noqa: E402
-import shutil  # noqa: E402
 import socket  # noqa: E402
 import urllib.request  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import pytest  # noqa: E402
-import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from apps import plots, web  # noqa: E402
 from apps.registry import TRAIN_CHAT, TRAIN_TRANSLATION, Registry, direction  # noqa: E402
 from seq2seq.config import load_config  # noqa: E402
 
-LEXICON = {
-    "uno": "one",
-    "dos": "two",
-    "tres": "three",
-    "cuatro": "four",
-    "gato": "cat",
-    "perro": "dog",
-    "rojo": "red",
-    "azul": "blue",
-    "grande": "big",
-    "pequeño": "small",
-}
 DECODING = ["greedy", 5, 1, 1.0, 0, 1.0, 20]  # method, beam, n-best, temperature, k, p, max
 
 
-def train_tiny_models(folder: Path) -> Path:
-    """``folder/tiny`` (a word-for-word "translation" run) and ``folder/tiny-chat`` (the
-    same weights registered as a one-context-turn chat run). Returns the models folder."""
-    from seq2seq.training import train
-
-    rng = random.Random(0)
-    lines: set[str] = set()
-    while len(lines) < 400:
-        words = rng.choices(list(LEXICON), k=rng.randint(2, 5))
-        target = " ".join(LEXICON[w] for w in words).capitalize() + "."
-        lines.add(" ".join(words) + "\t" + target)
-    corpus = folder / "tiny.tsv"
-    corpus.write_text("\n".join(sorted(lines)) + "\n", encoding="utf-8")
-    models = folder / "models"
-    config = load_config(
-        "quickstart",
-        overrides=[
-            "data.corpus=tsv",
-            f"data.path={corpus}",
-            "data.reverse=false",
-            "data.max_pairs=null",
-            "data.tokenizer=word",
-            "data.source_vocab_size=32",
-            "data.target_vocab_size=32",
-            "data.max_source_length=12",
-            "data.max_target_length=12",
-            "data.dev_fraction=0.1",
-            "model.embedding_dim=16",
-            "model.hidden_size=16",
-            "model.dropout=0.0",
-            "train.epochs=2",
-            "train.batch_size=32",
-            "train.dev_bleu_sentences=20",
-            "train.learning_rate=0.01",
-            "train.lr_schedule=constant",
-            "decode.max_length=16",
-        ],
-    )
-    train(config, models / "tiny", verbose=0)
-    shutil.copytree(models / "tiny", models / "tiny-chat")
-    chat_config = models / "tiny-chat" / "config.yaml"
-    raw = yaml.safe_load(chat_config.read_text(encoding="utf-8"))
-    raw["data"]["context_turns"] = 1
-    chat_config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    return models
-
-
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    return train_tiny_models(tmp_path_factory.mktemp("app"))
+def models_dir(tiny_models) -> Path:
+    """conftest's ``tiny_models``: ``tiny`` (English digit words -> Spanish) and
+    ``tiny-chat`` (the same weights as a one-context-turn chat run)."""
+    return tiny_models
 
 
 @pytest.fixture(scope="module")
@@ -183,19 +123,19 @@ def test_registry_lists_runs_by_kind(registry):
 
 @pytest.mark.slow
 def test_translate_greedy_beam_and_sample(registry):
-    text, rows, figure, notes = web.translate(registry, "uno gato rojo", "tiny", *DECODING)
+    text, rows, figure, notes = web.translate(registry, "one two three .", "tiny", *DECODING)
     assert isinstance(text, str) and text
     assert rows[0][1] == text and len(rows) == 1
     assert isinstance(figure, Figure)
     assert "tiny" in notes and "greedy" in notes
 
-    _, rows, _, _ = web.translate(registry, "uno gato", "tiny", "beam", 3, 3, 1.0, 0, 1.0, 20)
+    _, rows, _, _ = web.translate(registry, "one two .", "tiny", "beam", 3, 3, 1.0, 0, 1.0, 20)
     assert len(rows) == 3
     assert [r[0] for r in rows] == [1, 2, 3]
     scores = [r[2] for r in rows]
     assert scores == sorted(scores, reverse=True)
 
-    text, _, _, _ = web.translate(registry, "dos perro", "tiny", "sample", 5, 1, 0.7, 5, 0.9, 20)
+    text, _, _, _ = web.translate(registry, "two nine .", "tiny", "sample", 5, 1, 0.7, 5, 0.9, 20)
     assert isinstance(text, str)
 
 
@@ -210,15 +150,15 @@ def test_translate_rejects_bad_input(registry):
     with pytest.raises(gr.Error, match="empty"):
         web.translate(registry, "   ", "tiny", *DECODING)
     with pytest.raises(gr.Error, match="limit is 50 characters"):
-        web.translate(registry, "uno " * 20, "tiny", *DECODING)
+        web.translate(registry, "one " * 20, "tiny", *DECODING)
     for name in ("../tiny", "/etc", "tiny/../tiny", "tiny-chat", "nope", None, 3):
         with pytest.raises(gr.Error, match="Unknown translation model"):
-            web.translate(registry, "uno", name, *DECODING)
+            web.translate(registry, "one", name, *DECODING)
 
 
 @pytest.mark.slow
 def test_chat_streams_word_by_word_and_uses_the_history(registry, monkeypatch):
-    steps = list(web.chat(registry, "uno perro", [], "tiny-chat", *DECODING))
+    steps = list(web.chat(registry, "one nine .", [], "tiny-chat", *DECODING))
     assert steps
     for shorter, longer in zip(steps, steps[1:], strict=False):
         assert longer.startswith(shorter) and len(longer) > len(shorter)
@@ -235,11 +175,11 @@ def test_chat_streams_word_by_word_and_uses_the_history(registry, monkeypatch):
     monkeypatch.setattr(translator, "translate_one", spy)
     monkeypatch.setattr(web, "STREAM_DELAY_S", 0.0)
     history = [
-        {"role": "user", "content": "uno"},
-        {"role": "assistant", "content": "One."},
+        {"role": "user", "content": "one ."},
+        {"role": "assistant", "content": "Uno ."},
     ]
-    list(web.chat(registry, "dos gato", history, "tiny-chat", *DECODING))
-    assert seen == ["One. <sep> dos gato"]  # context_turns=1: the bot's last turn
+    list(web.chat(registry, "two three .", history, "tiny-chat", *DECODING))
+    assert seen == ["Uno . <sep> two three ."]  # context_turns=1: the bot's last turn
 
     with pytest.raises(gr.Error, match="Unknown chat model"):
         list(web.chat(registry, "hola", [], "tiny", *DECODING))
@@ -275,24 +215,24 @@ def test_served_app_translates_chats_and_refuses_bad_input(models_dir):
         assert url.startswith("http://127.0.0.1:")
         client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
         text, nbest, _plot, notes = client.predict(
-            "uno gato", "tiny", *DECODING, api_name="/translate"
+            "one two .", "tiny", *DECODING, api_name="/translate"
         )
         assert isinstance(text, str) and text
         assert "tiny" in notes
         assert nbest["data"][0][1] == text
 
-        job = client.submit("uno perro", "tiny-chat", *DECODING, api_name="/chat")
+        job = client.submit("one nine .", "tiny-chat", *DECODING, api_name="/chat")
         updates = list(job)
         final = job.result()
         assert updates and final
         assert isinstance(final, str) and final == updates[-1]
 
         with pytest.raises(Exception, match="limit is 100 characters"):
-            client.predict("uno " * 30, "tiny", *DECODING, api_name="/translate")
+            client.predict("one " * 30, "tiny", *DECODING, api_name="/translate")
         with pytest.raises(Exception, match="empty"):
             client.predict("", "tiny", *DECODING, api_name="/translate")
         with pytest.raises(Exception, match="not in the list of choices|Unknown"):
-            client.predict("uno", "../tiny", *DECODING, api_name="/translate")
+            client.predict("one .", "../tiny", *DECODING, api_name="/translate")
     finally:
         demo.close()
 

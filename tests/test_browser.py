@@ -44,11 +44,12 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    from test_app import launch, train_tiny_models
+def app_url(tiny_models):
+    """The app on conftest's ``tiny_models`` (``tiny`` and ``tiny-chat``), shared with
+    test_app.py: no model is trained here."""
+    from test_app import launch
 
-    models = train_tiny_models(tmp_path_factory.mktemp("browser"))
-    demo, url = launch(models)
+    demo, url = launch(tiny_models)
     yield url
     demo.close()
 
@@ -62,7 +63,7 @@ def test_translate_and_chat_in_chromium(browser, app_url, tmp_path):
         page.goto(app_url, wait_until="domcontentloaded")
         expect(page.locator("#translate-model input")).to_have_value(re.compile("tiny"))
 
-        page.locator("#translate-input textarea").fill("uno gato rojo")
+        page.locator("#translate-input textarea").fill("one two three .")
         page.locator("#translate-btn").click()
         output = page.locator("#translate-output textarea")
         expect(output).not_to_have_value("", timeout=120_000)
@@ -84,11 +85,11 @@ def test_translate_and_chat_in_chromium(browser, app_url, tmp_path):
         page.get_by_role("tab", name="Chat").click()
         expect(page.locator("#chat-model input")).to_have_value(re.compile("tiny-chat"))
         box = page.locator("#chat-tab textarea").first
-        box.fill("uno perro")
+        box.fill("one nine .")
         box.press("Enter")
         reply = page.locator("#chat-tab [data-testid='bot']").last
         expect(reply).to_be_visible(timeout=120_000)
         expect(reply).not_to_have_text("", timeout=60_000)
-        expect(page.locator("#chat-tab [data-testid='user']").last).to_contain_text("uno perro")
+        expect(page.locator("#chat-tab [data-testid='user']").last).to_contain_text("one nine .")
     finally:
         page.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -101,10 +102,13 @@ def test_piped_chat_prints_one_reply_per_message(tiny_dialogue_run):
 
 
 @pytest.mark.slow
-def test_chat_ends_at_end_of_input_and_refuses_bad_flags(tiny_dialogue_run):
-    result = chat("--model", str(tiny_dialogue_run), "--method", "greedy", stdin="hello.\n")
-    assert result.returncode == 0, result.stderr
-    assert len(result.stdout.splitlines()) == 1
+def test_chat_ends_at_end_of_input_and_refuses_bad_flags(tiny_dialogue_run, monkeypatch, capsys):
+    # in-process (the test above runs the real entry point): no second TensorFlow start-up
+    from seq2seq.chat import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hello.\n"))
+    assert main(["--model", str(tiny_dialogue_run), "--method", "greedy"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
     bad = chat("--model", str(tiny_dialogue_run), "--top-p", "1.5", stdin="hello.\n")
     assert bad.returncode == 2
     assert "top_p" in bad.stderr and "Traceback" not in bad.stderr

@@ -39,12 +39,9 @@ def searcher() -> Searcher:
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_run) -> Searcher:
+def trained(tiny_translator) -> Searcher:
     """The tiny trained run's model: it ends sentences and repeats itself, like real ones."""
-    from seq2seq.translator import Translator
-
-    translator = Translator.from_run(tiny_run)
-    return translator.searcher
+    return tiny_translator.searcher
 
 
 @pytest.fixture(scope="module")
@@ -312,43 +309,3 @@ def test_traced_once_per_search(searcher):
 def test_bad_arguments(call, searcher):
     with pytest.raises(ValueError):
         call(searcher, source_batch())
-
-
-# -- every architecture ----------------------------------------------------------------
-
-ARCHITECTURES = [
-    dict(
-        cell=cell,
-        attention=attention,
-        bidirectional=bidirectional,
-        input_feeding=attention != "none" and bidirectional,
-        decoder_layers=2 if cell == "lstm" and not bidirectional else 1,
-    )
-    for cell in ("gru", "lstm", "rnn")
-    for attention in ("bahdanau", "luong", "none")
-    for bidirectional in (True, False)
-]
-
-
-@pytest.mark.parametrize(
-    "settings",
-    ARCHITECTURES,
-    ids=lambda s: (
-        f"{s['cell']}-{s['attention']}-{'bi' if s['bidirectional'] else 'uni'}"
-        f"{'-feed' if s['input_feeding'] else ''}{'-2layers' if s['decoder_layers'] > 1 else ''}"
-    ),
-)
-def test_every_architecture_decodes(settings):
-    keras.utils.set_random_seed(0)
-    search = Searcher(tiny_model(**settings))
-    source = source_batch()
-    greedy = search.greedy(source, 6)
-    check_shapes(greedy, 4, 1, 6, 6)
-    beam = search.beam(source, beam_size=3, n_best=2, max_length=6)
-    check_shapes(beam, 4, 2, 6, 6)
-    assert np.all(np.diff(beam.scores, axis=1) <= 0)
-    single = search.beam(source, beam_size=1, length_penalty=0.0, max_length=6)
-    np.testing.assert_array_equal(single.ids, greedy.ids)
-    np.testing.assert_array_equal(single.scores, greedy.scores)
-    if settings["attention"] == "none":
-        assert not np.any(greedy.attention)

@@ -14,8 +14,8 @@ from seq2seq.translator import InputError, Translation, Translator
 
 
 @pytest.fixture(scope="module")
-def translator(tiny_run) -> Translator:
-    return Translator.from_run(tiny_run)
+def translator(tiny_translator) -> Translator:
+    return tiny_translator
 
 
 def test_translation_fields(translator):
