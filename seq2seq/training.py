@@ -265,8 +265,10 @@ def train(
     write_metrics(paths, metrics)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
+    # With a fixed number of steps an "epoch" is not a pass over the data: loop it.
+    train_data = prepared.train.repeat() if config.train.steps_per_epoch else prepared.train
     model.fit(
-        prepared.train,
+        train_data,
         validation_data=prepared.dev,
         epochs=config.train.epochs,
         steps_per_epoch=config.train.steps_per_epoch,
