@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from seq2seq.callbacks import DevEvaluation
@@ -24,7 +25,7 @@ from seq2seq.losses import MaskedCrossEntropy
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.pipeline import count_target_tokens, filter_by_length, make_dataset
 from seq2seq.runs import RunError, RunPaths, read_metrics, write_metrics
-from seq2seq.text import Tokenizer, fit_tokenizer, load_tokenizer
+from seq2seq.text import END, Tokenizer, fit_tokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class PreparedData:
     dev: tf.data.Dataset
     train_target_tokens: int
     dropped: dict[str, int]
+    target_counts: np.ndarray  # how often each target id (END included) is predicted
 
 
 def corpus_languages(corpus: str, reverse: bool) -> tuple[str, str]:
@@ -105,6 +107,7 @@ def prepare_data(config: Config, paths: RunPaths) -> PreparedData:
         )
         if split == "train":
             tokens = count_target_tokens(target_ids)
+            counts = target_frequencies(target_ids, target_tokenizer.vocab_size)
         datasets[split] = make_dataset(
             source_ids,
             target_ids,
@@ -123,7 +126,30 @@ def prepare_data(config: Config, paths: RunPaths) -> PreparedData:
         datasets["dev"],
         tokens,
         dropped,
+        counts,
     )
+
+
+def target_frequencies(target_ids: list[list[int]], vocab_size: int) -> np.ndarray:
+    counts = np.zeros(vocab_size, dtype=np.float64)
+    for ids in target_ids:
+        np.add.at(counts, ids, 1)
+    counts[END] += len(target_ids)
+    return counts
+
+
+def initialise_output_bias(model: Seq2Seq, counts: np.ndarray) -> None:
+    """Start the output layer at the unigram distribution (log frequencies).
+
+    Without it the cheapest early gain is to learn the unigram distribution by saturating
+    the tanh layers into a constant vector, which kills their gradients: seen on DailyDialog,
+    where the decoder then ignored its inputs for good.
+    """
+    projection = model.decoder.projection
+    if projection is None or projection.bias is None:
+        return
+    probabilities = (counts + 1.0) / (counts.sum() + len(counts))
+    projection.bias.assign(np.log(probabilities).astype("float32"))
 
 
 def choose_strategy(name: str) -> tf.distribute.Strategy:
@@ -249,6 +275,7 @@ def train(
             prepared.source_tokenizer.vocab_size,
             prepared.target_tokenizer.vocab_size,
         )
+        initialise_output_bias(model, prepared.target_counts)
         compile_model(model, config.train)
     metrics = read_metrics(paths)
     metrics.update(

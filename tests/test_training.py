@@ -97,3 +97,25 @@ def test_train_cli_reports_bad_config_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "model.cell is 'transformer'; allowed: gru, lstm, rnn" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_output_bias_starts_at_the_unigram_distribution():
+    """Guards against the collapse seen on DailyDialog (saturated tanh layers, constant output)."""
+    import numpy as np
+    from keras import ops
+
+    from seq2seq.config import ModelConfig
+    from seq2seq.model import build_model
+    from seq2seq.training import initialise_output_bias, target_frequencies
+
+    targets = [[4, 4, 5], [4, 6], [7]]
+    counts = target_frequencies(targets, 10)
+    assert counts[4] == 3 and counts[3] == 3  # END once per sentence
+    model = build_model(ModelConfig(embedding_dim=8, hidden_size=8, dropout=0.0), 12, 10)
+    model.decoder.projection.kernel.assign(np.zeros((8, 10), "float32"))
+    initialise_output_bias(model, counts)
+    source = np.array([[5, 6, 0]], "int32")
+    logits = model((source, np.array([[2, 4]], "int32")))
+    probabilities = ops.softmax(logits, axis=-1).numpy()[0, 0]
+    expected = (counts + 1) / (counts.sum() + 10)
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-5)
