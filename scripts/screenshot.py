@@ -59,14 +59,16 @@ def main() -> int:
         page.goto(url, wait_until="domcontentloaded")
         page.locator("#translate-input textarea").fill(args.sentence)
         page.locator("#translate-btn").click()
-        expect(page.locator("#translate-output textarea")).not_to_have_value("")
-        expect(page.locator("#attention-plot img")).to_be_visible()
+        expect(page.locator("#translate-output textarea")).not_to_have_value("", timeout=180_000)
+        expect(page.locator("#attention-plot img")).to_be_visible(timeout=60_000)
         page.screenshot(path=str(output / "screenshot.png"), full_page=True)
         page.get_by_role("tab", name="Chat").click()
         box = page.locator("#chat-tab textarea").first
         box.fill(args.message)
         box.press("Enter")
-        expect(page.locator("#chat-tab [data-testid='bot']").last).not_to_have_text("")
+        expect(page.locator("#chat-tab [data-testid='bot']").last).not_to_have_text(
+            "", timeout=180_000
+        )
         page.wait_for_timeout(3000)  # let the streamed reply finish
         page.screenshot(path=str(output / "screenshot-chat.png"), full_page=True)
         browser.close()
