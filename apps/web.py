@@ -434,7 +434,7 @@ def build_app(models_dir: str | Path, max_input_chars: int = DEFAULT_MAX_INPUT_C
                 gr.ChatInterface(
                     functools.partial(chat, registry),
                     additional_inputs=[c_model, *decoding_controls("sample", render=False)],
-                    additional_inputs_accordion=gr.Accordion("decoding", open=False),
+                    additional_inputs_accordion="decoding",
                     examples=[[example] for example in CHAT_EXAMPLES],
                     api_name="chat",
                     save_history=False,
