@@ -36,7 +36,11 @@ def test_tiny_model_learns_from_real_pairs(shared_data_dir, tmp_path):
     config = load_config("quickstart", overrides=[*TINY, "train.epochs=3"])
     metrics = train(config, tmp_path / "run", verbose=0)
     losses = [epoch["loss"] for epoch in metrics["epochs"]]
-    assert losses[-1] < losses[0] * 0.85, losses
+    dev_losses = [epoch["val_loss"] for epoch in metrics["epochs"]]
+    # The output bias starts at the unigram distribution, so epoch 1 is already past the
+    # easy part: require a steady fall of train and dev loss rather than a large ratio.
+    assert losses == sorted(losses, reverse=True) and losses[-1] < losses[0] * 0.92, losses
+    assert dev_losses == sorted(dev_losses, reverse=True), dev_losses
     assert metrics["pairs"]["train"] > 2000 and metrics["finished"]
     assert all("dev_bleu" in epoch for epoch in metrics["epochs"])
     paths = open_run(tmp_path / "run")
