@@ -224,7 +224,7 @@ def bench_run(run: str, args) -> dict:
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m seq2seq.bench", description=__doc__)
     parser.add_argument(
-        "--preset", default="spa-eng-gru", help="preset to measure besides the reference size"
+        "--preset", default="es-en-gru", help="preset to measure besides the reference size"
     )
     parser.add_argument("--model", help="a trained run folder to time decoding and loading on")
     parser.add_argument("--train-steps", type=int, default=150)

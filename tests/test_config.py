@@ -71,7 +71,7 @@ def test_malformed_override_and_unknown_preset():
 
 
 def test_save_and_reload_round_trips(tmp_path):
-    config = load_config("spa-eng-gru", overrides=["train.epochs=3"])
+    config = load_config("es-en-gru", overrides=["train.epochs=3"])
     save_config(config, tmp_path / "config.yaml")
     assert load_run_config(tmp_path / "config.yaml") == config
 
