@@ -52,6 +52,7 @@ class DevEvaluation(keras.callbacks.Callback):
         detokenize: Callable[[list[int]], str],
         select_best_by: str = "bleu",
         max_length: int = 60,
+        jit_compile: bool = True,
     ):
         super().__init__()
         self.paths = paths
@@ -60,10 +61,11 @@ class DevEvaluation(keras.callbacks.Callback):
         self.detokenize = detokenize
         self.select_best_by = select_best_by
         self.max_length = max_length
+        self.jit_compile = jit_compile
         self.searcher: Searcher | None = None
 
     def on_train_begin(self, logs=None):
-        self.searcher = Searcher(self.model)
+        self.searcher = Searcher(self.model, jit_compile=self.jit_compile)
         self.started = time.time()
 
     def on_epoch_end(self, epoch, logs=None):

@@ -122,6 +122,7 @@ class DecodeConfig:
     repetition_penalty: float = 1.0
     replace_unk: bool = False
     seed: int | None = None
+    jit_compile: bool = True
 
 
 @dataclass

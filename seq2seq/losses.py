@@ -22,12 +22,14 @@ class MaskedCrossEntropy(keras.losses.Loss):
         self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):
+        # The fused sparse cross-entropy never materialises log-probabilities [B,T,V];
+        # the smoothing term -mean(log p) is rebuilt from it as logsumexp - mean(logits).
         y_true = ops.cast(y_true, "int32")
-        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
-        picked = ops.take_along_axis(log_probs, ops.expand_dims(y_true, -1), axis=-1)[..., 0]
-        loss = -picked
+        logits = ops.cast(y_pred, "float32")
+        loss = ops.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
         if self.label_smoothing:
-            uniform = -ops.mean(log_probs, axis=-1)
+            picked = ops.take_along_axis(logits, ops.expand_dims(y_true, -1), axis=-1)[..., 0]
+            uniform = loss + picked - ops.mean(logits, axis=-1)
             loss = (1.0 - self.label_smoothing) * loss + self.label_smoothing * uniform
         mask = ops.cast(ops.not_equal(y_true, PAD), "float32")
         return ops.sum(loss * mask) / ops.maximum(ops.sum(mask), 1.0)

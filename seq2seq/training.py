@@ -215,6 +215,7 @@ def make_callbacks(config: Config, paths: RunPaths, prepared: PreparedData) -> l
             prepared.target_tokenizer.decode,
             select_best_by=train.select_best_by,
             max_length=config.decode.max_length,
+            jit_compile=config.decode.jit_compile,
         ),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train.patience),

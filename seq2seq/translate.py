@@ -55,6 +55,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--replace-unk", action="store_true", help="copy the most attended source piece for <unk>"
     )
     parser.add_argument("--max-input-chars", type=int, default=1000, metavar="N")
+    parser.add_argument(
+        "--no-jit",
+        action="store_true",
+        help="skip XLA compilation (starts faster; decodes slower): for a few sentences",
+    )
     args = parser.parse_args(argv)
     if args.output and not args.input:
         parser.error("--output needs --input")
@@ -156,7 +161,9 @@ def run(args: argparse.Namespace) -> int:
     from seq2seq.translator import Translator
 
     overrides = decode_overrides(args)
-    translator = Translator.from_run(args.model, max_input_chars=args.max_input_chars)
+    translator = Translator.from_run(
+        args.model, max_input_chars=args.max_input_chars, jit_compile=False if args.no_jit else None
+    )
     decode = translator.decode_config(**overrides)  # fail early on bad options
     n_best = decode.n_best > 1
     if args.sentences:

@@ -71,17 +71,27 @@ class Translator:
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
         self.max_input_chars = max_input_chars
-        self.searcher = Searcher(model)
+        self.searcher = Searcher(model, jit_compile=config.decode.jit_compile)
         self._unk_marker = target_tokenizer.decode([UNK]).strip()
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, max_input_chars: int = 1000) -> Translator:
-        """Load a run folder once; ``RunError`` if it is missing, incomplete or incompatible."""
+    def from_run(
+        cls, run_dir: str | Path, max_input_chars: int = 1000, jit_compile: bool | None = None
+    ) -> Translator:
+        """Load a run folder once; ``RunError`` if it is missing, incomplete or incompatible.
+
+        ``jit_compile`` overrides the run's ``decode.jit_compile`` (XLA pays off once a
+        translator decodes more than a few batches).
+        """
         paths = open_run(run_dir)
         try:
             config = load_run_config(paths.config)
         except ConfigError as error:
             raise RunError(f"{paths.root}: its config.yaml cannot be used: {error}") from error
+        if jit_compile is not None:
+            config = config.replace(
+                decode=dataclasses.replace(config.decode, jit_compile=jit_compile)
+            )
         try:
             source_tokenizer = load_tokenizer(paths.source_vocab)
             target_tokenizer = load_tokenizer(paths.target_vocab)

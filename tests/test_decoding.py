@@ -283,6 +283,63 @@ def test_search_dispatches_on_decode_config(searcher):
     assert sample.ids.shape[1] == 3
 
 
+# -- XLA compilation --------------------------------------------------------------------
+
+
+def test_compiled_shapes_are_few():
+    from seq2seq.decoding import compiled_shape
+
+    assert compiled_shape(1, 1) == (1, 8)
+    assert compiled_shape(3, 8) == (4, 8)
+    assert compiled_shape(64, 9) == (64, 16)
+    assert compiled_shape(65, 50) == (128, 56)
+    shapes = {compiled_shape(rows, width) for rows in range(1, 65) for width in range(1, 51)}
+    assert len(shapes) == 7 * 7
+
+
+@pytest.fixture(scope="module")
+def plain(tiny_translator) -> Searcher:
+    """The trained tiny model searched without XLA (tf.function only, no shape padding)."""
+    return Searcher(tiny_translator.model, jit_compile=False)
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_xla_and_plain_searches_agree(method, trained, plain, trained_source):
+    """The compiled program and the op-by-op graph find the same hypotheses.
+
+    (Not sampling: XLA draws its random numbers with another generator, so the same seed
+    gives other, equally valid, samples.)
+    """
+    assert trained.jit_compile and not plain.jit_compile
+    xla = METHODS[method](trained, trained_source, max_length=12)
+    graph = METHODS[method](plain, trained_source, max_length=12)
+    np.testing.assert_array_equal(xla.ids, graph.ids)
+    np.testing.assert_allclose(xla.scores, graph.scores, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(xla.attention, graph.attention, atol=1e-4)
+    assert xla.attention.shape[-1] == trained_source.shape[1]  # padding columns cut
+
+
+def test_padding_rows_do_not_change_results(trained, trained_source):
+    """A sentence decodes the same alone (padded to 1 row) as in a batch of 4."""
+    together = trained.beam(trained_source, beam_size=3, n_best=2, max_length=12)
+    for row in range(trained_source.shape[0]):
+        alone = trained.beam(trained_source[row : row + 1], beam_size=3, n_best=2, max_length=12)
+        steps = alone.ids.shape[2]
+        np.testing.assert_array_equal(alone.ids[0], together.ids[row, :, :steps])
+        assert not together.ids[row, :, steps:].any()
+        np.testing.assert_allclose(alone.scores[0], together.scores[row], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_all_pad_rows_end_at_once(method, trained, plain, trained_source):
+    source = trained_source.copy()
+    source[1] = PAD
+    for search in (trained, plain):
+        result = METHODS[method](search, source, max_length=12)
+        assert not result.ids[1].any()
+        assert result.ids[0].any()
+
+
 def test_traced_once_per_search(searcher):
     source = source_batch()
     for width in (2, 5):

@@ -165,3 +165,17 @@ def test_masked_loss_ignores_padding_and_smoothing_raises_it():
     plain = float(MaskedCrossEntropy()(y_true, logits))
     assert plain < 1e-3
     assert float(MaskedCrossEntropy(0.1)(y_true, logits)) > plain
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_masked_loss_matches_its_definition(smoothing):
+    """(1 - e) * -log p(y) + e * mean_v(-log p(v)), averaged over non-PAD targets."""
+    rng = np.random.default_rng(1)
+    y_true = np.array([[5, 6, 7, 0], [1, 9, 0, 0]])
+    logits = rng.normal(scale=3.0, size=(2, 4, 10)).astype("float32")
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    picked = np.take_along_axis(log_probs, y_true[..., None], -1)[..., 0]
+    per_token = -(1 - smoothing) * picked - smoothing * log_probs.mean(-1)
+    expected = per_token[y_true != 0].mean()
+    actual = float(MaskedCrossEntropy(smoothing)(y_true, logits))
+    assert actual == pytest.approx(expected, rel=1e-5)

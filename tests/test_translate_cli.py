@@ -28,6 +28,8 @@ def test_sentences_as_arguments(tiny_run, capsys):
     assert main(["--model", str(tiny_run), "One two .", "Nine ."]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(lines)
+    assert main(["--model", str(tiny_run), "--no-jit", "One two .", "Nine ."]) == 0
+    assert capsys.readouterr().out.splitlines() == lines  # XLA or not, same translations
 
 
 def test_stdin_with_a_bad_line(tiny_run):
