@@ -1,4 +1,4 @@
-"""Training callbacks: dev-set BLEU/chrF each epoch and keeping the best model."""
+"""Training callbacks: dev-set BLEU/chrF each epoch, the best model, resumable patience."""
 
 from __future__ import annotations
 
@@ -99,3 +99,28 @@ class DevEvaluation(keras.callbacks.Callback):
             metrics["best"] = entry
             self.model.save(self.paths.best_model)
         write_metrics(self.paths, metrics)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose patience survives ``--resume``.
+
+    Keras resets the counter at every ``fit``; this one first replays the epochs that
+    ``DevEvaluation`` recorded in ``metrics.json``, so an interrupted and resumed run
+    stops at the same epoch as an uninterrupted one.
+    """
+
+    def __init__(self, paths: RunPaths, **kwargs):
+        super().__init__(**kwargs)
+        self.paths = paths
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        for entry in read_metrics(self.paths).get("epochs", []):
+            value = entry.get(self.monitor)
+            if value is None:
+                continue
+            self.wait += 1
+            if self._is_improvement(value, self.best):
+                self.best, self.best_epoch, self.wait = value, entry["epoch"] - 1, 0

@@ -127,6 +127,21 @@ def process_logits(logits, t, history, seen, settings: Processors):
     return tf.where(banned, tf.constant(NEG, tf.float32), logits)
 
 
+def mark_seen(seen, tokens, settings: Processors, parents=None):
+    """Add ``tokens`` to each row's set of produced tokens (after reordering by ``parents``).
+
+    Only the repetition penalty reads the set, so without one it stays empty and costs
+    nothing: an ``[N, V]`` update (and gather, for beams) each step is skipped.
+    """
+
+    def update():
+        rows = seen if parents is None else tf.gather(seen, parents)
+        new = tf.one_hot(tokens, tf.shape(seen)[1], on_value=True, off_value=False, dtype=tf.bool)
+        return tf.logical_or(rows, new)
+
+    return tf.cond(settings.repetition_penalty > 1.0, update, lambda: seen)
+
+
 def write_column(buffer, t, values):
     """buffer[:, t] = values for a [N,L,...] buffer, without changing its shape."""
     column = tf.equal(tf.range(tf.shape(buffer)[1]), t)
@@ -214,10 +229,7 @@ def token_loop(model, encoded, copies, max_length, settings: Processors, pick):
         tokens = tf.where(finished, tf.constant(PAD, tf.int32), choice)
         scores = scores + tf.where(finished, 0.0, choice_score)
         attention = tf.where(finished[:, None], 0.0, tf.cast(attention, tf.float32))
-        seen = tf.logical_or(
-            seen,
-            tf.one_hot(tokens, tf.shape(seen)[1], on_value=True, off_value=False, dtype=tf.bool),
-        )
+        seen = mark_seen(seen, tokens, settings)
         finished = tf.logical_or(finished, tf.equal(tokens, END))
         return (
             t + 1,
@@ -317,10 +329,7 @@ def beam_loop(model, encoded, beam_size, n_best, alpha, max_length, settings: Pr
         states = tf.nest.map_structure(lambda s: tf.gather(s, flat_parent), new_states)
         history = write_column(tf.gather(history, flat_parent), t, tokens)
         weights = write_column(tf.gather(weights, flat_parent), t, attention)
-        seen = tf.logical_or(
-            tf.gather(seen, flat_parent),
-            tf.one_hot(tokens, vocab_size, on_value=True, off_value=False, dtype=tf.bool),
-        )
+        seen = mark_seen(seen, tokens, settings, parents=flat_parent)
         return t + 1, tokens, scores, lengths, finished, states, history, weights, seen
 
     steps, _, scores, lengths, _, _, history, weights, _ = tf.while_loop(

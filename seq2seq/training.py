@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seq2seq.callbacks import DevEvaluation
+from seq2seq.callbacks import DevEvaluation, ResumableEarlyStopping
 from seq2seq.config import Config, TrainConfig, load_run_config, save_config
 from seq2seq.corpora.loading import Pair, load_splits
 from seq2seq.losses import MaskedCrossEntropy
@@ -218,7 +218,7 @@ def make_callbacks(config: Config, paths: RunPaths, prepared: PreparedData) -> l
             jit_compile=config.decode.jit_compile,
         ),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train.patience),
+        ResumableEarlyStopping(paths, monitor=monitor, mode=mode, patience=train.patience),
         keras.callbacks.CSVLogger(str(paths.history), append=True),
         keras.callbacks.TensorBoard(str(paths.logs), write_graph=False, profile_batch=0),
     ]

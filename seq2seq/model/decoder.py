@@ -64,6 +64,14 @@ class Decoder(keras.layers.Layer):
             else keras.layers.Dense(vocab_size, dtype="float32", name="logits")
         )
 
+    def build(self, *args, **kwargs):
+        """Sub-layers build on their first call; ``Seq2Seq.build`` runs every path once.
+
+        (Without this, Keras warns that the decoder has unbuilt state when input feeding
+        first calls it inside a ``tf.while_loop``.)
+        """
+        self.built = True
+
     # -- states ------------------------------------------------------------------------
 
     def initial_states(self, encoder_states: list, batch_size) -> tuple:
