@@ -471,14 +471,19 @@ class Searcher:
         )
 
     @staticmethod
-    def _result(ids, scores, attention, steps, source: np.ndarray) -> SearchResult:
-        """Cut the buffers to the steps run and drop what padding the source added."""
+    def _result(ids, scores, attention, steps, source: np.ndarray, n_axis=False) -> SearchResult:
+        """Cut the buffers to the steps run and drop what padding the source added.
+
+        ``n_axis`` inserts the n-best axis (greedy returns one hypothesis per row); it is
+        done in NumPy, as eager TensorFlow ops would cost more than the search at batch 1.
+        """
+        ids, scores, attention = ids.numpy(), scores.numpy(), attention.numpy()
+        if n_axis:
+            ids, scores, attention = ids[:, None], scores[:, None], attention[:, None]
         rows, width = np.shape(source)
         steps = int(steps)
         return SearchResult(
-            ids.numpy()[:rows, :, :steps],
-            scores.numpy()[:rows],
-            attention.numpy()[:rows, :, :steps, :width],
+            ids[:rows, :, :steps], scores[:rows], attention[:rows, :, :steps, :width]
         )
 
     def greedy(
@@ -494,7 +499,7 @@ class Searcher:
             source, max_length, min_length, repetition_penalty, no_repeat_ngram_size
         )
         ids, scores, attention, steps = self._greedy(*args)
-        return self._result(ids[:, None], scores[:, None], attention[:, None], steps, source)
+        return self._result(ids, scores, attention, steps, source, n_axis=True)
 
     def beam(
         self,
