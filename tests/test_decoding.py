@@ -319,6 +319,25 @@ def test_xla_and_plain_searches_agree(method, trained, plain, trained_source):
     assert xla.attention.shape[-1] == trained_source.shape[1]  # padding columns cut
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_gpu_layout_encoder_outside_xla(
+    method, monkeypatch, tiny_translator, trained, trained_source
+):
+    """On a GPU the encoder runs outside XLA (cuDNN) and only the loop is compiled: the
+    same searches, built that way here on the CPU, give the same hypotheses."""
+    import seq2seq.decoding
+
+    monkeypatch.setattr(seq2seq.decoding, "search_runs_on_cpu", lambda: False)
+    split = Searcher(tiny_translator.model)
+    for max_length in (12, 7):  # shape-setting arguments reach the compiled loop as constants
+        fused = METHODS[method](trained, trained_source, max_length=max_length)
+        found = METHODS[method](split, trained_source, max_length=max_length)
+        assert found.ids.shape == fused.ids.shape
+        if method != "sample":
+            np.testing.assert_array_equal(found.ids, fused.ids)
+            np.testing.assert_allclose(found.scores, fused.scores, rtol=1e-4, atol=1e-4)
+
+
 def test_padding_rows_do_not_change_results(trained, trained_source):
     """A sentence decodes the same alone (padded to 1 row) as in a batch of 4."""
     together = trained.beam(trained_source, beam_size=3, n_best=2, max_length=12)
