@@ -42,6 +42,18 @@ class Translation:
     truncated: bool = False  # the input was cut to data.max_source_length tokens
 
 
+def batch_seed(seed: int | None, number: int) -> int | None:
+    """The sampling seed of a call's ``number``-th batch.
+
+    Searches draw their noise from (seed, step, row), so batches sharing one seed would
+    give row i of every batch the same noise, and similar inputs the same sample. Each
+    batch gets its own seed derived from the call's, which stays reproducible.
+    """
+    if seed is None or number == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, number]).generate_state(1, np.uint64)[0] >> 2)
+
+
 class InputError(ValueError):
     """An input sentence cannot be translated: empty, or longer than the limit."""
 
@@ -164,13 +176,14 @@ class Translator:
         encoded = [self.encode(text) for text in texts]
         order = np.argsort([len(e.ids) for e in encoded], kind="stable")
         results: list[Translation | None] = [None] * len(sentences)
-        for start in range(0, len(order), BATCH_SIZE):
+        for number, start in enumerate(range(0, len(order), BATCH_SIZE)):
             rows = order[start : start + BATCH_SIZE]
             width = max(len(encoded[i].ids) for i in rows)
             batch = np.zeros((len(rows), width), dtype=np.int32)
             for r, i in enumerate(rows):
                 batch[r, : len(encoded[i].ids)] = encoded[i].ids
-            found = self.searcher.search(batch, decode)
+            seeded = dataclasses.replace(decode, seed=batch_seed(decode.seed, number))
+            found = self.searcher.search(batch, seeded)
             for r, i in enumerate(rows):
                 results[i] = self._translation(sentences[i], encoded[i], found, r, decode)
         return results  # type: ignore[return-value]

@@ -80,6 +80,16 @@ def test_beam_and_sampling_overrides(translator):
     assert translator.translate_one("two .", max_length=1).attention.shape[0] <= 1
 
 
+def test_seeded_sampling_batches_draw_independently(translator):
+    """With a seed, the second batch of 64 must not replay the first batch's noise: the
+    same sentence at the same row of two batches would then get the same sample."""
+    sentences = ["one two three four ."] * 128
+    settings = dict(method="sample", temperature=3.0, seed=11)
+    texts = [t.text for t in translator.translate(sentences, **settings)]
+    assert texts[:64] != texts[64:]
+    assert texts == [t.text for t in translator.translate(sentences, **settings)]
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
