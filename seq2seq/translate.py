@@ -129,10 +129,10 @@ def translate_lines(
     progress=None,
 ) -> tuple[int, int]:
     """Translate line by line (in chunks); returns (translated, bad) counts."""
-    from seq2seq.translator import InputError
+    from seq2seq.translator import InputError, batch_seed
 
     number, good, bad = 0, 0, 0
-    for chunk in chunks(lines, chunk_size):
+    for chunk_number, chunk in enumerate(chunks(lines, chunk_size)):
         valid: list[tuple[int, str]] = []
         for offset, line in enumerate(chunk, start=number + 1):
             try:
@@ -140,7 +140,9 @@ def translate_lines(
                 valid.append((offset, line))
             except InputError as error:
                 print(f"{name}:{offset}: {error}; writing an empty line", file=sys.stderr)
-        translations = translator.translate([line for _, line in valid], **overrides)
+        seed = batch_seed(overrides.get("seed"), chunk_number)
+        seeded = {**overrides, "seed": seed} if seed is not None else overrides
+        translations = translator.translate([line for _, line in valid], **seeded)
         by_number = dict(zip((n for n, _ in valid), translations, strict=True))
         for offset in range(number + 1, number + len(chunk) + 1):
             if offset in by_number:

@@ -43,11 +43,12 @@ class Translation:
 
 
 def batch_seed(seed: int | None, number: int) -> int | None:
-    """The sampling seed of a call's ``number``-th batch.
+    """The sampling seed of the ``number``-th batch (or chunk) decoded under ``seed``.
 
     Searches draw their noise from (seed, step, row), so batches sharing one seed would
     give row i of every batch the same noise, and similar inputs the same sample. Each
-    batch gets its own seed derived from the call's, which stays reproducible.
+    batch gets its own seed derived from the job's, which stays reproducible. Callers
+    that split a job into several ``translate`` calls derive one per call the same way.
     """
     if seed is None or number == 0:
         return seed
