@@ -256,7 +256,7 @@ def greedy_loop(model, encoded, max_length, settings: Processors):
     return token_loop(model, encoded, 1, max_length, settings, pick_greedy)
 
 
-def sample_loop(model, encoded, copies, max_length, settings, temperature, top_k, top_p, seed):
+def sample_loop(model, encoded, max_length, settings, copies, temperature, top_k, top_p, seed):
     """``copies`` samples per input, best first: ids [B,n,L], scores [B,n], att [B,n,L,S], steps."""
     pick = make_sampler(temperature, top_k, top_p, seed)
     ids, scores, attention, steps = token_loop(model, encoded, copies, max_length, settings, pick)
@@ -282,7 +282,7 @@ def length_penalty_of(lengths, alpha):
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
 
 
-def beam_loop(model, encoded, beam_size, n_best, alpha, max_length, settings: Processors):
+def beam_loop(model, encoded, max_length, settings: Processors, beam_size, n_best, alpha):
     """Beam search: ids [B,n,L], normalised scores [B,n], attention [B,n,L,S], steps."""
     beams = beam_size
     batch = tf.shape(encoded[1])[0]
@@ -405,7 +405,10 @@ class Searcher:
         common = [_scalar(tf.int32), _scalar(tf.int32), _scalar(tf.float32), _scalar(tf.int32)]
 
         def compile_search(loop, extra_specs):
-            """source, max_length, min_length, penalty, ngram, *extra -> loop(encoded, ...)."""
+            """source, max_length, min_length, penalty, ngram, *extra -> loop(...).
+
+            Every loop takes ``(model, encoded, max_length, settings, *extra)``.
+            """
 
             def run_loop(encoded, max_length, min_length, penalty, ngram, *extra):
                 settings = Processors(min_length, penalty, ngram)
@@ -422,20 +425,12 @@ class Searcher:
                 jit_compile=fuse_encoder or None,
             )
 
-        def beam(model, encoded, max_length, settings, k, n, alpha):
-            return beam_loop(model, encoded, k, n, alpha, max_length, settings)
-
-        def sample(model, encoded, max_length, settings, n, temperature, top_k, top_p, seed):
-            return sample_loop(
-                model, encoded, n, max_length, settings, temperature, top_k, top_p, seed
-            )
-
         self._greedy = compile_search(greedy_loop, [])
         self._beam = compile_search(
-            beam, [_scalar(tf.int32), _scalar(tf.int32), _scalar(tf.float32)]
+            beam_loop, [_scalar(tf.int32), _scalar(tf.int32), _scalar(tf.float32)]
         )
         self._sample = compile_search(
-            sample,
+            sample_loop,
             [
                 _scalar(tf.int32),
                 _scalar(tf.float32),

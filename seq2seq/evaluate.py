@@ -142,14 +142,14 @@ def decode_all(
     outputs = [""] * len(sources)
     truncated = 0
     started = time.time()
-    from seq2seq.translator import InputError, batch_seed
+    from seq2seq.translator import InputError, seeded_overrides
 
     for number, start in enumerate(range(0, len(order), batch_size)):
         rows = order[start : start + batch_size]
-        seed = batch_seed(decode.get("seed"), number)
-        seeded = {**decode, "seed": seed} if seed is not None else decode
         try:
-            results = translator.translate([sources[i] for i in rows], **seeded)
+            results = translator.translate(
+                [sources[i] for i in rows], **seeded_overrides(decode, number)
+            )
         except InputError as error:  # e.g. a source that normalises to nothing
             for i in rows:
                 try:

@@ -129,7 +129,7 @@ def translate_lines(
     progress=None,
 ) -> tuple[int, int]:
     """Translate line by line (in chunks); returns (translated, bad) counts."""
-    from seq2seq.translator import InputError, batch_seed
+    from seq2seq.translator import InputError, seeded_overrides
 
     number, good, bad = 0, 0, 0
     for chunk_number, chunk in enumerate(chunks(lines, chunk_size)):
@@ -140,8 +140,7 @@ def translate_lines(
                 valid.append((offset, line))
             except InputError as error:
                 print(f"{name}:{offset}: {error}; writing an empty line", file=sys.stderr)
-        seed = batch_seed(overrides.get("seed"), chunk_number)
-        seeded = {**overrides, "seed": seed} if seed is not None else overrides
+        seeded = seeded_overrides(overrides, chunk_number)
         translations = translator.translate([line for _, line in valid], **seeded)
         by_number = dict(zip((n for n, _ in valid), translations, strict=True))
         for offset in range(number + 1, number + len(chunk) + 1):

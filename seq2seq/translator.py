@@ -55,6 +55,12 @@ def batch_seed(seed: int | None, number: int) -> int | None:
     return int(np.random.SeedSequence([seed, number]).generate_state(1, np.uint64)[0] >> 2)
 
 
+def seeded_overrides(overrides: dict[str, Any], number: int) -> dict[str, Any]:
+    """Decode ``overrides`` for the ``number``-th ``translate`` call of a job split in parts."""
+    seed = batch_seed(overrides.get("seed"), number)
+    return overrides if seed is None else {**overrides, "seed": seed}
+
+
 class InputError(ValueError):
     """An input sentence cannot be translated: empty, or longer than the limit."""
 
