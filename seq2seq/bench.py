@@ -47,24 +47,16 @@ def target_tokens(dataset) -> int:
     return int(sum(int(np.count_nonzero(target_out)) for _, target_out in dataset))
 
 
-def time_fit(model, batches: list, warmup: int) -> dict[str, float]:
-    """Fit on ``warmup`` batches (tracing), then time one pass over the rest."""
-    import tensorflow as tf
-
-    def as_dataset(items):
-        return tf.data.Dataset.from_generator(
-            lambda: iter(items),
-            output_signature=(
-                (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.int32)),
-                tf.TensorSpec([None, None], tf.int32),
-            ),
-        )
-
-    model.fit(as_dataset(batches[:warmup]), epochs=1, verbose=0, shuffle=False)
+def time_steps(trainer, batches: list, warmup: int) -> dict[str, float]:
+    """Run the training step on ``warmup`` batches (tracing), then time the rest."""
+    for batch in batches[:warmup]:
+        trainer.step(batch)
     timed = batches[warmup:]
     tokens = int(sum(np.count_nonzero(target.numpy()) for _, target in timed))
     start = time.perf_counter()
-    model.fit(as_dataset(timed), epochs=1, verbose=0, shuffle=False)
+    for batch in timed:
+        loss_sum, _, _ = trainer.step(batch)
+    float(loss_sum)  # wait for the last step
     seconds = time.perf_counter() - start
     return {
         "steps": len(timed),
@@ -77,10 +69,11 @@ def time_fit(model, batches: list, warmup: int) -> dict[str, float]:
 
 def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object, object]:
     """Bucketed vs padded training speed for one config; returns the model and tokenizers."""
-    from seq2seq.model import build_model
+    import tensorflow as tf
+
     from seq2seq.pipeline import filter_by_length, make_dataset, padded_batches
     from seq2seq.text import fit_tokenizer
-    from seq2seq.training import compile_model
+    from seq2seq.training import build_trainer
 
     data, train = config.data, config.train
     start = time.perf_counter()
@@ -113,9 +106,10 @@ def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object
         ("padded", padded_batches(source_ids, target_ids, **shared)),
     ):
         batches = list(dataset.take(steps + warmup))
-        model = build_model(config.model, source_tok.vocab_size, target_tok.vocab_size)
-        compile_model(model, train)
-        results[name] = time_fit(model, batches, warmup)
+        vocab_sizes = (source_tok.vocab_size, target_tok.vocab_size)
+        trainer = build_trainer(config, tf.distribute.get_strategy(), "float32", vocab_sizes)
+        model = trainer.model
+        results[name] = time_steps(trainer, batches, warmup)
         padding = [float(np.mean(t.numpy() == 0)) for _, t in batches]
         results[name]["target_padding_fraction"] = float(np.mean(padding))
     results["bucketed_speedup"] = (

@@ -103,6 +103,8 @@ class TrainConfig:
     mixed_precision: str = "auto"
     strategy: str = "auto"
     jit_compile: bool = False
+    keep_checkpoints: int = 5
+    worker_timeout: int = 120
 
 
 @dataclass
@@ -335,6 +337,14 @@ def validate(config: Config) -> None:
     require(train.learning_rate > 0, "train.learning_rate must be > 0")
     require(train.clipnorm >= 0, "train.clipnorm must be >= 0 (0 turns clipping off)")
     require(train.patience >= 1, "train.patience must be >= 1")
+    require(
+        train.keep_checkpoints >= 0,
+        "train.keep_checkpoints must be >= 0 (0 keeps no epoch weights for averaging)",
+    )
+    require(
+        10 <= train.worker_timeout <= 86400,
+        "train.worker_timeout must be 10..86400 seconds",
+    )
     require(decode.n_best <= decode.beam_size, "decode.n_best must not exceed decode.beam_size")
     require(decode.min_length < decode.max_length, "decode.min_length must be < decode.max_length")
     require(decode.temperature > 0, "decode.temperature must be > 0")
