@@ -9,9 +9,12 @@ thing training calls.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import sys
+import threading
 from dataclasses import dataclass
 
 # TF_CONFIG's job names that take part in training ("evaluator"/"ps" are not supported).
@@ -144,7 +147,11 @@ def make_strategy(strategy_name: str, timeout_seconds: int):
     if task is not None:
         check_reachable(task)
         configure_coordination(task, timeout_seconds)
-        return multi_worker_strategy(None)
+        with join_deadline(task, timeout_seconds + 30):
+            try:
+                return multi_worker_strategy(None)
+            except tf.errors.OpError as error:
+                raise ClusterError(not_formed_message(task, timeout_seconds, error)) from None
     if strategy_name == "multi_worker":  # SLURM
         resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
         return multi_worker_strategy(resolver)
@@ -152,6 +159,51 @@ def make_strategy(strategy_name: str, timeout_seconds: int):
     if strategy_name == "mirrored" or (strategy_name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def unreachable_peers(task: ClusterTask) -> list[str]:
+    """Peers that do not accept a TCP connection right now."""
+    missing = []
+    for index, address in enumerate(task.addresses):
+        if index == task.index:
+            continue
+        host, port = split_address(address, "address")
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+        except OSError:
+            missing.append(f"worker {index} ({address})")
+    return missing
+
+
+def not_formed_message(task: ClusterTask, timeout_seconds: int, error=None) -> str:
+    missing = unreachable_peers(task) or ["(every peer answers, but not all joined)"]
+    reason = f" ({type(error).__name__})" if error is not None else ""
+    return (
+        f"the cluster did not form within {timeout_seconds} s (train.worker_timeout){reason}; "
+        f"worker {task.index} ({task.address}) could not reach: {', '.join(missing)}. "
+        "Start the same command on every host of TF_CONFIG."
+    )
+
+
+@contextlib.contextmanager
+def join_deadline(task: ClusterTask, timeout_seconds: int):
+    """Last resort if TensorFlow neither joins nor fails: report and exit.
+
+    The register barrier normally fails after ``train.worker_timeout``; should it not, this
+    watchdog ends the wait (TensorFlow swallows SIGTERM while it waits for peers).
+    """
+
+    def give_up() -> None:
+        print(f"error: {not_formed_message(task, timeout_seconds)}", file=sys.stderr, flush=True)
+        os._exit(2)
+
+    watchdog = threading.Timer(timeout_seconds, give_up)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
 
 
 def multi_worker_strategy(resolver):
@@ -183,7 +235,8 @@ def configure_coordination(task: ClusterTask, timeout_seconds: int) -> None:
         if jobs.get(job)
     ]
     leader = "chief" if jobs.get("chief") else "worker"
-    context.context().configure_coordination_service(
+    runtime = context.context()
+    runtime.configure_coordination_service(
         service_type="standalone",
         service_leader=f"/job:{leader}/replica:0/task:0",
         cluster_register_timeout_in_ms=timeout_seconds * 1000,
@@ -191,3 +244,6 @@ def configure_coordination(task: ClusterTask, timeout_seconds: int) -> None:
         shutdown_barrier_timeout_in_ms=timeout_seconds * 1000,
         coordinated_jobs=coordinated,
     )
+    # Connecting waits at a barrier for every task, bounded by the register timeout;
+    # without it a missing peer makes the first collective wait for ever.
+    runtime._coordination_service_config.cluster_register_with_barrier = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -89,6 +90,7 @@ def check_before_launch(args: argparse.Namespace, overrides: list[str], output: 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notes
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # per-trace collective notes
     overrides = list(args.overrides)
@@ -119,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
 
         epochs = resume_epochs(overrides) if args.resume else None
         metrics = train(config, output, resume=args.resume, epochs=epochs)
-    except (ConfigError, CorpusError, RunError, ClusterError) as error:
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        os._exit(2)  # skip TensorFlow's teardown, which logs pages about the failed cluster
+    except (ConfigError, CorpusError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingError as error:

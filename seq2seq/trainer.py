@@ -29,13 +29,6 @@ from seq2seq.losses import MaskedCrossEntropy
 SUM = tf.distribute.ReduceOp.SUM
 
 
-def scale_gradient(gradient, factor):
-    """``gradient * factor`` for dense gradients and for embeddings' ``IndexedSlices``."""
-    if isinstance(gradient, tf.IndexedSlices):
-        return tf.IndexedSlices(gradient.values * factor, gradient.indices, gradient.dense_shape)
-    return gradient * factor
-
-
 class Trainer:
     """A model, its optimizer and loss under one strategy; ``step`` trains on one global batch.
 
@@ -83,6 +76,10 @@ class Trainer:
             if self.loss_scaled:
                 loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, self.model.trainable_variables)
+        # Embedding gradients arrive as IndexedSlices with a row per token occurrence; Keras's
+        # optimizers update such rows one by one, so the result would depend on how the batch
+        # is split over replicas. Dense gradients make N replicas equal to one.
+        gradients = [tf.convert_to_tensor(g) if g is not None else g for g in gradients]
         return gradients, loss_sum, tokens
 
     def _replica_step(self, inputs, target_out):
@@ -93,13 +90,13 @@ class Trainer:
         gradients = context.all_reduce(SUM, gradients)
         scale = self.optimizer.dynamic_scale if self.loss_scaled else None
         if scale is not None:
-            gradients = [scale_gradient(g, 1.0 / scale) for g in gradients]
+            gradients = [g / scale for g in gradients]
         norm = tf.linalg.global_norm(gradients)
         if self.clipnorm:
             gradients, _ = tf.clip_by_global_norm(gradients, self.clipnorm, use_norm=norm)
         # The optimizer sums the replicas' gradients again: hand each replica 1/N of the total.
         factor = 1.0 / self.num_replicas if scale is None else scale / self.num_replicas
-        gradients = [scale_gradient(g, factor) for g in gradients]
+        gradients = [g * factor for g in gradients]
         self.optimizer.apply(gradients, self.model.trainable_variables)
         return loss_sum, tokens, norm
 

@@ -422,7 +422,6 @@ def train(
     task = cluster_task(config.train.strategy)
     strategy = make_strategy(config.train.strategy, config.train.worker_timeout)
     is_chief = task is None or task.is_chief
-    keras.utils.set_random_seed(config.train.seed)
     policy = configure_precision(config.train.mixed_precision)
     prepared = prepare_data(config, paths if resume else None)
     workdir = paths if is_chief else RunPaths(Path(tempfile.mkdtemp(prefix="seq2seq-worker-")))
@@ -504,7 +503,12 @@ def build_trainer(
     vocab_sizes: tuple[int, int],
     target_counts: np.ndarray | None = None,
 ) -> Trainer:
-    """Model, optimizer and loss created under the strategy, wrapped in the training step."""
+    """Model, optimizer and loss created under the strategy, wrapped in the training step.
+
+    Seeding right here makes the initial weights depend on the seed alone, not on what ran
+    before (fitting tokenizers draws random numbers; loading saved ones does not).
+    """
+    keras.utils.set_random_seed(config.train.seed)
     with strategy.scope():
         model = build_model(config.model, *vocab_sizes)
         if target_counts is not None:
