@@ -23,6 +23,7 @@ import numpy as np
 
 from seq2seq.runs import (
     RunPaths,
+    fault_point,
     sync_folder,
     temporary_name,
     write_atomically,
@@ -85,6 +86,7 @@ def save_state(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     model.save_weights(partial / "model.weights.h5")
+    fault_point("state")
     save_optimizer(optimizer, partial / "optimizer.npz")
     state = {"epochs_done": epochs_done, "format": STATE_FORMAT}
     (partial / "state.json").write_text(json.dumps(state), encoding="utf-8")
@@ -94,6 +96,7 @@ def save_state(
     shutil.rmtree(final, ignore_errors=True)  # a state of the same epoch from an older attempt
     partial.rename(final)
     sync_folder(backup)
+    fault_point("state-renamed")
     for _, old in epoch_folders(backup)[BACKUPS_KEPT:]:
         shutil.rmtree(old, ignore_errors=True)
 

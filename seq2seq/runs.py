@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,8 +83,25 @@ class RunPaths:
 
 
 def temporary_name(path: Path) -> Path:
-    """A hidden sibling that keeps the suffixes Keras checks (``.keras``, ``.weights.h5``)."""
-    return path.with_name(f".partial-{os.getpid()}-{path.name}")
+    """A hidden sibling that keeps the suffixes Keras checks (``.keras``, ``.weights.h5``).
+
+    Only the chief writes a run folder, so the name need not be unique per process.
+    """
+    return path.with_name(f".partial-{path.name}")
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the kill-at-write tests: ``SEQ2SEQ_KILL_AT=name:N`` SIGKILLs the
+    process the N-th time it passes ``name`` (e.g. ``model.keras:2``). Unset: does nothing."""
+    wanted = os.environ.get("SEQ2SEQ_KILL_AT")
+    if not wanted or wanted.rpartition(":")[0] != name:
+        return
+    _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
+    if str(_FAULT_COUNTS[name]) == wanted.rpartition(":")[2]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULT_COUNTS: dict[str, int] = {}
 
 
 def sync_folder(folder: Path) -> None:
@@ -101,6 +119,10 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     temporary = temporary_name(path)
     try:
         write(temporary)
+        if os.environ.get("SEQ2SEQ_KILL_AT") and temporary.is_file():  # a torn write
+            with open(temporary, "rb+") as handle:
+                handle.truncate(temporary.stat().st_size // 2)
+            fault_point(path.name)
         if temporary.is_file():
             with open(temporary, "rb+") as handle:
                 os.fsync(handle.fileno())
