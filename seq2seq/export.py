@@ -255,15 +255,21 @@ def tflite_function(model, settings: ExportSettings):
 
 
 def export_tflite(
-    run_dir: str | Path, output: str | Path, method: str | None = None, **_: Any
+    run_dir: str | Path,
+    output: str | Path,
+    method: str | None = None,
+    beam_size: int | None = None,
 ) -> ExportSettings:
     """Write ``model.tflite`` (greedy, fixed shapes) and the tokenizers to ``output``."""
     import tensorflow as tf
 
     from seq2seq.translator import Translator
 
-    if method not in (None, "greedy"):
-        raise ExportError(f"--format tflite exports greedy search only, not {method!r}")
+    if method not in (None, "greedy") or beam_size is not None:
+        raise ExportError(
+            f"--format tflite exports greedy search only (got method {method!r}, "
+            f"beam size {beam_size})"
+        )
     output = Path(output)
     if output.exists():
         raise ExportError(f"{output} already exists; choose a new folder or remove it")
