@@ -88,8 +88,8 @@ def normalize_graph(texts: tf.Tensor, lowercase: bool = False) -> tf.Tensor:
 
 def clean_ids(ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Search output [B,T] -> (ids up to the first END or PAD, PAD after; lengths [B])."""
-    keep = tf.logical_and(tf.not_equal(ids, END), tf.not_equal(ids, PAD))
-    keep = tf.cast(tf.math.cumprod(tf.cast(keep, tf.int32), axis=1), tf.bool)
+    stop = tf.logical_or(tf.equal(ids, END), tf.equal(ids, PAD))
+    keep = tf.equal(tf.math.cumsum(tf.cast(stop, tf.int32), axis=1), 0)  # TFLite has no cumprod
     return tf.where(keep, ids, PAD), tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)
 
 
