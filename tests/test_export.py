@@ -198,6 +198,9 @@ def test_saved_model_cli_lists_the_signature(greedy_export):
         assert f"dtype: {dtype}" in entry.splitlines()[1], entry[:200]
         assert "shape: (-1)" in entry.splitlines()[2], entry[:200]
     assert "Method name is: tensorflow/serving/predict" in block
+    ops = text[text.index("contains the following ops:") :].splitlines()[0]
+    assert "SentencepieceOp" in ops or "LookupTableFindV2" in ops  # tokenising in the graph
+    assert "While" in ops and "PyFunc" not in ops  # the search loop; no Python callbacks
 
 
 @pytest.mark.slow
