@@ -30,6 +30,7 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ def export_settings(
     if beam_size is not None:
         overrides["beam_size"] = beam_size
     decode = translator.decode_config(**overrides)
+    if beam_size is not None and decode.method != "beam":
+        raise ExportError(f"--beam-size is for beam search; the export searches {decode.method}")
     if decode.method not in METHODS:
         raise ExportError(
             f"decode.method is {decode.method!r}; an export searches with one of: "
@@ -162,6 +165,47 @@ def serving_function(model, source_codec, target_codec, settings: ExportSettings
     return serve
 
 
+def load_for_export(run_dir: str | Path, output: str | Path):
+    """The run's ``Translator`` (without XLA: exports run plain graphs), if ``output`` is free."""
+    from seq2seq.translator import Translator
+
+    if Path(output).exists():
+        raise ExportError(f"{output} already exists; choose a new folder or remove it")
+    return Translator.from_run(run_dir, jit_compile=False)
+
+
+def write_export(
+    output: str | Path,
+    translator,
+    settings: ExportSettings,
+    signature: dict[str, Any],
+    metadata_file: str,
+    fill: Callable[[Path], None],
+) -> None:
+    """Assemble the export in a staging folder beside ``output``, then rename it.
+
+    ``fill(folder)`` writes the model files; the settings and ``signature`` go to
+    ``metadata_file``. A failure leaves nothing behind.
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    try:
+        fill(staging)
+        metadata = {
+            "run": str(translator.paths.root.resolve()),
+            "name": translator.config.name,
+            "signature": signature,
+            **asdict(settings),
+        }
+        (staging / metadata_file).parent.mkdir(parents=True, exist_ok=True)
+        (staging / metadata_file).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+        staging.replace(output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def build_archive(translator, settings: ExportSettings):
     """A ``keras.export.ExportArchive`` with the one text-in, text-out endpoint."""
     import keras
@@ -195,30 +239,17 @@ def export_saved_model(
     failed export leaves nothing behind. ``RunError`` for a missing, incomplete or
     incompatible run; ``ExportError`` (or ``GraphTextError``) for what cannot be exported.
     """
-    from seq2seq.translator import Translator
-
-    output = Path(output)
-    if output.exists():
-        raise ExportError(f"{output} already exists; choose a new folder or remove it")
-    translator = Translator.from_run(run_dir, jit_compile=False)
+    translator = load_for_export(run_dir, output)
     settings = export_settings(translator, method, beam_size)
     archive = build_archive(translator, settings)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
-    try:
-        archive.write_out(str(staging), verbose=False)
-        metadata = {
-            "run": str(Path(run_dir).resolve()),
-            "name": translator.config.name,
-            "signature": {"input": INPUT_NAME, "outputs": list(OUTPUT_NAMES)},
-            **asdict(settings),
-        }
-        (staging / METADATA_FILE).parent.mkdir(parents=True, exist_ok=True)
-        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
-        staging.replace(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    write_export(
+        output,
+        translator,
+        settings,
+        {"input": INPUT_NAME, "outputs": list(OUTPUT_NAMES)},
+        METADATA_FILE,
+        lambda folder: archive.write_out(str(folder), verbose=False),
+    )
     return settings
 
 
@@ -263,42 +294,26 @@ def export_tflite(
     """Write ``model.tflite`` (greedy, fixed shapes) and the tokenizers to ``output``."""
     import tensorflow as tf
 
-    from seq2seq.translator import Translator
-
     if method not in (None, "greedy") or beam_size is not None:
         raise ExportError(
             f"--format tflite exports greedy search only (got method {method!r}, "
             f"beam size {beam_size})"
         )
-    output = Path(output)
-    if output.exists():
-        raise ExportError(f"{output} already exists; choose a new folder or remove it")
-    translator = Translator.from_run(run_dir, jit_compile=False)
+    translator = load_for_export(run_dir, output)
     settings = export_settings(translator, "greedy")
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [tflite_function(translator.model, settings)], tf.Module()
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     flatbuffer = converter.convert()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
-    try:
-        (staging / TFLITE_FILE).write_bytes(flatbuffer)
-        shutil.copytree(translator.paths.source_vocab, staging / "source_vocab")
-        shutil.copytree(translator.paths.target_vocab, staging / "target_vocab")
-        metadata = {
-            "run": str(Path(run_dir).resolve()),
-            "name": translator.config.name,
-            "signature": {"input": "source", "outputs": ["ids", "scores", "lengths"]},
-            **asdict(settings),
-        }
-        (staging / TFLITE_METADATA_FILE).write_text(
-            json.dumps(metadata, indent=2), encoding="utf-8"
-        )
-        staging.replace(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    def fill(folder: Path) -> None:
+        (folder / TFLITE_FILE).write_bytes(flatbuffer)
+        shutil.copytree(translator.paths.source_vocab, folder / "source_vocab")
+        shutil.copytree(translator.paths.target_vocab, folder / "target_vocab")
+
+    signature = {"input": "source", "outputs": ["ids", "scores", "lengths"]}
+    write_export(output, translator, settings, signature, TFLITE_METADATA_FILE, fill)
     return settings
 
 

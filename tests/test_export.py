@@ -261,8 +261,11 @@ def test_cli_refuses_incompatible_runs(tiny_run, tmp_path, capsys):
     (sampling / "config.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ExportError, match="decode.method is 'sample'"):
         export_saved_model(sampling, tmp_path / "out")
-    assert main(["--model", str(tiny_run), "--output", str(tmp_path / "o"), "--beam-size", "0"])
+    beam0 = ["--method", "beam", "--beam-size", "0"]
+    assert main(["--model", str(tiny_run), "--output", str(tmp_path / "o"), *beam0]) == 2
     assert "decode.beam_size is 0" in capsys.readouterr().err
+    assert main(["--model", str(tiny_run), "--output", str(tmp_path / "o"), "--beam-size", "4"])
+    assert "--beam-size is for beam search; the export searches greedy" in capsys.readouterr().err
     assert main(
         ["--model", str(tiny_run), "--output", "x", "--format", "tflite", "--method", "beam"]
     )
