@@ -246,8 +246,9 @@ def bench_export(run: str, args) -> dict:
 
     Both get the same test-split sentences: one at a time (latency p50/p95 over
     ``--repeats`` sentences) and 64 at a time in corpus order (throughput over
-    ``--decode-sentences``). Everything is timed after an untimed pass over the same
-    calls (the Translator's XLA compilations, the export's first-call set-up).
+    ``--decode-sentences``, the last batch possibly shorter). Everything is timed after
+    an untimed pass over the same calls (the Translator's XLA compilations, the export's
+    first-call set-up).
     """
     import tensorflow as tf
 
@@ -259,7 +260,7 @@ def bench_export(run: str, args) -> dict:
     splits = load_splits(translator.config.data)
     sentences = [p.source for p in splits["test"] if p.source.strip()][: args.decode_sentences]
     singles = [[s] for s in sentences[: args.repeats]]
-    chunks = [sentences[i : i + 64] for i in range(0, len(sentences) - 63, 64)]
+    chunks = [sentences[i : i + 64] for i in range(0, len(sentences), 64)]
 
     def timed(call, batches) -> list[float]:
         seconds = []
@@ -273,7 +274,7 @@ def bench_export(run: str, args) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         for method in ("greedy", "beam"):
             path = Path(folder) / method
-            export_saved_model(run, path, method=method, beam_size=5)
+            export_saved_model(run, path, method, 5 if method == "beam" else None)
             serve = tf.saved_model.load(str(path)).signatures["serving_default"]
             callers = {
                 "export": lambda b, serve=serve: serve(sentences=tf.constant(b)),

@@ -452,6 +452,19 @@ def test_export_matches_translator_on_100_real_sentences(real_run, tmp_path, met
     assert texts_of(outputs) == [t.text for t in compiled]
 
 
+@pytest.mark.slow
+def test_bench_times_the_export_beside_the_translator(tiny_run):
+    """Structure only: speed is measured by ``python -m seq2seq.bench``, not asserted."""
+    from argparse import Namespace
+
+    from seq2seq.bench import bench_export, export_lines
+
+    result = bench_export(str(tiny_run), Namespace(no_jit=True, decode_sentences=70, repeats=3))
+    for key in ("greedy_export", "greedy_translator", "beam_export", "beam_translator"):
+        assert result[key]["batch1"]["p50_ms"] > 0 and result[key]["batch64_sentences_per_s"] > 0
+    assert len(export_lines(result)) == 5
+
+
 # -- TFLite ---------------------------------------------------------------------------
 
 
