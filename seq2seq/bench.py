@@ -235,6 +235,57 @@ def bench_run(run: str, args) -> dict:
     return {"run": run, "load_seconds": load_seconds, "decoding": decoding}
 
 
+def bench_export(run: str, args) -> dict:
+    """The run's SavedModel export beside its ``Translator``, text in and text out.
+
+    Both get the same test-split sentences: one at a time (latency p50/p95 over
+    ``--repeats`` sentences) and 64 at a time in corpus order (throughput over
+    ``--decode-sentences``, the last batch possibly shorter). Everything is timed after
+    an untimed pass over the same calls (the Translator's XLA compilations, the export's
+    first-call set-up).
+    """
+    import tensorflow as tf
+
+    from seq2seq.corpora.loading import load_splits
+    from seq2seq.export import export_saved_model
+    from seq2seq.translator import Translator
+
+    translator = Translator.from_run(run, jit_compile=not args.no_jit)
+    splits = load_splits(translator.config.data)
+    sentences = [p.source for p in splits["test"] if p.source.strip()][: args.decode_sentences]
+    singles = [[s] for s in sentences[: args.repeats]]
+    chunks = [sentences[i : i + 64] for i in range(0, len(sentences), 64)]
+
+    def timed(call, batches) -> list[float]:
+        seconds = []
+        for batch in batches:
+            start = time.perf_counter()
+            call(batch)
+            seconds.append(time.perf_counter() - start)
+        return seconds
+
+    results: dict = {"sentences": len(sentences), "batch64_batches": len(chunks)}
+    with tempfile.TemporaryDirectory() as folder:
+        for method in ("greedy", "beam"):
+            path = Path(folder) / method
+            export_saved_model(run, path, method, 5 if method == "beam" else None)
+            serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+            callers = {
+                "export": lambda b, serve=serve: serve(sentences=tf.constant(b)),
+                "translator": lambda b, m=method: translator.translate(b, method=m, beam_size=5),
+            }
+            for name, call in callers.items():
+                timed(call, singles + chunks)  # warm-up
+                latency = timed(call, singles)
+                throughput = sum(len(c) for c in chunks) / sum(timed(call, chunks))
+                results[f"{method}_{name}"] = {
+                    "batch1": percentiles(latency),
+                    "batch64_sentences_per_s": throughput,
+                }
+    results["translator_jit_compile"] = translator.searcher.jit_compile
+    return results
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m seq2seq.bench", description=__doc__)
     parser.add_argument(
@@ -250,7 +301,25 @@ def parse_args(argv):
     parser.add_argument(
         "--no-jit", action="store_true", help="time the searches without XLA (tf.function only)"
     )
+    parser.add_argument(
+        "--export",
+        action="store_true",
+        help="also time --model's SavedModel export beside its Translator (text in, text out)",
+    )
     return parser.parse_args(argv)
+
+
+def export_lines(export: dict) -> list[str]:
+    lines = [f"text in, text out on {export['sentences']} test sentences (beam size 5):"]
+    for method in ("greedy", "beam"):
+        for name in ("export", "translator"):
+            d = export[f"{method}_{name}"]
+            lines.append(
+                f"{method:6s} {name:10s} batch 1 p50 {d['batch1']['p50_ms']:.1f} ms"
+                f" p95 {d['batch1']['p95_ms']:.1f} ms; batch 64"
+                f" {d['batch64_sentences_per_s']:.0f} sent/s"
+            )
+    return lines
 
 
 def report(results: dict) -> str:
@@ -286,6 +355,8 @@ def report(results: dict) -> str:
                     f" warm-up {d['warmup_seconds']:.1f} s"
                 )
             lines.append(f"beam-5 / greedy latency x{decoding['beam5_over_greedy_latency']:.2f}")
+        if "export" in part:
+            lines.extend(export_lines(part["export"]))
     lines.append(f"peak memory {results['peak_memory_mb']:.0f} MiB")
     return "\n".join(lines)
 
@@ -304,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(bench_config(f"preset {args.preset}", load_config(args.preset), args))
         if args.model and args.only in (None, "model"):
             parts.append(bench_run(args.model, args))
+            if args.export:
+                parts[-1]["export"] = bench_export(args.model, args)
     except (ConfigError, CorpusError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -25,7 +25,9 @@ META_FILE = "tokenizer.json"
 FORMAT_VERSION = 1
 KINDS = ("word", "sentencepiece")
 
-_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+# Characters ``normalize`` deletes (the in-graph normalisation of exports reuses the set).
+ZERO_WIDTH_CHARACTERS = "\u200b\u200c\u200d\u2060\ufeff"
+_ZERO_WIDTH = re.compile(f"[{ZERO_WIDTH_CHARACTERS}]")
 # Encode in slices so huge corpora never build one giant tensor.
 _CHUNK = 16384
 
