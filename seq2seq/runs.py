@@ -90,15 +90,20 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".partial-{path.name}")
 
 
-def fault_point(name: str) -> None:
+def fault_point(name: str, torn: Path | None = None) -> None:
     """Fault injection for the kill-at-write tests: ``SEQ2SEQ_KILL_AT=name:N`` SIGKILLs the
-    process the N-th time it passes ``name`` (e.g. ``model.keras:2``). Unset: does nothing."""
+    process the N-th time it passes ``name`` (e.g. ``model.keras:2``), first cutting the
+    file ``torn`` in half as a write stopped mid-way would. Unset: does nothing."""
     wanted = os.environ.get("SEQ2SEQ_KILL_AT")
     if not wanted or wanted.rpartition(":")[0] != name:
         return
     _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
-    if str(_FAULT_COUNTS[name]) == wanted.rpartition(":")[2]:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if str(_FAULT_COUNTS[name]) != wanted.rpartition(":")[2]:
+        return
+    if torn is not None and torn.is_file():
+        with open(torn, "rb+") as handle:
+            handle.truncate(torn.stat().st_size // 2)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 _FAULT_COUNTS: dict[str, int] = {}
@@ -119,10 +124,7 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     temporary = temporary_name(path)
     try:
         write(temporary)
-        if os.environ.get("SEQ2SEQ_KILL_AT") and temporary.is_file():  # a torn write
-            with open(temporary, "rb+") as handle:
-                handle.truncate(temporary.stat().st_size // 2)
-            fault_point(path.name)
+        fault_point(path.name, torn=temporary)
         if temporary.is_file():
             with open(temporary, "rb+") as handle:
                 os.fsync(handle.fileno())

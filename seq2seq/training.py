@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seq2seq.callbacks import ResumableEarlyStopping, RunRecorder
+from seq2seq.callbacks import ResumableEarlyStopping, RunRecorder, write_history
 from seq2seq.checkpoints import restore_latest, save_epoch_weights, save_state
 from seq2seq.cluster import ClusterError, cluster_task, make_strategy
 from seq2seq.config import Config, ConfigError, TrainConfig, load_run_config, save_config
@@ -587,6 +587,7 @@ def record_start(
         }
     )
     write_metrics(paths, metrics)
+    write_history(paths, metrics["epochs"])
 
 
 def finish_run(paths: RunPaths, model: keras.Model, stopped_early: bool) -> dict:
