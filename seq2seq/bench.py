@@ -286,6 +286,39 @@ def bench_export(run: str, args) -> dict:
     return results
 
 
+def bench_workers(config_name: str, args) -> dict:
+    """Target tokens/s of 1 and 2 local workers (``train --local-workers N``) at the
+    reference size, each worker with batch 64: the second epoch's rate (the first traces)."""
+    import subprocess
+
+    results: dict = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as folder:
+            command = [
+                sys.executable,
+                "-m",
+                "seq2seq.train",
+                "--preset",
+                config_name,
+                "--output",
+                str(Path(folder) / "run"),
+                "--local-workers",
+                str(workers),
+                *REFERENCE,
+                "train.epochs=2",
+                f"train.steps_per_epoch={args.train_steps}",
+                "train.select_best_by=loss",
+                "train.keep_checkpoints=0",
+            ]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{workers} worker(s) failed: {done.stderr[-2000:]}")
+            metrics = json.loads((Path(folder) / "run" / "metrics.json").read_text())
+            results[f"workers_{workers}"] = metrics["epochs"][-1]["target_tokens_per_s"]
+    results["scaling_efficiency"] = results["workers_2"] / (2 * results["workers_1"])
+    return results
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m seq2seq.bench", description=__doc__)
     parser.add_argument(
@@ -296,7 +329,9 @@ def parse_args(argv):
     parser.add_argument("--warmup-steps", type=int, default=40)
     parser.add_argument("--decode-sentences", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=100, help="batch-1 decodes per search")
-    parser.add_argument("--only", choices=("reference", "preset", "model"), help="run one part")
+    parser.add_argument(
+        "--only", choices=("reference", "preset", "model", "workers"), help="run one part"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--no-jit", action="store_true", help="time the searches without XLA (tf.function only)"
@@ -357,6 +392,12 @@ def report(results: dict) -> str:
             lines.append(f"beam-5 / greedy latency x{decoding['beam5_over_greedy_latency']:.2f}")
         if "export" in part:
             lines.extend(export_lines(part["export"]))
+        if "workers" in part:
+            w = part["workers"]
+            lines.append(
+                f"train --local-workers 1: {w['workers_1']:.0f} target tok/s; 2 workers: "
+                f"{w['workers_2']:.0f}; scaling efficiency {w['scaling_efficiency']:.2f}"
+            )
     lines.append(f"peak memory {results['peak_memory_mb']:.0f} MiB")
     return "\n".join(lines)
 
@@ -373,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(bench_config("reference (bi-GRU 256, 5k words)", reference, args))
         if args.only in (None, "preset"):
             parts.append(bench_config(f"preset {args.preset}", load_config(args.preset), args))
+        if args.only in (None, "workers"):
+            parts.append({"config": "local workers", "workers": bench_workers(args.preset, args)})
         if args.model and args.only in (None, "model"):
             parts.append(bench_run(args.model, args))
             if args.export:

@@ -21,6 +21,7 @@ import math
 import shutil
 import sys
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,10 +339,11 @@ def dataset_function(config: Config, prepared: PreparedData, epoch: int, repeat:
     return make
 
 
-def run_epoch(trainer: Trainer, batches, schedule: Schedule, callbacks) -> float:
-    """Train one epoch; returns its mean token loss over the global batches."""
+def run_epoch(trainer: Trainer, batches, schedule: Schedule, callbacks) -> dict[str, float]:
+    """Train one epoch; returns its mean token loss and target tokens/s (global batches)."""
     iterator = iter(batches)
     total, tokens, step = 0.0, 0.0, 0
+    started = time.perf_counter()
     while schedule.steps is None or step < schedule.steps:
         try:
             batch = next(iterator)
@@ -355,7 +357,8 @@ def run_epoch(trainer: Trainer, batches, schedule: Schedule, callbacks) -> float
         step += 1
         if trainer.model.stop_training:
             break
-    return total / max(tokens, 1.0)
+    seconds = time.perf_counter() - started
+    return {"loss": total / max(tokens, 1.0), "target_tokens_per_s": tokens / max(seconds, 1e-9)}
 
 
 def make_callbacks(
@@ -478,7 +481,7 @@ def train_prepared(
     for epoch in range(start, config.train.epochs):
         callbacks.on_epoch_begin(epoch)
         batches = trainer.distribute(dataset_function(config, prepared, epoch, schedule.repeat))
-        logs = {"loss": run_epoch(trainer, batches, schedule, callbacks)}
+        logs = run_epoch(trainer, batches, schedule, callbacks)
         if model.stop_training and not math.isfinite(logs["loss"]):
             raise TrainingError(f"the training loss became {logs['loss']} in epoch {epoch + 1}")
         scores = scorer.scores() if scorer else {}
