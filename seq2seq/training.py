@@ -21,6 +21,7 @@ import tensorflow as tf
 from seq2seq.callbacks import DevEvaluation, ResumableEarlyStopping
 from seq2seq.config import Config, TrainConfig, load_run_config, save_config
 from seq2seq.corpora.loading import Pair, load_splits
+from seq2seq.corpora.spec import corpus_languages
 from seq2seq.losses import MaskedCrossEntropy
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.pipeline import count_target_tokens, filter_by_length, make_dataset
@@ -28,9 +29,6 @@ from seq2seq.runs import RunError, RunPaths, read_metrics, write_metrics
 from seq2seq.text import END, Tokenizer, fit_tokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
-
-LANGUAGE_CODES = {"spa": "es", "fra": "fr", "eng": "en", "deu": "de", "por": "pt", "ita": "it"}
-
 
 @dataclass
 class PreparedData:
@@ -42,15 +40,6 @@ class PreparedData:
     train_target_tokens: int
     dropped: dict[str, int]
     target_counts: np.ndarray  # how often each target id (END included) is predicted
-
-
-def corpus_languages(corpus: str, reverse: bool) -> tuple[str, str]:
-    """(source, target) language codes, for detokenisation; English unless the name says."""
-    name = corpus.split("/")[-1]
-    if corpus.startswith("anki/") and "-" in name:
-        other = LANGUAGE_CODES.get(name.split("-")[0], "en")
-        return (other, "en") if reverse else ("en", other)
-    return "en", "en"
 
 
 def tokenizers_for(

@@ -11,14 +11,15 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-MASKED_SCORE = -1e9
+from seq2seq.constants import NEG_INF
+
 
 
 def masked_softmax(scores, mask):
     """Softmax over source positions, ignoring padding; scores [B,T,S], mask [B,S]."""
     scores = ops.cast(scores, "float32")
     if mask is not None:
-        scores = ops.where(ops.expand_dims(mask, 1), scores, MASKED_SCORE)
+        scores = ops.where(ops.expand_dims(mask, 1), scores, NEG_INF)
     return ops.softmax(scores, axis=-1)
 
 
