@@ -42,7 +42,6 @@ import tensorflow as tf
 from seq2seq.constants import END, NEG_INF, PAD, START
 
 
-
 @dataclass
 class SearchResult:
     """ids [B,K,T] (PAD after END), scores [B,K], attention [B,K,T,S], K = n-best.

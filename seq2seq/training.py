@@ -30,6 +30,7 @@ from seq2seq.text import END, Tokenizer, fit_tokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class PreparedData:
     splits: dict[str, list[Pair]]

@@ -14,7 +14,6 @@ from keras import ops
 from seq2seq.constants import NEG_INF
 
 
-
 def masked_softmax(scores, mask):
     """Softmax over source positions, ignoring padding; scores [B,T,S], mask [B,S]."""
     scores = ops.cast(scores, "float32")
