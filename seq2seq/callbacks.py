@@ -7,33 +7,11 @@ import time
 from collections.abc import Callable
 
 import keras
-import numpy as np
-import sacrebleu
 
-from seq2seq.decoding import Searcher, strip_ids
+from seq2seq.config import DecodeConfig
+from seq2seq.decoding import Searcher
+from seq2seq.prediction import corpus_scores, decode_corpus, perplexity
 from seq2seq.runs import RunPaths, read_metrics, write_metrics
-
-
-def decode_corpus(
-    searcher: Searcher,
-    source_ids: list[list[int]],
-    detokenize: Callable[[list[int]], str],
-    max_length: int,
-    batch_size: int = 128,
-) -> list[str]:
-    """Greedy-decode many sentences, batching similar lengths together for speed."""
-    order = np.argsort([len(ids) for ids in source_ids], kind="stable")
-    outputs: list[str] = [""] * len(source_ids)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        width = max(len(source_ids[i]) for i in rows)
-        batch = np.zeros((len(rows), width), dtype=np.int32)
-        for r, i in enumerate(rows):
-            batch[r, : len(source_ids[i])] = source_ids[i]
-        result = searcher.greedy(batch, max_length)
-        for r, i in enumerate(rows):
-            outputs[i] = detokenize(strip_ids(result.ids[r, 0]))
-    return outputs
 
 
 class DevEvaluation(keras.callbacks.Callback):
@@ -71,13 +49,14 @@ class DevEvaluation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         if self.source_ids:
+            greedy = DecodeConfig(method="greedy", max_length=self.max_length)
             hypotheses = decode_corpus(
-                self.searcher, self.source_ids, self.detokenize, self.max_length
+                self.searcher, self.source_ids, greedy, self.detokenize, batch_size=128
             )
-            logs["dev_bleu"] = sacrebleu.corpus_bleu(hypotheses, [self.references]).score
-            logs["dev_chrf"] = sacrebleu.corpus_chrf(hypotheses, [self.references]).score
+            scores = corpus_scores(hypotheses, self.references)
+            logs["dev_bleu"], logs["dev_chrf"] = scores["bleu"], scores["chrf"]
         if "val_loss" in logs:
-            logs["val_perplexity"] = math.exp(min(float(logs["val_loss"]), 50.0))
+            logs["val_perplexity"] = perplexity(float(logs["val_loss"]))
         self.record(epoch, logs)
 
     def score(self, logs) -> float:
