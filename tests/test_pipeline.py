@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from seq2seq.constants import END, PAD, START
 from seq2seq.pipeline import (
     count_target_tokens,
     filter_by_length,
     make_dataset,
     padded_batches,
 )
-from seq2seq.text import END, PAD, START
 
 MAX_LEN = 20
 BUCKET = 4
