@@ -67,10 +67,20 @@ def check_search(result, n: int, max_length: int, source_length: int = 7):
     assert np.all(np.isfinite(result.scores))
 
 
+# The fast tier builds one model per cell (attention, input feeding, none); the rest are slow.
+FAST = {0, 7, 14}
+
+
 @pytest.mark.parametrize(
     "settings",
-    COMBINATIONS,
-    ids=lambda s: "-".join(map(str, s.values())),
+    [
+        pytest.param(
+            settings,
+            id="-".join(map(str, settings.values())),
+            marks=() if index in FAST else pytest.mark.slow,
+        )
+        for index, settings in enumerate(COMBINATIONS)
+    ],
 )
 def test_every_architecture_trains_steps_and_decodes(settings):
     """Each architecture is built once: one training step, the stepping cells, then the
