@@ -383,6 +383,7 @@ def test_all_pad_rows_end_at_once(method, trained, plain, trained_source):
         assert result.ids[0].any()
 
 
+@pytest.mark.slow  # compiles every search at several shapes
 def test_traced_once_per_search(searcher):
     source = source_batch()
     for width in (2, 5):

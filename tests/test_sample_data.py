@@ -53,14 +53,19 @@ def test_readme_example_config_splits_the_sample_without_leaks(monkeypatch):
 
 
 @pytest.mark.slow
-def test_readme_example_trains_and_translates(tmp_path, monkeypatch):
+def test_readme_example_trains_and_evaluates(tmp_path, monkeypatch):
+    from seq2seq.evaluation import evaluate_run
+    from seq2seq.runs import RunPaths, read_metrics
     from seq2seq.training import train
-    from seq2seq.translator import Translator
 
     monkeypatch.chdir(REPO)
     config = load_config(
         "quickstart", overrides=[*readme_example(), "train.epochs=1", "train.mixed_precision='off'"]
     )
-    train(config, tmp_path / "run", verbose=0)
-    translation = Translator.from_run(tmp_path / "run").translate_one("Good morning.")
-    assert isinstance(translation.text, str) and translation.source == "Good morning."
+    run = tmp_path / "run"
+    train(config, run, verbose=0)
+    assert [epoch["epoch"] for epoch in read_metrics(RunPaths(run))["epochs"]] == [1]
+    result = evaluate_run(run, pairs_file=SAMPLES / "pairs.tsv", max_length=5)
+    assert result["pairs"] == 48 and result["decode"]["max_length"] == 5
+    outputs = (run / "eval-pairs" / "hypotheses.txt").read_text(encoding="utf-8").splitlines()
+    assert len(outputs) == 48
