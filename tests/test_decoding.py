@@ -277,7 +277,10 @@ def test_repetition_penalty_stops_a_model_that_repeats(trained, trained_source):
 
 
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("max_length", [1, 3, 9])
+@pytest.mark.parametrize(
+    "max_length",
+    [1, pytest.param(3, marks=pytest.mark.slow), pytest.param(9, marks=pytest.mark.slow)],
+)
 def test_max_length_bound(method, max_length, searcher):
     result = METHODS[method](searcher, source_batch(), max_length=max_length)
     check_shapes(result, 4, result.ids.shape[1], 6, max_length)

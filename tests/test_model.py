@@ -157,14 +157,14 @@ def test_save_and_load_give_identical_outputs(tmp_path):
     assert loaded.get_config()["cell"] == "lstm"
 
 
-@pytest.fixture
-def saved_model(tmp_path):
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
     """A trained-for-one-step model saved as .keras, with its outputs on ``batch()``."""
     model = build_model(tiny(cell="gru", attention="bahdanau"), SOURCE_VOCAB, TARGET_VOCAB)
     model.compile(optimizer="adam", loss=MaskedCrossEntropy())
     source, target = batch()
     model.train_on_batch((source, target), target)
-    path = tmp_path / "model.keras"
+    path = tmp_path_factory.mktemp("saved") / "model.keras"
     model.save(path)
     return path, model((source, target)).numpy()
 
