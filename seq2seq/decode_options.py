@@ -145,7 +145,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         misfits = [option for option in given if method not in option.methods]
         if misfits:
             reasons = "; ".join(_applies(option) for option in misfits)
-            raise ConfigError(f"{reasons}: not to --method {method}")
+            raise ConfigError(f"{reasons}, not to --method {method}")
     else:
         implied = {_implies(option, value) for option, value in given.items()} - {None}
         chosen = implied & allowed

@@ -58,9 +58,15 @@ def test_n_best_is_not_a_flag_where_one_output_is_used(command, capsys):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--method", "greedy", "--temperature", "0.5"], "--temperature applies to sampling: not"),
-        (["--method", "beam", "--top-k", "5"], "--top-k applies to sampling: not to --method beam"),
-        (["--method", "sample", "--beam", "3"], "--beam applies to beam search: not"),
+        (
+            ["--method", "greedy", "--temperature", "0.5"],
+            "--temperature applies to sampling, not to --method greedy",
+        ),
+        (["--method", "beam", "--top-k", "5"], "--top-k applies to sampling, not to --method beam"),
+        (
+            ["--method", "sample", "--beam", "3"],
+            "--beam applies to beam search, not to --method sample",
+        ),
         (["--beam", "3", "--temperature", "0.5"], "these flags ask for different searches"),
     ],
 )
