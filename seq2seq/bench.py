@@ -128,15 +128,10 @@ def bench_decoding(searcher, source_ids: list[list[int]], max_length: int, repea
     ``warmup_seconds``) are not counted.
     """
 
-    def pad(rows):
-        width = max(len(r) for r in rows)
-        batch = np.zeros((len(rows), width), np.int32)
-        for i, row in enumerate(rows):
-            batch[i, : len(row)] = row
-        return batch
+    from seq2seq.prediction import batches, pad_batch
 
-    def batches_of(rows):
-        return [pad(rows[i : i + 64]) for i in range(0, len(rows), 64)]
+    def batches_of(rows, sort_by_length):
+        return [batch.source for batch in batches(rows, 64, sort_by_length)]
 
     def run_all(search, batches) -> float:
         start = time.perf_counter()
@@ -148,10 +143,10 @@ def bench_decoding(searcher, source_ids: list[list[int]], max_length: int, repea
         "greedy": lambda b: searcher.greedy(b, max_length),
         "beam5": lambda b: searcher.beam(b, beam_size=5, n_best=1, max_length=max_length),
     }
-    singles = [pad([row]) for row in source_ids[:repeats]]
+    singles = [pad_batch([row]) for row in source_ids[:repeats]]
     rows = source_ids[: 64 * max(1, len(source_ids) // 64)]
-    in_order = batches_of(rows)
-    by_length = batches_of(sorted(rows, key=len))
+    in_order = batches_of(rows, sort_by_length=False)
+    by_length = batches_of(rows, sort_by_length=True)
     results = {}
     for name, search in searches.items():
         warmup = sum(run_all(search, batches) for batches in (singles, in_order, by_length))

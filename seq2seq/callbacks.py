@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 
 import keras
-import numpy as np
 
-from seq2seq.decoding import Searcher, strip_ids
 from seq2seq.runs import (
     RunPaths,
     read_metrics,
@@ -17,28 +14,6 @@ from seq2seq.runs import (
     write_metrics,
     write_text_atomically,
 )
-
-
-def decode_corpus(
-    searcher: Searcher,
-    source_ids: list[list[int]],
-    detokenize: Callable[[list[int]], str],
-    max_length: int,
-    batch_size: int = 128,
-) -> list[str]:
-    """Greedy-decode many sentences, batching similar lengths together for speed."""
-    order = np.argsort([len(ids) for ids in source_ids], kind="stable")
-    outputs: list[str] = [""] * len(source_ids)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        width = max(len(source_ids[i]) for i in rows)
-        batch = np.zeros((len(rows), width), dtype=np.int32)
-        for r, i in enumerate(rows):
-            batch[r, : len(source_ids[i])] = source_ids[i]
-        result = searcher.greedy(batch, max_length)
-        for r, i in enumerate(rows):
-            outputs[i] = detokenize(strip_ids(result.ids[r, 0]))
-    return outputs
 
 
 class RunRecorder(keras.callbacks.Callback):

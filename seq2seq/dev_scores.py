@@ -6,16 +6,15 @@ hands the numbers to every worker so that early stopping and LR schedules decide
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import keras
-import sacrebleu
 import tensorflow as tf
 
-from seq2seq.callbacks import decode_corpus
+from seq2seq.config import DecodeConfig
 from seq2seq.decoding import Searcher
 from seq2seq.losses import MaskedCrossEntropy
+from seq2seq.prediction import corpus_scores, decode_corpus, perplexity
 
 
 class DevScorer:
@@ -73,13 +72,14 @@ class DevScorer:
 
     def scores(self) -> dict[str, float]:
         loss = self.dev_loss()
-        scores = {"val_loss": loss, "val_perplexity": math.exp(min(loss, 50.0))}
+        scores = {"val_loss": loss, "val_perplexity": perplexity(loss)}
         if self.source_ids:
             if self.searcher is None:
                 self.searcher = Searcher(self.model, jit_compile=self.jit_compile)
+            greedy = DecodeConfig(method="greedy", max_length=self.max_length)
             hypotheses = decode_corpus(
-                self.searcher, self.source_ids, self.detokenize, self.max_length
+                self.searcher, self.source_ids, greedy, self.detokenize, batch_size=128
             )
-            scores["dev_bleu"] = sacrebleu.corpus_bleu(hypotheses, [self.references]).score
-            scores["dev_chrf"] = sacrebleu.corpus_chrf(hypotheses, [self.references]).score
+            bleu_chrf = corpus_scores(hypotheses, self.references)
+            scores["dev_bleu"], scores["dev_chrf"] = bleu_chrf["bleu"], bleu_chrf["chrf"]
         return scores

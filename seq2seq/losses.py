@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from seq2seq.text import PAD
+from seq2seq.constants import PAD
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")

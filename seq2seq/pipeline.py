@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from seq2seq.text import END, PAD, START
+from seq2seq.constants import END, PAD, START
 
 IdLists = Sequence[Sequence[int]]
 # Batches are shuffled in a window this big after bucketing (training only).

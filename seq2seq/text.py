@@ -18,9 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-PAD, UNK, START, END = 0, 1, 2, 3
-PAD_PIECE, UNK_PIECE, START_PIECE, END_PIECE = "<pad>", "<unk>", "<s>", "</s>"
-SPECIAL_PIECES = (PAD_PIECE, UNK_PIECE, START_PIECE, END_PIECE)
+from seq2seq.constants import (
+    END,
+    END_PIECE,
+    PAD,
+    PAD_PIECE,
+    SPECIAL_PIECES,
+    START,
+    START_PIECE,
+    UNK,
+    UNK_PIECE,
+)
+
 META_FILE = "tokenizer.json"
 FORMAT_VERSION = 1
 KINDS = ("word", "sentencepiece")

@@ -35,6 +35,7 @@ from seq2seq.checkpoints import restore_latest, save_epoch_weights, save_state
 from seq2seq.cluster import ClusterError, cluster_task, make_strategy
 from seq2seq.config import Config, ConfigError, TrainConfig, load_run_config, save_config
 from seq2seq.corpora.loading import Pair, load_splits
+from seq2seq.corpora.spec import corpus_languages
 from seq2seq.dev_scores import DevScorer
 from seq2seq.losses import MaskedCrossEntropy
 from seq2seq.model import Seq2Seq, build_model
@@ -53,8 +54,6 @@ from seq2seq.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
-LANGUAGE_CODES = {"spa": "es", "fra": "fr", "eng": "en", "deu": "de", "por": "pt", "ita": "it"}
-
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a worker disagrees, the disk is full, ...)."""
@@ -70,15 +69,6 @@ class PreparedData:
     train_target_tokens: int
     dropped: dict[str, int]
     target_counts: np.ndarray  # how often each target id (END included) is predicted
-
-
-def corpus_languages(corpus: str, reverse: bool) -> tuple[str, str]:
-    """(source, target) language codes, for detokenisation; English unless the name says."""
-    name = corpus.split("/")[-1]
-    if corpus.startswith("anki/") and "-" in name:
-        other = LANGUAGE_CODES.get(name.split("-")[0], "en")
-        return (other, "en") if reverse else ("en", other)
-    return "en", "en"
 
 
 def fit_tokenizers(config: Config, splits: dict[str, list[Pair]]) -> tuple[Tokenizer, Tokenizer]:

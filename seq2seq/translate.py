@@ -21,6 +21,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TextIO
 
+from seq2seq.decode_options import add_decode_arguments, overrides_from_args
+
 CHUNK = 256  # lines handed to the translator at once in file/stdin mode
 
 
@@ -33,27 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, metavar="RUN", help="run folder")
     parser.add_argument("--input", metavar="FILE", help="translate FILE, one sentence a line")
     parser.add_argument("--output", metavar="FILE", help="write translations to FILE")
-    parser.add_argument("--method", choices=("greedy", "beam", "sample"))
-    parser.add_argument("--beam", type=int, metavar="N", help="beam size (implies beam)")
-    parser.add_argument(
-        "--n-best", type=int, metavar="N", help="print N hypotheses with scores (implies beam)"
-    )
-    parser.add_argument("--max-length", type=int, metavar="N")
-    parser.add_argument("--min-length", type=int, metavar="N")
-    parser.add_argument("--length-penalty", type=float, metavar="ALPHA")
-    parser.add_argument("--temperature", type=float, help="sampling temperature (implies sample)")
-    parser.add_argument(
-        "--top-k", type=int, metavar="K", help="sample from the K best (implies sample)"
-    )
-    parser.add_argument(
-        "--top-p", type=float, metavar="P", help="nucleus sampling (implies sample)"
-    )
-    parser.add_argument("--seed", type=int, help="sampling seed, for reproducible samples")
-    parser.add_argument("--repetition-penalty", type=float, metavar="P")
-    parser.add_argument("--no-repeat-ngram-size", type=int, metavar="N")
-    parser.add_argument(
-        "--replace-unk", action="store_true", help="copy the most attended source piece for <unk>"
-    )
+    add_decode_arguments(parser)
     parser.add_argument("--max-input-chars", type=int, default=1000, metavar="N")
     parser.add_argument(
         "--no-jit",
@@ -66,35 +48,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.input and args.sentences:
         parser.error("give sentences as arguments or --input FILE, not both")
     return args
-
-
-def decode_overrides(args: argparse.Namespace) -> dict:
-    """DecodeConfig fields from the flags that were given (the run's settings otherwise)."""
-    overrides = {
-        "beam_size": args.beam,
-        "n_best": args.n_best,
-        "max_length": args.max_length,
-        "min_length": args.min_length,
-        "length_penalty": args.length_penalty,
-        "temperature": args.temperature,
-        "top_k": args.top_k,
-        "top_p": args.top_p,
-        "seed": args.seed,
-        "repetition_penalty": args.repetition_penalty,
-        "no_repeat_ngram_size": args.no_repeat_ngram_size,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if args.replace_unk:
-        overrides["replace_unk"] = True
-    if args.method:
-        overrides["method"] = args.method
-    elif args.temperature is not None or args.top_k is not None or args.top_p is not None:
-        overrides["method"] = "sample"
-    elif args.beam is not None or (args.n_best or 1) > 1:
-        overrides["method"] = "beam"
-    if args.n_best and args.beam is None and overrides.get("method") == "beam":
-        overrides.setdefault("beam_size", max(args.n_best, 5))
-    return overrides
 
 
 def format_translation(translation, number: int, n_best: bool) -> list[str]:
@@ -129,7 +82,8 @@ def translate_lines(
     progress=None,
 ) -> tuple[int, int]:
     """Translate line by line (in chunks); returns (translated, bad) counts."""
-    from seq2seq.translator import InputError, seeded_overrides
+    from seq2seq.prediction import seeded_overrides
+    from seq2seq.translator import InputError
 
     number, good, bad = 0, 0, 0
     for chunk_number, chunk in enumerate(chunks(lines, chunk_size)):
@@ -161,7 +115,7 @@ def translate_lines(
 def run(args: argparse.Namespace) -> int:
     from seq2seq.translator import Translator
 
-    overrides = decode_overrides(args)
+    overrides = overrides_from_args(args)
     translator = Translator.from_run(
         args.model, max_input_chars=args.max_input_chars, jit_compile=False if args.no_jit else None
     )
