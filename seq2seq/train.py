@@ -75,7 +75,7 @@ def check_before_launch(args: argparse.Namespace, overrides: list[str], output: 
     """Everything a bad input could break, checked once before any worker starts."""
     from seq2seq.corpora.loading import load_splits
     from seq2seq.launcher import check_worker_count
-    from seq2seq.training import open_run_config
+    from seq2seq.training_run import open_run_config
 
     try:
         check_worker_count(args.local_workers)

@@ -15,141 +15,53 @@ reads back whole.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import shutil
 import sys
 import tempfile
 import time
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from seq2seq.callbacks import ResumableEarlyStopping, RunRecorder, write_history
+from seq2seq.callbacks import ResumableEarlyStopping, RunRecorder
 from seq2seq.checkpoints import restore_latest, save_epoch_weights, save_state
 from seq2seq.cluster import ClusterError, cluster_task, make_strategy
-from seq2seq.config import Config, ConfigError, TrainConfig, load_run_config, save_config
-from seq2seq.corpora.loading import Pair, load_splits
-from seq2seq.corpora.spec import corpus_languages
+from seq2seq.config import Config, TrainConfig
 from seq2seq.dev_scores import DevScorer
 from seq2seq.losses import MaskedCrossEntropy
 from seq2seq.model import Seq2Seq, build_model
-from seq2seq.pipeline import count_target_tokens, filter_by_length, make_dataset
+from seq2seq.pipeline import make_dataset
 from seq2seq.runs import (
-    RunError,
     RunPaths,
     read_metrics,
-    remove_partial_files,
-    write_atomically,
-    write_metrics,
-    write_text_atomically,
 )
-from seq2seq.text import END, Tokenizer, fit_tokenizer, load_tokenizer
 from seq2seq.trainer import Trainer
+from seq2seq.training_data import (
+    PreparedData,
+    Schedule,
+    dataset_function,
+    dev_sample,
+    epoch_schedule,
+    prepare_data,
+    vocabulary_fingerprint,
+)
+from seq2seq.training_run import (
+    create_run_folder,
+    finish_run,
+    finished_run,
+    open_run_config,
+    record_start,
+)
 
 log = logging.getLogger(__name__)
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a worker disagrees, the disk is full, ...)."""
-
-
-@dataclass
-class PreparedData:
-    splits: dict[str, list[Pair]]
-    source_tokenizer: Tokenizer
-    target_tokenizer: Tokenizer
-    train_ids: tuple[list[list[int]], list[list[int]]]
-    dev_ids: tuple[list[list[int]], list[list[int]]]
-    train_target_tokens: int
-    dropped: dict[str, int]
-    target_counts: np.ndarray  # how often each target id (END included) is predicted
-
-
-def fit_tokenizers(config: Config, splits: dict[str, list[Pair]]) -> tuple[Tokenizer, Tokenizer]:
-    """Fit on the training split only."""
-    data = config.data
-    source_language, target_language = corpus_languages(data.corpus, data.reverse)
-    symbols = (data.context_separator,) if data.context_turns else ()
-    train = splits["train"]
-    source = fit_tokenizer(
-        data.tokenizer,
-        [p.source for p in train],
-        data.source_vocab_size,
-        min_frequency=data.min_frequency,
-        lowercase=data.lowercase,
-        user_symbols=symbols,
-        language=source_language,
-    )
-    target = fit_tokenizer(
-        data.tokenizer,
-        [p.target for p in train],
-        data.target_vocab_size,
-        min_frequency=data.min_frequency,
-        lowercase=data.lowercase,
-        language=target_language,
-    )
-    return source, target
-
-
-def saved_tokenizers(paths: RunPaths) -> tuple[Tokenizer, Tokenizer] | None:
-    if paths.source_vocab.is_dir() and paths.target_vocab.is_dir():
-        return load_tokenizer(paths.source_vocab), load_tokenizer(paths.target_vocab)
-    return None
-
-
-def encode_pairs(
-    pairs: list[Pair], source: Tokenizer, target: Tokenizer
-) -> tuple[list[list[int]], list[list[int]]]:
-    return source.encode_batch([p.source for p in pairs]), target.encode_batch(
-        [p.target for p in pairs]
-    )
-
-
-def prepare_data(config: Config, saved: RunPaths | None) -> PreparedData:
-    """Load the splits and encode them, reusing the tokenizers saved in ``saved`` if any."""
-    data = config.data
-    splits = load_splits(data)
-    if not splits["train"]:
-        raise ConfigError(f"corpus {data.corpus!r} gave no training pairs")
-    tokenizers = saved_tokenizers(saved) if saved else None
-    source_tokenizer, target_tokenizer = tokenizers or fit_tokenizers(config, splits)
-    encoded, dropped = {}, {}
-    for split in ("train", "dev"):
-        source_ids, target_ids = encode_pairs(splits[split], source_tokenizer, target_tokenizer)
-        source_ids, target_ids, dropped[split] = filter_by_length(
-            source_ids, target_ids, data.max_source_length, data.max_target_length
-        )
-        encoded[split] = (source_ids, target_ids)
-    if not encoded["train"][0]:
-        raise ConfigError(
-            f"no training pair fits data.max_source_length={data.max_source_length} and "
-            f"data.max_target_length={data.max_target_length}"
-        )
-    train_targets = encoded["train"][1]
-    return PreparedData(
-        splits,
-        source_tokenizer,
-        target_tokenizer,
-        encoded["train"],
-        encoded["dev"],
-        count_target_tokens(train_targets),
-        dropped,
-        target_frequencies(train_targets, target_tokenizer.vocab_size),
-    )
-
-
-def target_frequencies(target_ids: list[list[int]], vocab_size: int) -> np.ndarray:
-    counts = np.zeros(vocab_size, dtype=np.float64)
-    for ids in target_ids:
-        np.add.at(counts, ids, 1)
-    counts[END] += len(target_ids)
-    return counts
 
 
 def initialise_output_bias(model: Seq2Seq, counts: np.ndarray) -> None:
@@ -200,133 +112,6 @@ def make_optimizer(train: TrainConfig, policy: str) -> keras.optimizers.Optimize
     if policy == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
-
-
-def dev_sample(config: Config, prepared: PreparedData) -> tuple[list[list[int]], list[str]]:
-    """The first ``dev_bleu_sentences`` dev pairs (within length limits), ids and references."""
-    pairs = prepared.splits["dev"][: config.train.dev_bleu_sentences]
-    source_ids = prepared.source_tokenizer.encode_batch([p.source for p in pairs])
-    keep = [i for i, ids in enumerate(source_ids) if 0 < len(ids) <= config.data.max_source_length]
-    return [source_ids[i] for i in keep], [pairs[i].target for i in keep]
-
-
-def vocabulary_fingerprint(*tokenizers: Tokenizer) -> int:
-    """A checksum of the vocabularies, small enough to sum exactly over workers."""
-    text = "\n".join(t.id_to_piece(i) for t in tokenizers for i in range(t.vocab_size))
-    return zlib.crc32(text.encode("utf-8")) % (1 << 30)
-
-
-# -- the run folder -------------------------------------------------------------------------
-
-
-def open_run_config(
-    config: Config | None, output: str | Path, resume: bool, epochs: int | None = None
-) -> tuple[Config, RunPaths]:
-    """The config to train with; nothing is written yet (bad input leaves no folder behind).
-
-    A resumed run keeps its saved config; only its epoch budget can be raised (``epochs``).
-    """
-    paths = RunPaths(Path(output))
-    if resume:
-        if not paths.config.is_file():
-            raise RunError(f"cannot resume: {paths.root} has no config.yaml (nothing to resume)")
-        saved = load_run_config(paths.config)
-        if epochs is not None:
-            saved = saved.replace(train=dataclasses.replace(saved.train, epochs=epochs))
-        return saved, paths
-    if config is None:
-        raise ConfigError("a new run needs a config (a preset, a file or overrides)")
-    if paths.config.is_file():
-        raise RunError(
-            f"{paths.root} already holds a run; pass --resume to continue it, "
-            "or choose another --output"
-        )
-    if paths.root.exists() and not paths.root.is_dir():
-        raise RunError(f"--output {paths.root} exists and is not a folder")
-    return config, paths
-
-
-def finished_run(paths: RunPaths, config: Config) -> bool:
-    """A finished run whose epoch budget was not raised has nothing left to do."""
-    metrics = read_metrics(paths)
-    done = len(metrics.get("epochs", []))
-    return bool(metrics.get("finished")) and (
-        done >= config.train.epochs or metrics.get("stopped_early", False)
-    )
-
-
-def create_run_folder(paths: RunPaths, config: Config, prepared: PreparedData) -> None:
-    """Chief only: FORMAT, config.yaml and the tokenizers, each written atomically."""
-    try:
-        paths.create()
-        if not paths.config.is_file():
-            write_text_atomically(paths.config, config_text(config))
-        for tokenizer, folder in (
-            (prepared.source_tokenizer, paths.source_vocab),
-            (prepared.target_tokenizer, paths.target_vocab),
-        ):
-            if not folder.is_dir():
-                save_tokenizer_atomically(tokenizer, folder)
-    except OSError as error:
-        raise RunError(f"cannot write the run folder {paths.root}: {error.strerror}") from None
-
-
-def config_text(config: Config) -> str:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "config.yaml"
-        save_config(config, path)
-        return path.read_text(encoding="utf-8")
-
-
-def save_tokenizer_atomically(tokenizer: Tokenizer, folder: Path) -> None:
-    partial = folder.with_name(f".partial-{folder.name}")
-    shutil.rmtree(partial, ignore_errors=True)
-    tokenizer.save(partial)
-    partial.rename(folder)
-
-
-# -- the loop -------------------------------------------------------------------------------
-
-
-@dataclass
-class Schedule:
-    """How many steps an epoch has, and whether the data stream repeats."""
-
-    steps: int | None  # None: one exact pass over the (single) data shard
-    repeat: bool
-
-
-def epoch_schedule(config: Config, replicas: int, train_pairs: int) -> Schedule:
-    """Every worker must run the same number of steps, or a peer waits for ever in an
-    all-reduce: with several replicas an epoch is ``ceil(pairs / (replicas x batch))`` steps
-    over an endless stream (length buckets leave each shard a different number of batches)."""
-    if config.train.steps_per_epoch:
-        return Schedule(config.train.steps_per_epoch, True)
-    if replicas == 1:
-        return Schedule(None, False)
-    return Schedule(math.ceil(train_pairs / (replicas * config.train.batch_size)), True)
-
-
-def dataset_function(config: Config, prepared: PreparedData, epoch: int, repeat: bool):
-    """Each input pipeline's share of the epoch's data, shuffled with a per-epoch seed (so a
-    resumed epoch sees the same order as an uninterrupted one)."""
-    data, train = config.data, config.train
-
-    def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        dataset = make_dataset(
-            *prepared.train_ids,
-            batch_size=train.batch_size,
-            max_source_length=data.max_source_length,
-            max_target_length=data.max_target_length,
-            bucket_width=data.bucket_width,
-            shuffle=True,
-            seed=train.seed + epoch,
-            shuffle_buffer=train.shuffle_buffer,
-            shard=(context.num_input_pipelines, context.input_pipeline_id),
-        )
-        return dataset.repeat() if repeat else dataset
-
-    return make
 
 
 def run_epoch(trainer: Trainer, batches, schedule: Schedule, callbacks) -> dict[str, float]:
@@ -554,45 +339,6 @@ def make_dev_scorer(
         max_length=config.decode.max_length,
         jit_compile=config.decode.jit_compile,
     )
-
-
-def record_start(
-    paths: RunPaths, prepared: PreparedData, policy: str, replicas: int, start: int
-) -> None:
-    """Facts about the data and hardware; epochs after the restored state are forgotten."""
-    remove_partial_files(paths.root)
-    metrics = read_metrics(paths)
-    metrics["epochs"] = [e for e in metrics.get("epochs", []) if e["epoch"] <= start]
-    best = metrics.get("best")
-    if best and best["epoch"] > start:  # its model.keras came from an epoch being redone
-        metrics.pop("best", None)
-        metrics.pop("best_score", None)
-    metrics.pop("finished", None)
-    metrics.update(
-        {
-            "pairs": {split: len(pairs) for split, pairs in prepared.splits.items()},
-            "dropped_by_length": prepared.dropped,
-            "train_target_tokens": prepared.train_target_tokens,
-            "source_vocab_size": prepared.source_tokenizer.vocab_size,
-            "target_vocab_size": prepared.target_tokenizer.vocab_size,
-            "precision": policy,
-            "replicas": replicas,
-        }
-    )
-    write_metrics(paths, metrics)
-    write_history(paths, metrics["epochs"])
-
-
-def finish_run(paths: RunPaths, model: keras.Model, stopped_early: bool) -> dict:
-    write_atomically(paths.last_model, model.save)
-    if not paths.best_model.is_file():
-        write_atomically(paths.best_model, model.save)
-    metrics = read_metrics(paths)
-    metrics["finished"] = True
-    metrics["stopped_early"] = stopped_early
-    metrics["perplexity"] = math.exp(min(metrics.get("best", {}).get("val_loss", 50.0), 50.0))
-    write_metrics(paths, metrics)
-    return metrics
 
 
 __all__ = ["ClusterError", "TrainingError", "train"]

@@ -133,7 +133,8 @@ def single_process_weights(run: Path, steps: int) -> tuple[list, list[float]]:
 
     from seq2seq.config import load_run_config
     from seq2seq.runs import RunPaths
-    from seq2seq.training import build_trainer, dataset_function, prepare_data
+    from seq2seq.training import build_trainer
+    from seq2seq.training_data import dataset_function, prepare_data
 
     config = load_run_config(run / "config.yaml")
     prepared = prepare_data(config, RunPaths(run))
@@ -204,7 +205,8 @@ def single_process_weights_at_start(run: Path) -> list:
 
     from seq2seq.config import load_run_config
     from seq2seq.runs import RunPaths
-    from seq2seq.training import build_trainer, prepare_data
+    from seq2seq.training import build_trainer
+    from seq2seq.training_data import prepare_data
 
     config = load_run_config(run / "config.yaml")
     prepared = prepare_data(config, RunPaths(run))

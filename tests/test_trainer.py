@@ -55,7 +55,7 @@ def test_mixed_precision_unscales_the_gradient_before_clipping_and_learns():
 
 
 def test_epochs_have_the_same_length_on_every_worker():
-    from seq2seq.training import epoch_schedule
+    from seq2seq.training_data import epoch_schedule
 
     assert epoch_schedule(tiny_config(batch_size=10), 1, 1000).steps is None  # an exact pass
     several = epoch_schedule(tiny_config(batch_size=10), 2, 1001)

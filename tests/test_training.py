@@ -110,7 +110,8 @@ def test_output_bias_starts_at_the_unigram_distribution():
 
     from seq2seq.config import ModelConfig
     from seq2seq.model import build_model
-    from seq2seq.training import initialise_output_bias, target_frequencies
+    from seq2seq.training import initialise_output_bias
+    from seq2seq.training_data import target_frequencies
 
     targets = [[4, 4, 5], [4, 6], [7]]
     counts = target_frequencies(targets, 10)
