@@ -15,14 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from seq2seq.config import (
-    Config,
-    ConfigError,
-    DecodeConfig,
-    build_section,
-    load_run_config,
-    validate,
-)
+from seq2seq.config import Config, ConfigError, DecodeConfig, decode_settings, load_run_config
 from seq2seq.decoding import Searcher, SearchResult, strip_ids
 from seq2seq.runs import RunError, RunPaths, model_file, open_run
 from seq2seq.text import UNK, Tokenizer, TokenizerError, load_tokenizer, normalize
@@ -131,15 +124,7 @@ class Translator:
 
     def decode_config(self, **overrides: Any) -> DecodeConfig:
         """The run's decode settings with ``overrides``, validated like the config file."""
-        values = {**dataclasses.asdict(self.config.decode), **overrides}
-        decode = build_section("decode", DecodeConfig, values, "decode options")
-        validate(self.config.replace(decode=decode))
-        if decode.method == "greedy" and decode.n_best > 1:
-            raise ConfigError(
-                f"decode.n_best is {decode.n_best} but greedy search gives one hypothesis; "
-                "use method beam or sample for n-best lists"
-            )
-        return decode
+        return decode_settings(self.config, **overrides)
 
     # -- inputs ----------------------------------------------------------------------
 
