@@ -14,6 +14,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
+from seq2seq import textio
 from seq2seq.config import ConfigError, load_run_config
 from seq2seq.evaluate import (
     add_decode_arguments,
@@ -62,8 +63,13 @@ def run_loop(
     overrides: dict[str, Any],
     error_types: tuple[type[BaseException], ...],
 ) -> int:
-    """Read messages from ``stream`` until /quit or end of input; returns the exit code."""
+    """Read messages from ``stream`` until /quit or end of input; returns the exit code.
+
+    Undecodable bytes in a message are replaced (with a notice naming ``<stdin>:N``), so
+    a stray byte never ends the conversation."""
+    number = 0
     while True:
+        number += 1
         if interactive:
             try:
                 line = input("you> ")
@@ -77,7 +83,10 @@ def run_loop(
             line = stream.readline()
             if not line:
                 return 0
-        message = line.strip()
+        text, notices = textio.clean_text(line.rstrip("\r\n"))
+        for notice in notices:
+            note(f"<stdin>:{number}: {notice}")
+        message = text.strip()
         if not message:
             continue
         command = message.lower()
@@ -118,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     session = ChatSession(translator, context_turns=args.context_turns)
+    # Undecodable bytes reach run_loop as surrogates (it replaces them), and only "\n"
+    # ends a message, so replies stay aligned with piped lines holding a lone "\r".
+    sys.stdin.reconfigure(errors="surrogateescape", newline="\n")
     interactive = sys.stdin.isatty()
     licence = LICENCE_NOTES.get(translator.config.data.corpus)
     if licence:
@@ -128,14 +140,17 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:  # pragma: no cover - not on every platform
             pass
         note(f"chatting with {paths.root} ({session.context_turns} context turns). {HELP}")
-    return run_loop(
-        session,
-        sys.stdin,
-        sys.stdout,
-        interactive,
-        overrides,
-        (InputError, ConfigError),
-    )
+    try:
+        return run_loop(
+            session,
+            sys.stdin,
+            sys.stdout,
+            interactive,
+            overrides,
+            (InputError, ConfigError),
+        )
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        return textio.silence_stdout()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ validated like the config) and returns one ``Translation`` per input, in input o
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,55 @@ def seeded_overrides(overrides: dict[str, Any], number: int) -> dict[str, Any]:
     """Decode ``overrides`` for the ``number``-th ``translate`` call of a job split in parts."""
     seed = batch_seed(overrides.get("seed"), number)
     return overrides if seed is None else {**overrides, "seed": seed}
+
+
+def read_model(path: Path):
+    """The Keras model in ``path`` (``safe_mode``), or ``RunError`` saying it is corrupt."""
+    import keras
+
+    import seq2seq.model  # noqa: F401  (registers the model classes for loading)
+
+    if not zipfile.is_zipfile(path):
+        raise RunError(f"{path} is corrupt: not a complete .keras archive (truncated?)")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # Keras raises many types for damaged archives
+        raise RunError(f"{path} is corrupt or not a seq2seq model: {error}") from error
+
+
+def load_model(paths: RunPaths):
+    """The run's model (best, else last). A corrupt ``model.keras`` is refused, and the
+    message offers ``last.keras`` (the last epoch's model) when that one loads."""
+    path = model_file(paths)
+    try:
+        return read_model(path)
+    except RunError as error:
+        if path == paths.last_model or not paths.last_model.is_file():
+            raise
+        try:
+            read_model(paths.last_model)
+        except RunError:
+            raise error from None
+        raise RunError(
+            f"{error}. The last epoch's model {paths.last_model.name} is intact: to use it, "
+            f"copy it over {path.name} (cp {paths.last_model} {path}) or retrain"
+        ) from error
+
+
+def check_vocabularies(paths: RunPaths, model, source: Tokenizer, target: Tokenizer) -> None:
+    """A model from another run (other vocabularies) would load and translate nonsense:
+    its embedding and output sizes must equal the tokenizers' vocabulary sizes."""
+    sizes = {
+        "source": (model.encoder.embedding.input_dim, source.vocab_size, "source_vocab"),
+        "target": (model.decoder.embedding.input_dim, target.vocab_size, "target_vocab"),
+    }
+    for side, (in_model, in_tokenizer, folder) in sizes.items():
+        if in_model != in_tokenizer:
+            raise RunError(
+                f"{paths.root}: {model_file(paths).name} has a {side} vocabulary of "
+                f"{in_model:,} ids but {folder}/ has {in_tokenizer:,}: the model and the "
+                "tokenizers come from different runs"
+            )
 
 
 class InputError(ValueError):
@@ -107,17 +157,13 @@ class Translator:
         try:
             source_tokenizer = load_tokenizer(paths.source_vocab)
             target_tokenizer = load_tokenizer(paths.target_vocab)
-        except (TokenizerError, OSError, ValueError, KeyError) as error:
-            raise RunError(f"{paths.root}: cannot load its tokenizers: {error}") from error
-        import keras
-
-        import seq2seq.model  # noqa: F401  (registers the model classes for loading)
-
-        path = model_file(paths)
-        try:
-            model = keras.models.load_model(path, safe_mode=True, compile=False)
-        except Exception as error:  # Keras raises many types for unreadable archives
-            raise RunError(f"cannot load the model {path}: {error}") from error
+        except (TokenizerError, OSError, ValueError, KeyError, RuntimeError) as error:
+            # RuntimeError: sentencepiece on a truncated or damaged spm.model
+            raise RunError(
+                f"{paths.root}: cannot load its tokenizers (damaged files?): {error}"
+            ) from error
+        model = load_model(paths)
+        check_vocabularies(paths, model, source_tokenizer, target_tokenizer)
         return cls(config, paths, model, source_tokenizer, target_tokenizer, max_input_chars)
 
     # -- settings --------------------------------------------------------------------
