@@ -9,8 +9,9 @@ average reply length, BLEU for reference and the degenerate-model check of
 above ``--degenerate-threshold``).
 
 Loss is teacher-forced, masked cross-entropy without label smoothing, averaged over all
-target tokens (END included): ``perplexity = exp(loss)``. Sources are cut to
-``data.max_source_length`` tokens, as the translator does when decoding; pairs are never
+target tokens (END included): ``perplexity = exp(loss)``. Sources are shortened to
+``data.max_source_length`` tokens as the translator does when decoding (a dialogue input
+loses its oldest context turns first, then the start of the message); pairs are never
 dropped for length.
 
 Everything lands in ``--output-dir`` (default ``<run>/eval-<split>/`` or
@@ -175,10 +176,9 @@ def teacher_forced_loss(
 
     from seq2seq.text import END, START
 
-    limit = translator.config.data.max_source_length
-    source_ids = translator.source_tokenizer.encode_batch(list(sources))
+    source_ids = translator.source_ids(list(sources))  # shortened as when decoding
     target_ids = translator.target_tokenizer.encode_batch(list(targets))
-    rows = [(s[:limit], t) for s, t in zip(source_ids, target_ids, strict=True) if s and t]
+    rows = [(s, t) for s, t in zip(source_ids, target_ids, strict=True) if s and t]
     rows.sort(key=lambda row: (len(row[0]), len(row[1])))
     total, tokens = 0.0, 0
     for start in range(0, len(rows), batch_size):

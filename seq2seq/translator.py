@@ -18,6 +18,7 @@ import numpy as np
 
 from seq2seq.config import Config, ConfigError, DecodeConfig, decode_settings, load_run_config
 from seq2seq.decoding import Searcher, SearchResult, strip_ids
+from seq2seq.dialogue import drop_oldest_turns, is_dialogue_data, keep_end
 from seq2seq.runs import RunError, RunPaths, model_file, open_run
 from seq2seq.text import UNK, Tokenizer, TokenizerError, load_tokenizer, normalize
 
@@ -33,7 +34,7 @@ class Translation:
     score: float  # log-probability (length-normalised for beam)
     n_best: list[tuple[str, float]] = field(default_factory=list)  # best first
     attention: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    truncated: bool = False  # the input was cut to data.max_source_length tokens
+    truncated: bool = False  # the input was shortened to data.max_source_length tokens
 
 
 def batch_seed(seed: int | None, number: int) -> int | None:
@@ -189,15 +190,49 @@ class Translator:
         return text
 
     def encode(self, text: str) -> Encoded:
-        ids = list(self.source_tokenizer.encode(text))
-        pieces = list(self.source_tokenizer.pieces(text))
+        """Ids and pieces of one input, shortened to ``data.max_source_length`` tokens by
+        ``fit_text`` and ``cut``."""
+        shortened = self.fit_text(text)
+        ids = list(self.source_tokenizer.encode(shortened))
+        pieces = list(self.source_tokenizer.pieces(shortened))
         if len(pieces) != len(ids):  # should not happen; keep the axes consistent anyway
             pieces = [self.source_tokenizer.id_to_piece(i) for i in ids]
         if not ids:  # nothing the tokenizer keeps: translate an unknown word
             ids, pieces = [UNK], [self.source_tokenizer.id_to_piece(UNK)]
+        cut_ids, cut_pieces = self.cut(ids), self.cut(pieces)
+        return Encoded(cut_ids, cut_pieces, shortened != text or len(cut_ids) < len(ids))
+
+    def source_ids(self, texts: list[str]) -> list[list[int]]:
+        """Model inputs of many texts (encoded in one batch), shortened like ``encode``."""
+        ids = self.source_tokenizer.encode_batch(list(texts))
         limit = self.config.data.max_source_length
-        truncated = len(ids) > limit
-        return Encoded(ids[:limit], pieces[:limit], truncated)
+        for i, text in enumerate(texts):
+            if len(ids[i]) > limit and self.dialogue:
+                ids[i] = self.source_tokenizer.encode(self.fit_text(text))
+            ids[i] = self.cut(ids[i])
+        return ids
+
+    @property
+    def dialogue(self) -> bool:
+        return is_dialogue_data(self.config.data)
+
+    def fit_text(self, text: str) -> str:
+        """A dialogue input without the oldest context turns it cannot hold (one rule for
+        the translator, ``evaluate`` and chat: ``seq2seq.dialogue``); other text as is."""
+        if not self.dialogue:
+            return text
+        limit = self.config.data.max_source_length
+        return drop_oldest_turns(
+            text,
+            self.config.data.context_separator,
+            lambda source: len(self.source_tokenizer.encode(source)) <= limit,
+        )
+
+    def cut(self, items: list) -> list:
+        """At most ``data.max_source_length`` tokens: a translation keeps its start, a
+        dialogue input its end (the newest words, which the reply must answer)."""
+        limit = self.config.data.max_source_length
+        return keep_end(items, limit) if self.dialogue else items[:limit]
 
     # -- translation -----------------------------------------------------------------
 
