@@ -21,6 +21,7 @@ from seq2seq.decoding import Searcher, SearchResult, strip_ids
 from seq2seq.dialogue import drop_oldest_turns, is_dialogue_data, keep_end
 from seq2seq.runs import RunError, RunPaths, model_file, open_run
 from seq2seq.text import UNK, Tokenizer, TokenizerError, load_tokenizer, normalize
+from seq2seq.textio import clean_text
 
 BATCH_SIZE = 64
 
@@ -184,6 +185,7 @@ class Translator:
                 f"{where} is {len(sentence)} characters long; the limit is "
                 f"{self.max_input_chars} characters (max_input_chars)"
             )
+        sentence, _ = clean_text(sentence)  # lone surrogates, NULs: no tokenizer takes them
         text = normalize(sentence)
         if not text:
             raise InputError(f"{where} is empty")
