@@ -4,8 +4,10 @@ Interactive when stdin is a terminal (prompt ``you>``, answers ``bot>``). With p
 stdin it reads one message per line and prints exactly one line per message on stdout
 (the reply, or an empty line when the message was refused, with the error on stderr), so
 it can be scripted: ``printf 'Hi!\\nHow are you?\\n' | python -m seq2seq.chat --model RUN``.
-Blank lines are ignored. Commands: ``/reset`` forgets the conversation, ``/quit`` (or
-end of input) exits, ``/help`` lists them. Command feedback and notices go to stderr.
+Blank lines are ignored; only ``\\n`` ends a message and undecodable bytes are replaced
+(reported as ``<stdin>:N``), so a stray byte never ends the conversation. Commands:
+``/reset`` forgets the conversation, ``/quit`` (or end of input) exits, ``/help`` lists
+them. Command feedback and notices go to stderr.
 """
 
 from __future__ import annotations
