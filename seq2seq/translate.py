@@ -8,7 +8,7 @@ as ``INPUT_NUMBER<TAB>SCORE<TAB>TEXT``; otherwise one translation per input line
 A bad line in a file or on standard input (empty, too long) is reported on standard error
 as ``FILE:LINE: reason`` and gives an empty output line, so outputs stay aligned with
 inputs; the counts are printed at the end. Lines are read by ``seq2seq.textio`` (split on
-``\n`` only, undecodable bytes replaced and reported), inputs the model had to shorten are
+``\\n`` only, undecodable bytes replaced and reported), inputs the model had to shorten are
 flagged with their line, and ``--output`` is written whole or not at all (never onto the
 input). Bad arguments, a bad run folder, an unwritable output or a bad sentence given as an
 argument print ``error: ...`` and exit with status 2; flags and the run folder are checked
