@@ -13,6 +13,7 @@ them. Command feedback and notices go to stderr.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from typing import Any, TextIO
 
@@ -131,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     session = ChatSession(translator, context_turns=args.context_turns)
     # Undecodable bytes reach run_loop as surrogates (it replaces them), and only "\n"
     # ends a message, so replies stay aligned with piped lines holding a lone "\r".
-    sys.stdin.reconfigure(errors="surrogateescape", newline="\n")
+    if isinstance(sys.stdin, io.TextIOWrapper):  # (a StringIO in tests decodes nothing)
+        sys.stdin.reconfigure(errors="surrogateescape", newline="\n")
     interactive = sys.stdin.isatty()
     licence = LICENCE_NOTES.get(translator.config.data.corpus)
     if licence:
