@@ -161,6 +161,8 @@ def open_output(path: str | Path, input_path: str | Path | None = None) -> Itera
     """
     path = Path(path)
     check_output(path, input_path)
+    if path.is_symlink():  # write through the link: replace its target, not the link
+        path = path.resolve()
     special = path.exists() and not stat.S_ISREG(path.stat().st_mode)
     folder = path.parent
     try:

@@ -71,6 +71,15 @@ def test_output_is_replaced_only_when_complete(tiny_run, tmp_path, monkeypatch, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.txt"]
 
 
+def test_output_through_a_link_replaces_the_link_target(tiny_run, tmp_path):
+    source = write(tmp_path / "in.txt", b"one .\ntwo .\n")
+    target = write(tmp_path / "results.txt", b"old\n")
+    link = tmp_path / "latest.txt"
+    link.symlink_to(target)
+    assert translate_file(tiny_run, source, "--output", str(link)) == 0
+    assert link.is_symlink() and target.read_text(encoding="utf-8").count("\n") == 2
+
+
 # -- input bytes -------------------------------------------------------------------------
 
 
