@@ -149,15 +149,15 @@ def check_output(path: Path, input_path: str | Path | None = None) -> None:
 
 
 @contextlib.contextmanager
-def open_output(path: str | Path, input_path: str | Path | None = None) -> Iterator[TextIO]:
+def open_output(path: str | Path, input_path: str | Path | None = None) -> Iterator[OutputFile]:
     """A text stream that becomes ``path`` only if the ``with`` block finishes.
 
     A regular file (new or existing) is written to a temporary file beside it, flushed,
     synced and renamed over ``path`` at the end, so a failure or a kill never leaves half
     a file. Special files (``/dev/null``, a FIFO, a terminal) are written in place.
     ``TextInputError`` if ``path`` is ``input_path`` (also through a link), a folder, or
-    in a folder that does not exist or cannot be written; ``OSError`` from writing is
-    turned into ``TextInputError`` too.
+    in a folder that does not exist or cannot be written; ``OSError`` from writing it is
+    turned into ``TextInputError`` too (other errors of the ``with`` block pass unchanged).
     """
     path = Path(path)
     check_output(path, input_path)
@@ -176,25 +176,51 @@ def open_output(path: str | Path, input_path: str | Path | None = None) -> Itera
     except OSError as error:
         raise TextInputError(f"cannot write {path}: {describe(error)}") from error
     try:
-        with stream:
-            yield stream
+        yield OutputFile(stream, path)  # errors of the caller's own work pass unchanged
+        with output_errors(path):
             stream.flush()
             if temporary is not None:
                 os.fsync(stream.fileno())
+            stream.close()
         if temporary is not None:
-            if path.exists():
-                with contextlib.suppress(OSError):
-                    os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
-            else:
-                os.chmod(temporary, 0o666 & ~current_umask())
-            os.replace(temporary, path)
+            with output_errors(path):
+                mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+                os.chmod(temporary, 0o666 & ~current_umask() if mode is None else mode)
+                os.replace(temporary, path)
             temporary = None
-    except OSError as error:
-        raise TextInputError(f"cannot write {path}: {describe(error)}") from error
     finally:
+        with contextlib.suppress(OSError):  # after a failure: closing flushes (fails) again
+            stream.close()
         if temporary is not None:
             with contextlib.suppress(OSError):
                 temporary.unlink()
+
+
+@contextlib.contextmanager
+def output_errors(path: Path) -> Iterator[None]:
+    """``OSError`` while writing ``path`` -> ``TextInputError`` naming it (disk full, ...)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise TextInputError(f"cannot write {path}: {describe(error)}") from error
+
+
+class OutputFile:
+    """A text stream whose write errors name the file (``--output /dev/full``)."""
+
+    def __init__(self, stream: TextIO, path: Path):
+        self.stream = stream
+        self.path = path
+
+    def write(self, text: str) -> int:
+        with output_errors(self.path):
+            return self.stream.write(text)
+
+    def flush(self) -> None:
+        with output_errors(self.path):
+            self.stream.flush()
 
 
 def current_umask() -> int:
