@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         return textio.silence_stdout()
+    except KeyboardInterrupt:  # Ctrl-C while a reply is decoded: end like Ctrl-D, quietly
+        print(file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -307,3 +307,15 @@ def test_chat_survives_invalid_utf8_and_lone_carriage_returns(tiny_run, monkeypa
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 3 and all(captured.out.splitlines())
     assert "<stdin>:2: invalid UTF-8" in captured.err
+
+
+def test_chat_ctrl_c_while_decoding_ends_without_a_traceback(tiny_run, monkeypatch, capsys):
+    from seq2seq.chat import main as chat_main
+    from seq2seq.dialogue import ChatSession
+
+    def interrupted(self, message, **overrides):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ChatSession, "reply", interrupted)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"one .\n"), encoding="utf-8"))
+    assert chat_main(["--model", str(tiny_run), "--method", "greedy"]) == 130
