@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq.config import Config, load_run_config
+from seq2seq.corpora.spec import BY_NAME, TFDS_PREFIX, corpus_languages
+from seq2seq.corpora.spec import is_dialogue as corpus_is_dialogue
 from seq2seq.runs import RunError, RunPaths, model_file, open_run, read_metrics
 
 log = logging.getLogger(__name__)
-
-DIALOGUE_CORPORA = ("daily_dialog", "cornell_dialogs")
 
 TRAIN_TRANSLATION = "python -m seq2seq.train --preset quickstart --output runs/quickstart"
 TRAIN_CHAT = "python -m seq2seq.train --preset quickstart-chat --output runs/quickstart-chat"
@@ -31,23 +31,20 @@ class UnknownModelError(ValueError):
 
 def is_dialogue(config: Config) -> bool:
     """Dialogue runs: a dialogue corpus, or any corpus trained with context turns."""
-    return config.data.corpus in DIALOGUE_CORPORA or config.data.context_turns > 0
+    return corpus_is_dialogue(config.data.corpus, config.data.context_turns)
 
 
 def direction(config: Config) -> str:
-    """A short human label for what the run maps: ``spa → eng``, ``dialogue``, ..."""
+    """A short human label for what the run maps: ``es → en``, ``chat: ...``, ..."""
     data = config.data
     if is_dialogue(config):
         turns = data.context_turns
         context = f", {turns} context turn{'s' if turns != 1 else ''}" if turns else ""
         return f"chat: {data.corpus}{context}"
-    name = data.corpus.split("/")[-1]
-    if data.corpus.startswith("anki/") and "-" in name:
-        first, second = name.split("-", 1)
-        # Anki files are "English<TAB>other": reverse=false translates English -> other.
-        source, target = (first, second) if data.reverse else (second, first)
+    if data.corpus in BY_NAME:
+        source, target = corpus_languages(data.corpus, data.reverse)
         return f"{source} → {target}"
-    if data.corpus.startswith("tfds:"):
+    if data.corpus.startswith(TFDS_PREFIX):
         keys = (data.tfds_source_key, data.tfds_target_key)
         if data.reverse:
             keys = keys[::-1]

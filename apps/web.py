@@ -4,9 +4,10 @@
 [--max-input-chars 1000] [--concurrency 2]``
 
 Thin by design: the handlers below call ``Translator``, ``ChatSession``,
-``parameter_counts`` and ``read_metrics`` and only turn their results into components.
-Handlers are plain module-level functions that take a ``Registry`` first, so tests call
-them without a server; ``build_app`` binds them to one models folder.
+``seq2seq.decode_options``, ``parameter_counts_per_cell`` and ``read_metrics`` and only
+turn their results into components. Handlers are plain module-level functions that take
+a ``Registry`` first, so tests call them without a server; ``build_app`` binds them to one
+models folder.
 
 Safe defaults: it listens on 127.0.0.1, makes no share link unless ``--share``, sends no
 analytics, caps the input length, and accepts run names only from the models folder.
@@ -19,7 +20,6 @@ import os
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import functools  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
@@ -37,11 +37,12 @@ from apps.registry import (  # noqa: E402
     RunInfo,
     UnknownModelError,
 )
+from seq2seq.config import ConfigError  # noqa: E402
+from seq2seq.decode_options import METHODS, control_overrides  # noqa: E402
 from seq2seq.runs import RunPaths  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-METHODS = ("greedy", "beam", "sample")
 DEFAULT_MAX_INPUT_CHARS = 1000
 STREAM_DELAY_S = 0.03
 CHAT_EXAMPLES = ["Hi! How are you?", "What are you doing this weekend?", "Thank you so much."]
@@ -85,30 +86,12 @@ def load_translator(registry: Registry, run: RunInfo):
         raise refuse(f"Could not load {run.name}: {error}") from error
 
 
-def decode_overrides(
-    method: Any,
-    beam_size: Any,
-    n_best: Any,
-    temperature: Any,
-    top_k: Any,
-    top_p: Any,
-    max_length: Any,
-) -> dict[str, Any]:
-    """The decoding controls as ``DecodeConfig`` overrides (only those the method uses)."""
-    if method not in METHODS:
-        raise refuse(f"Unknown decoding method {method!r}; choose one of {', '.join(METHODS)}.")
+def decode_overrides(method: Any, *controls: Any) -> dict[str, Any]:
+    """The decoding controls as ``DecodeConfig`` overrides (``seq2seq.decode_options``)."""
     try:
-        overrides: dict[str, Any] = {"method": method, "max_length": int(max_length)}
-        if method == "beam":
-            beam = int(beam_size)
-            overrides.update(beam_size=beam, n_best=max(1, min(int(n_best), beam)))
-        else:
-            overrides["n_best"] = 1
-        if method == "sample":
-            overrides.update(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p))
-    except (TypeError, ValueError) as error:
+        return control_overrides(method, *controls)
+    except ConfigError as error:
         raise refuse(f"Invalid decoding setting: {error}") from error
-    return overrides
 
 
 def run_translation(translator, source: str, overrides: dict[str, Any]):
@@ -218,24 +201,12 @@ def chat(
 
 def parameter_table(registry: Registry, run: RunInfo) -> list[list[Any]]:
     """Rows [part, gru, lstm, rnn]: this run's counts and the same shape with other cells."""
-    from seq2seq.model import build_model
-    from seq2seq.model.seq2seq import parameter_counts
+    from seq2seq.model import CELLS, parameter_counts_per_cell
 
     translator = load_translator(registry, run)
-
-    def build() -> dict[str, dict[str, int]]:
-        counts = {run.config.model.cell: parameter_counts(translator.model)}
-        source_vocab = translator.source_tokenizer.vocab_size
-        target_vocab = translator.target_tokenizer.vocab_size
-        for cell in ("gru", "lstm", "rnn"):
-            if cell not in counts:
-                settings = dataclasses.replace(run.config.model, cell=cell)
-                counts[cell] = parameter_counts(build_model(settings, source_vocab, target_vocab))
-        return counts
-
-    counts = registry.cached(run, "parameters", build)
+    counts = registry.cached(run, "parameters", lambda: parameter_counts_per_cell(translator.model))
     parts = list(counts[run.config.model.cell])
-    return [[part, *(counts[c].get(part, 0) for c in ("gru", "lstm", "rnn"))] for part in parts]
+    return [[part, *(counts[cell].get(part, 0) for cell in CELLS)] for part in parts]
 
 
 def gate_note(rows: list[list[Any]], cell: str) -> str:

@@ -47,24 +47,16 @@ def target_tokens(dataset) -> int:
     return int(sum(int(np.count_nonzero(target_out)) for _, target_out in dataset))
 
 
-def time_fit(model, batches: list, warmup: int) -> dict[str, float]:
-    """Fit on ``warmup`` batches (tracing), then time one pass over the rest."""
-    import tensorflow as tf
-
-    def as_dataset(items):
-        return tf.data.Dataset.from_generator(
-            lambda: iter(items),
-            output_signature=(
-                (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.int32)),
-                tf.TensorSpec([None, None], tf.int32),
-            ),
-        )
-
-    model.fit(as_dataset(batches[:warmup]), epochs=1, verbose=0, shuffle=False)
+def time_steps(trainer, batches: list, warmup: int) -> dict[str, float]:
+    """Run the training step on ``warmup`` batches (tracing), then time the rest."""
+    for batch in batches[:warmup]:
+        trainer.step(batch)
     timed = batches[warmup:]
     tokens = int(sum(np.count_nonzero(target.numpy()) for _, target in timed))
     start = time.perf_counter()
-    model.fit(as_dataset(timed), epochs=1, verbose=0, shuffle=False)
+    for batch in timed:
+        loss_sum, _, _ = trainer.step(batch)
+    float(loss_sum)  # wait for the last step
     seconds = time.perf_counter() - start
     return {
         "steps": len(timed),
@@ -77,10 +69,11 @@ def time_fit(model, batches: list, warmup: int) -> dict[str, float]:
 
 def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object, object]:
     """Bucketed vs padded training speed for one config; returns the model and tokenizers."""
-    from seq2seq.model import build_model
+    import tensorflow as tf
+
     from seq2seq.pipeline import filter_by_length, make_dataset, padded_batches
     from seq2seq.text import fit_tokenizer
-    from seq2seq.training import compile_model
+    from seq2seq.training import build_trainer
 
     data, train = config.data, config.train
     start = time.perf_counter()
@@ -113,9 +106,10 @@ def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object
         ("padded", padded_batches(source_ids, target_ids, **shared)),
     ):
         batches = list(dataset.take(steps + warmup))
-        model = build_model(config.model, source_tok.vocab_size, target_tok.vocab_size)
-        compile_model(model, train)
-        results[name] = time_fit(model, batches, warmup)
+        vocab_sizes = (source_tok.vocab_size, target_tok.vocab_size)
+        trainer = build_trainer(config, tf.distribute.get_strategy(), "float32", vocab_sizes)
+        model = trainer.model
+        results[name] = time_steps(trainer, batches, warmup)
         padding = [float(np.mean(t.numpy() == 0)) for _, t in batches]
         results[name]["target_padding_fraction"] = float(np.mean(padding))
     results["bucketed_speedup"] = (
@@ -134,15 +128,10 @@ def bench_decoding(searcher, source_ids: list[list[int]], max_length: int, repea
     ``warmup_seconds``) are not counted.
     """
 
-    def pad(rows):
-        width = max(len(r) for r in rows)
-        batch = np.zeros((len(rows), width), np.int32)
-        for i, row in enumerate(rows):
-            batch[i, : len(row)] = row
-        return batch
+    from seq2seq.prediction import batches, pad_batch
 
-    def batches_of(rows):
-        return [pad(rows[i : i + 64]) for i in range(0, len(rows), 64)]
+    def batches_of(rows, sort_by_length):
+        return [batch.source for batch in batches(rows, 64, sort_by_length)]
 
     def run_all(search, batches) -> float:
         start = time.perf_counter()
@@ -154,10 +143,10 @@ def bench_decoding(searcher, source_ids: list[list[int]], max_length: int, repea
         "greedy": lambda b: searcher.greedy(b, max_length),
         "beam5": lambda b: searcher.beam(b, beam_size=5, n_best=1, max_length=max_length),
     }
-    singles = [pad([row]) for row in source_ids[:repeats]]
+    singles = [pad_batch([row]) for row in source_ids[:repeats]]
     rows = source_ids[: 64 * max(1, len(source_ids) // 64)]
-    in_order = batches_of(rows)
-    by_length = batches_of(sorted(rows, key=len))
+    in_order = batches_of(rows, sort_by_length=False)
+    by_length = batches_of(rows, sort_by_length=True)
     results = {}
     for name, search in searches.items():
         warmup = sum(run_all(search, batches) for batches in (singles, in_order, by_length))
@@ -241,6 +230,90 @@ def bench_run(run: str, args) -> dict:
     return {"run": run, "load_seconds": load_seconds, "decoding": decoding}
 
 
+def bench_export(run: str, args) -> dict:
+    """The run's SavedModel export beside its ``Translator``, text in and text out.
+
+    Both get the same test-split sentences: one at a time (latency p50/p95 over
+    ``--repeats`` sentences) and 64 at a time in corpus order (throughput over
+    ``--decode-sentences``, the last batch possibly shorter). Everything is timed after
+    an untimed pass over the same calls (the Translator's XLA compilations, the export's
+    first-call set-up).
+    """
+    import tensorflow as tf
+
+    from seq2seq.corpora.loading import load_splits
+    from seq2seq.export import export_saved_model
+    from seq2seq.translator import Translator
+
+    translator = Translator.from_run(run, jit_compile=not args.no_jit)
+    splits = load_splits(translator.config.data)
+    sentences = [p.source for p in splits["test"] if p.source.strip()][: args.decode_sentences]
+    singles = [[s] for s in sentences[: args.repeats]]
+    chunks = [sentences[i : i + 64] for i in range(0, len(sentences), 64)]
+
+    def timed(call, batches) -> list[float]:
+        seconds = []
+        for batch in batches:
+            start = time.perf_counter()
+            call(batch)
+            seconds.append(time.perf_counter() - start)
+        return seconds
+
+    results: dict = {"sentences": len(sentences), "batch64_batches": len(chunks)}
+    with tempfile.TemporaryDirectory() as folder:
+        for method in ("greedy", "beam"):
+            path = Path(folder) / method
+            export_saved_model(run, path, method, 5 if method == "beam" else None)
+            serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+            callers = {
+                "export": lambda b, serve=serve: serve(sentences=tf.constant(b)),
+                "translator": lambda b, m=method: translator.translate(b, method=m, beam_size=5),
+            }
+            for name, call in callers.items():
+                timed(call, singles + chunks)  # warm-up
+                latency = timed(call, singles)
+                throughput = sum(len(c) for c in chunks) / sum(timed(call, chunks))
+                results[f"{method}_{name}"] = {
+                    "batch1": percentiles(latency),
+                    "batch64_sentences_per_s": throughput,
+                }
+    results["translator_jit_compile"] = translator.searcher.jit_compile
+    return results
+
+
+def bench_workers(config_name: str, args) -> dict:
+    """Target tokens/s of 1 and 2 local workers (``train --local-workers N``) at the
+    reference size, each worker with batch 64: the second epoch's rate (the first traces)."""
+    import subprocess
+
+    results: dict = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as folder:
+            command = [
+                sys.executable,
+                "-m",
+                "seq2seq.train",
+                "--preset",
+                config_name,
+                "--output",
+                str(Path(folder) / "run"),
+                "--local-workers",
+                str(workers),
+                *REFERENCE,
+                "train.epochs=2",
+                f"train.steps_per_epoch={args.train_steps}",
+                "train.select_best_by=loss",
+                "train.keep_checkpoints=0",
+            ]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{workers} worker(s) failed: {done.stderr[-2000:]}")
+            metrics = json.loads((Path(folder) / "run" / "metrics.json").read_text())
+            results[f"workers_{workers}"] = metrics["epochs"][-1]["target_tokens_per_s"]
+    results["scaling_efficiency"] = results["workers_2"] / (2 * results["workers_1"])
+    return results
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m seq2seq.bench", description=__doc__)
     parser.add_argument(
@@ -251,12 +324,32 @@ def parse_args(argv):
     parser.add_argument("--warmup-steps", type=int, default=40)
     parser.add_argument("--decode-sentences", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=100, help="batch-1 decodes per search")
-    parser.add_argument("--only", choices=("reference", "preset", "model"), help="run one part")
+    parser.add_argument(
+        "--only", choices=("reference", "preset", "model", "workers"), help="run one part"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--no-jit", action="store_true", help="time the searches without XLA (tf.function only)"
     )
+    parser.add_argument(
+        "--export",
+        action="store_true",
+        help="also time --model's SavedModel export beside its Translator (text in, text out)",
+    )
     return parser.parse_args(argv)
+
+
+def export_lines(export: dict) -> list[str]:
+    lines = [f"text in, text out on {export['sentences']} test sentences (beam size 5):"]
+    for method in ("greedy", "beam"):
+        for name in ("export", "translator"):
+            d = export[f"{method}_{name}"]
+            lines.append(
+                f"{method:6s} {name:10s} batch 1 p50 {d['batch1']['p50_ms']:.1f} ms"
+                f" p95 {d['batch1']['p95_ms']:.1f} ms; batch 64"
+                f" {d['batch64_sentences_per_s']:.0f} sent/s"
+            )
+    return lines
 
 
 def report(results: dict) -> str:
@@ -292,6 +385,14 @@ def report(results: dict) -> str:
                     f" warm-up {d['warmup_seconds']:.1f} s"
                 )
             lines.append(f"beam-5 / greedy latency x{decoding['beam5_over_greedy_latency']:.2f}")
+        if "export" in part:
+            lines.extend(export_lines(part["export"]))
+        if "workers" in part:
+            w = part["workers"]
+            lines.append(
+                f"train --local-workers 1: {w['workers_1']:.0f} target tok/s; 2 workers: "
+                f"{w['workers_2']:.0f}; scaling efficiency {w['scaling_efficiency']:.2f}"
+            )
     lines.append(f"peak memory {results['peak_memory_mb']:.0f} MiB")
     return "\n".join(lines)
 
@@ -308,8 +409,12 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(bench_config("reference (bi-GRU 256, 5k words)", reference, args))
         if args.only in (None, "preset"):
             parts.append(bench_config(f"preset {args.preset}", load_config(args.preset), args))
+        if args.only in (None, "workers"):
+            parts.append({"config": "local workers", "workers": bench_workers(args.preset, args)})
         if args.model and args.only in (None, "model"):
             parts.append(bench_run(args.model, args))
+            if args.export:
+                parts[-1]["export"] = bench_export(args.model, args)
     except (ConfigError, CorpusError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,91 +1,46 @@
-"""Training callbacks: dev-set BLEU/chrF each epoch, the best model, resumable patience."""
+"""Training callbacks: the run's record of each epoch, the best model, resumable patience."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 
 import keras
-import numpy as np
-import sacrebleu
 
-from seq2seq.decoding import Searcher, strip_ids
-from seq2seq.runs import RunPaths, read_metrics, write_metrics
-
-
-def decode_corpus(
-    searcher: Searcher,
-    source_ids: list[list[int]],
-    detokenize: Callable[[list[int]], str],
-    max_length: int,
-    batch_size: int = 128,
-) -> list[str]:
-    """Greedy-decode many sentences, batching similar lengths together for speed."""
-    order = np.argsort([len(ids) for ids in source_ids], kind="stable")
-    outputs: list[str] = [""] * len(source_ids)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        width = max(len(source_ids[i]) for i in rows)
-        batch = np.zeros((len(rows), width), dtype=np.int32)
-        for r, i in enumerate(rows):
-            batch[r, : len(source_ids[i])] = source_ids[i]
-        result = searcher.greedy(batch, max_length)
-        for r, i in enumerate(rows):
-            outputs[i] = detokenize(strip_ids(result.ids[r, 0]))
-    return outputs
+from seq2seq.runs import (
+    RunPaths,
+    read_metrics,
+    write_atomically,
+    write_metrics,
+    write_text_atomically,
+)
 
 
-class DevEvaluation(keras.callbacks.Callback):
-    """Adds ``dev_bleu``/``dev_chrf`` to the epoch logs and saves the best model.
+class RunRecorder(keras.callbacks.Callback):
+    """The chief's record of each epoch: ``metrics.json``, ``history.csv`` and the best model.
 
-    It must run before EarlyStopping and the CSV/TensorBoard loggers so they see the
-    scores. "Best" is by dev BLEU or by dev loss (``select_best_by``); the record of the
-    best epoch lives in ``metrics.json`` so a resumed run keeps comparing against it.
+    It runs after the dev scores are in the epoch logs. "Best" is by dev BLEU or by dev loss
+    (``select_best_by``); the best epoch lives in ``metrics.json`` so that a resumed run keeps
+    comparing against it. ``history.csv`` is rewritten whole from ``metrics.json`` each epoch
+    (never appended), so a kill cannot leave half a row or a row twice.
     """
 
-    def __init__(
-        self,
-        paths: RunPaths,
-        source_ids: list[list[int]],
-        references: list[str],
-        detokenize: Callable[[list[int]], str],
-        select_best_by: str = "bleu",
-        max_length: int = 60,
-        jit_compile: bool = True,
-    ):
+    def __init__(self, paths: RunPaths, select_best_by: str = "bleu"):
         super().__init__()
         self.paths = paths
-        self.source_ids = source_ids
-        self.references = references
-        self.detokenize = detokenize
         self.select_best_by = select_best_by
-        self.max_length = max_length
-        self.jit_compile = jit_compile
-        self.searcher: Searcher | None = None
-
-    def on_train_begin(self, logs=None):
-        self.searcher = Searcher(self.model, jit_compile=self.jit_compile)
         self.started = time.time()
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
-        if self.source_ids:
-            hypotheses = decode_corpus(
-                self.searcher, self.source_ids, self.detokenize, self.max_length
-            )
-            logs["dev_bleu"] = sacrebleu.corpus_bleu(hypotheses, [self.references]).score
-            logs["dev_chrf"] = sacrebleu.corpus_chrf(hypotheses, [self.references]).score
-        if "val_loss" in logs:
-            logs["val_perplexity"] = math.exp(min(float(logs["val_loss"]), 50.0))
-        self.record(epoch, logs)
+    def on_train_begin(self, logs=None):
+        self.started = time.time()
 
     def score(self, logs) -> float:
         if self.select_best_by == "bleu" and "dev_bleu" in logs:
             return float(logs["dev_bleu"])
         return -float(logs.get("val_loss", logs.get("loss", math.inf)))
 
-    def record(self, epoch: int, logs) -> None:
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
         metrics = read_metrics(self.paths)
         epochs = [e for e in metrics.get("epochs", []) if e["epoch"] < epoch + 1]
         entry = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
@@ -97,27 +52,41 @@ class DevEvaluation(keras.callbacks.Callback):
         if score > metrics.get("best_score", -math.inf):
             metrics["best_score"] = score
             metrics["best"] = entry
-            self.model.save(self.paths.best_model)
+            write_atomically(self.paths.best_model, self.model.save)
         write_metrics(self.paths, metrics)
+        write_history(self.paths, epochs)
+
+
+def write_history(paths: RunPaths, epochs: list[dict]) -> None:
+    """``history.csv``: one row per epoch (0-based ``epoch`` as Keras's CSVLogger wrote it)."""
+    keys = sorted({k for e in epochs for k in e if k != "epoch"})
+    rows = [",".join(["epoch", *keys])]
+    for entry in epochs:
+        values = [str(entry["epoch"] - 1), *(repr(entry[k]) if k in entry else "" for k in keys)]
+        rows.append(",".join(values))
+    write_text_atomically(paths.history, "\n".join(rows) + "\n")
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """EarlyStopping whose patience survives ``--resume``.
 
     Keras resets the counter at every ``fit``; this one first replays the epochs that
-    ``DevEvaluation`` recorded in ``metrics.json``, so an interrupted and resumed run
+    ``RunRecorder`` recorded in ``metrics.json``, so an interrupted and resumed run
     stops at the same epoch as an uninterrupted one.
     """
 
-    def __init__(self, paths: RunPaths, **kwargs):
+    def __init__(self, paths: RunPaths, replay_epochs: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.paths = paths
+        self.replay_epochs = replay_epochs
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         if self.monitor_op is None:
             self._set_monitor_op()
         for entry in read_metrics(self.paths).get("epochs", []):
+            if self.replay_epochs is not None and entry["epoch"] > self.replay_epochs:
+                continue
             value = entry.get(self.monitor)
             if value is None:
                 continue

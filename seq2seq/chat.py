@@ -14,26 +14,17 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 from typing import Any, TextIO
 
 from seq2seq import textio
 from seq2seq.config import ConfigError, load_run_config
-from seq2seq.evaluate import (
-    add_decode_arguments,
-    check_decode,
-    decode_overrides,
-    quiet_tensorflow,
-)
+from seq2seq.corpora.spec import licence_note
+from seq2seq.decode_options import add_decode_arguments, overrides_from_args, resolve_decode
 from seq2seq.runs import RunError, open_run
 
 HELP = "commands: /reset (forget the conversation), /quit (exit; so does Ctrl-D), /help"
-LICENCE_NOTES = {
-    "daily_dialog": "this model was trained on DailyDialog (CC BY-NC-SA 4.0): "
-    "non-commercial use only, share-alike; cite Li et al., IJCNLP 2017.",
-    "cornell_dialogs": "this model was trained on the Cornell Movie-Dialogs Corpus "
-    "(research use; cite Danescu-Niculescu-Mizil and Lee, 2011).",
-}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="K",
         help="earlier turns given to the model (default: the run's data.context_turns)",
     )
-    add_decode_arguments(parser)
+    add_decode_arguments(parser, n_best=False)
     return parser.parse_args(argv)
 
 
@@ -114,18 +105,17 @@ def run_loop(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    quiet_tensorflow()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         paths = open_run(args.model)
-        overrides = decode_overrides(args)
-        check_decode(load_run_config(paths.config), overrides)  # before TensorFlow loads
+        overrides = overrides_from_args(args)
+        resolve_decode(load_run_config(paths.config), overrides)  # before TensorFlow loads
         if args.context_turns is not None and args.context_turns < 0:
             raise ConfigError("--context-turns must be >= 0")
         from seq2seq.dialogue import ChatSession
         from seq2seq.translator import InputError, Translator
 
         translator = Translator.from_run(paths.root)
-        translator.decode_config(**overrides)  # refuse bad decoding flags before chatting
     except (RunError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -135,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(sys.stdin, io.TextIOWrapper):  # (a StringIO in tests decodes nothing)
         sys.stdin.reconfigure(errors="surrogateescape", newline="\n")
     interactive = sys.stdin.isatty()
-    licence = LICENCE_NOTES.get(translator.config.data.corpus)
+    licence = licence_note(translator.config.data.corpus)
     if licence:
         note(f"note: {licence}")
     if interactive:

@@ -104,6 +104,8 @@ class TrainConfig:
     mixed_precision: str = "auto"
     strategy: str = "auto"
     jit_compile: bool = False
+    keep_checkpoints: int = 5
+    worker_timeout: int = 120
 
 
 @dataclass
@@ -368,6 +370,8 @@ RANGES: dict[str, Range] = {
     "train.steps_per_epoch": Range(1, 10_000_000, optional=True),
     "train.seed": Range(0, MAX_SEED),
     "train.shuffle_buffer": Range(0, 100_000_000),
+    "train.keep_checkpoints": Range(0, 1000),
+    "train.worker_timeout": Range(10, 86400),
     "decode.beam_size": Range(1, MAX_BEAM_SIZE),
     "decode.n_best": Range(1, MAX_BEAM_SIZE),
     "decode.length_penalty": Range(0, 10),
@@ -425,21 +429,6 @@ def validate(config: Config) -> None:
         not model.tie_embeddings or model.embedding_dim == model.hidden_size,
         "model.tie_embeddings needs model.embedding_dim == model.hidden_size",
     )
-
-
-def decode_settings(config: Config, **overrides: Any) -> DecodeConfig:
-    """``config.decode`` with ``overrides`` (DecodeConfig fields), validated like the config
-    file: the CLIs call it before loading a model, so a bad flag fails in a fraction of a
-    second."""
-    values = {**dataclasses.asdict(config.decode), **overrides}
-    decode = build_section("decode", DecodeConfig, values, "decode options")
-    validate(config.replace(decode=decode))
-    if decode.method == "greedy" and decode.n_best > 1:
-        raise ConfigError(
-            f"decode.n_best is {decode.n_best} but greedy search gives one hypothesis; "
-            "use method beam or sample for n-best lists"
-        )
-    return decode
 
 
 def save_config(config: Config, path: str | Path) -> None:

@@ -14,7 +14,7 @@ Shared logit processors (all three searches, inside the loop, in this order):
 1. repetition penalty (CTRL, Keskar et al. 2019): the logit of every token already
    produced by the hypothesis is divided by the penalty when positive, multiplied when
    negative (penalty 1 leaves logits bit-for-bit unchanged);
-2. bans (logit set to ``NEG``): PAD and START always (they are never targets), END while
+2. bans (logit set to ``NEG_INF``): PAD and START always (they are never targets), END while
    fewer than ``min_length`` tokens were produced, and with ``no_repeat_ngram_size = n``
    every token that would complete an n-gram the hypothesis already contains.
 
@@ -39,9 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from seq2seq.text import END, PAD, START
-
-NEG = -1e9  # "minus infinity" that stays finite through sums and divisions
+from seq2seq.constants import END, NEG_INF, PAD, START
 
 
 @dataclass
@@ -55,10 +53,6 @@ class SearchResult:
     ids: np.ndarray
     scores: np.ndarray
     attention: np.ndarray
-
-
-def log_softmax(logits):
-    return tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -124,7 +118,7 @@ def process_logits(logits, t, history, seen, settings: Processors):
         lambda: tf.zeros_like(logits, tf.bool),
     )
     banned = tf.logical_or(banned[None, :], repeats)
-    return tf.where(banned, tf.constant(NEG, tf.float32), logits)
+    return tf.where(banned, tf.constant(NEG_INF, tf.float32), logits)
 
 
 def mark_seen(seen, tokens, settings: Processors, parents=None):
@@ -172,14 +166,14 @@ def make_sampler(temperature, top_k, top_p, seed):
         def keep_top_k(x):
             k = tf.clip_by_value(top_k, 1, vocab_size)  # XLA builds this branch for 0 too
             kth = tf.math.top_k(x, k).values[:, -1:]
-            return tf.where(x < kth, tf.constant(NEG, tf.float32), x)
+            return tf.where(x < kth, tf.constant(NEG_INF, tf.float32), x)
 
         def keep_top_p(x):
             ordered = tf.sort(x, axis=-1, direction="DESCENDING")
             before = tf.math.cumsum(tf.nn.softmax(ordered, axis=-1), axis=-1, exclusive=True)
             kept = tf.where(before < top_p, ordered, tf.constant(np.inf, tf.float32))
             cutoff = tf.reduce_min(kept, axis=-1, keepdims=True)
-            return tf.where(x < cutoff, tf.constant(NEG, tf.float32), x)
+            return tf.where(x < cutoff, tf.constant(NEG_INF, tf.float32), x)
 
         scaled = tf.cond(top_k > 0, lambda: keep_top_k(scaled), lambda: scaled)
         scaled = tf.cond(top_p < 1.0, lambda: keep_top_p(scaled), lambda: scaled)
@@ -294,14 +288,14 @@ def beam_loop(model, encoded, max_length, settings: Processors, beam_size, n_bes
     tokens = tf.fill([rows], tf.constant(START, tf.int32))
     # Only the first beam of each input is live at the start, so beams are distinct.
     first = tf.equal(tf.range(beams), 0)
-    scores = tf.tile(tf.where(first, 0.0, NEG)[None, :], [batch, 1])  # [B,K]
+    scores = tf.tile(tf.where(first, 0.0, NEG_INF)[None, :], [batch, 1])  # [B,K]
     lengths = tf.zeros([batch, beams], tf.int32)
     finished = tf.tile(empty[:, None], [1, beams])
     history = tf.zeros([rows, max_length], tf.int32)
     weights = tf.zeros([rows, max_length, source_length], tf.float32)
     seen = tf.zeros([rows, vocab_size], tf.bool)
     offsets = (tf.range(batch) * beams)[:, None]  # [B,1]
-    pad_only = tf.where(tf.equal(tf.range(vocab_size), PAD), 0.0, NEG)  # [V]
+    pad_only = tf.where(tf.equal(tf.range(vocab_size), PAD), 0.0, NEG_INF)  # [V]
 
     def not_done(t, tokens, scores, lengths, finished, *_):
         return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))

@@ -11,13 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-DIALOGUE_CORPORA = ("daily_dialog", "cornell_dialogs")
-
-
-def is_dialogue_data(data: Any) -> bool:
-    """Dialogue inputs (``context <sep> message``): a dialogue corpus or context turns."""
-    return data.corpus in DIALOGUE_CORPORA or data.context_turns > 0
-
 
 def build_source(history: Sequence[str], message: str, context_turns: int, separator: str) -> str:
     """The previous ``context_turns`` turns of ``history`` and ``message``, joined by

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from seq2seq.text import PAD
+from seq2seq.constants import PAD
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -22,6 +22,12 @@ class MaskedCrossEntropy(keras.losses.Loss):
         self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):
+        total, tokens = self.sum_and_count(y_true, y_pred)
+        return total / ops.maximum(tokens, 1.0)
+
+    def sum_and_count(self, y_true, y_pred):
+        """Summed token loss and the number of real tokens, kept apart so that data-parallel
+        training can divide by the token count of the *global* batch."""
         # The fused sparse cross-entropy never materialises log-probabilities [B,T,V];
         # the smoothing term -mean(log p) is rebuilt from it as logsumexp - mean(logits).
         y_true = ops.cast(y_true, "int32")
@@ -32,7 +38,7 @@ class MaskedCrossEntropy(keras.losses.Loss):
             uniform = loss + picked - ops.mean(logits, axis=-1)
             loss = (1.0 - self.label_smoothing) * loss + self.label_smoothing * uniform
         mask = ops.cast(ops.not_equal(y_true, PAD), "float32")
-        return ops.sum(loss * mask) / ops.maximum(ops.sum(mask), 1.0)
+        return ops.sum(loss * mask), ops.sum(mask)
 
     def get_config(self):
         return {"label_smoothing": self.label_smoothing, "name": self.name}

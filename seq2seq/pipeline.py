@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from seq2seq.text import END, PAD, START
+from seq2seq.constants import END, PAD, START
 
 IdLists = Sequence[Sequence[int]]
 # Batches are shuffled in a window this big after bucketing (training only).
@@ -88,6 +88,7 @@ def _prepare(
     shuffle: bool,
     seed: int,
     shuffle_buffer: int | None,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     source, target, _ = filter_by_length(
         source_ids, target_ids, max_source_length, max_target_length
@@ -98,6 +99,11 @@ def _prepare(
     if shuffle:
         buffer = min(shuffle_buffer or len(source), len(source))
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if shard is not None:
+        # Every worker shuffles with the same seed, then keeps its own share of the examples:
+        # the shares are disjoint and together hold every pair.
+        count, index = shard
+        dataset = dataset.shard(count, index)
     return dataset
 
 
@@ -113,12 +119,15 @@ def make_dataset(
     seed: int,
     drop_remainder: bool = False,
     shuffle_buffer: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Length-bucketed batches: similar lengths share a batch, so little padding.
 
     Pairs outside the limits are dropped (``filter_by_length`` counts them). With
     ``shuffle``, examples are shuffled before bucketing (``shuffle_buffer``, default all)
     and batches after, both seeded, so each epoch differs but runs repeat exactly.
+    ``shard=(count, index)`` keeps one worker's share of the examples, taken after the
+    example shuffle; tf.data's own auto-sharding is switched off so nothing shards twice.
     """
     dataset = _prepare(
         source_ids,
@@ -128,6 +137,7 @@ def make_dataset(
         shuffle,
         seed,
         shuffle_buffer,
+        shard,
     )
     longest = max(max_source_length, max_target_length + 1)
     boundaries = list(range(bucket_width + 1, longest + 1, bucket_width))
@@ -141,7 +151,9 @@ def make_dataset(
     )
     if shuffle:
         dataset = dataset.shuffle(BATCH_SHUFFLE_BUFFER, seed=seed + 1)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def padded_batches(

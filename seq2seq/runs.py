@@ -2,13 +2,21 @@
 
 Layout: ``config.yaml``, ``FORMAT`` (run-folder format version), ``source_vocab/``,
 ``target_vocab/``, ``model.keras`` (best by the selection metric), ``last.keras``,
-``backup/`` (Keras ``BackupAndRestore`` state for ``--resume``), ``metrics.json``,
-``history.csv`` and ``logs/`` (TensorBoard).
+``backup/`` (the training state of the last completed epochs, for ``--resume``),
+``checkpoints/`` (the last ``train.keep_checkpoints`` epochs' weights, for averaging),
+``metrics.json``, ``history.csv`` and ``logs/`` (TensorBoard).
+
+Every file is written under a temporary name in the same folder, flushed and renamed, so a
+run killed at any instant keeps the previous complete version of each file.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +61,10 @@ class RunPaths:
         return self.root / "backup"
 
     @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
 
@@ -66,8 +78,75 @@ class RunPaths:
 
     def create(self) -> RunPaths:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.format.write_text(f"{RUN_FORMAT}\n", encoding="utf-8")
+        write_text_atomically(self.format, f"{RUN_FORMAT}\n")
         return self
+
+
+def temporary_name(path: Path) -> Path:
+    """A hidden sibling that keeps the suffixes Keras checks (``.keras``, ``.weights.h5``).
+
+    Only the chief writes a run folder, so the name need not be unique per process.
+    """
+    return path.with_name(f".partial-{path.name}")
+
+
+def fault_point(name: str, torn: Path | None = None) -> None:
+    """Fault injection for the kill-at-write tests: ``SEQ2SEQ_KILL_AT=name:N`` SIGKILLs the
+    process the N-th time it passes ``name`` (e.g. ``model.keras:2``), first cutting the
+    file ``torn`` in half as a write stopped mid-way would. Unset: does nothing."""
+    wanted = os.environ.get("SEQ2SEQ_KILL_AT")
+    if not wanted or wanted.rpartition(":")[0] != name:
+        return
+    _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
+    if str(_FAULT_COUNTS[name]) != wanted.rpartition(":")[2]:
+        return
+    if torn is not None and torn.is_file():
+        with open(torn, "rb+") as handle:
+            handle.truncate(torn.stat().st_size // 2)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULT_COUNTS: dict[str, int] = {}
+
+
+def sync_folder(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (the directory entry itself is flushed)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(temporary)``, flush it to disk, then rename it over ``path`` in one step."""
+    path = Path(path)
+    temporary = temporary_name(path)
+    try:
+        write(temporary)
+        fault_point(path.name, torn=temporary)
+        if temporary.is_file():
+            with open(temporary, "rb+") as handle:
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.is_file():
+            temporary.unlink()
+    sync_folder(path.parent)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def remove_partial_files(folder: Path) -> None:
+    """Leftovers of writes that a kill interrupted (never a complete file)."""
+    if folder.is_dir():
+        for leftover in folder.glob(".partial-*"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 def open_run(path: str | Path) -> RunPaths:
@@ -110,9 +189,7 @@ def read_metrics(paths: RunPaths) -> dict[str, Any]:
 
 
 def write_metrics(paths: RunPaths, metrics: dict[str, Any]) -> None:
-    temporary = paths.metrics.with_suffix(".tmp")
-    temporary.write_text(json.dumps(metrics, indent=2, sort_keys=True), encoding="utf-8")
-    temporary.replace(paths.metrics)
+    write_text_atomically(paths.metrics, json.dumps(metrics, indent=2, sort_keys=True))
 
 
 def list_runs(folder: str | Path) -> list[Path]:

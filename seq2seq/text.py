@@ -18,14 +18,25 @@ from pathlib import Path
 
 import numpy as np
 
-PAD, UNK, START, END = 0, 1, 2, 3
-PAD_PIECE, UNK_PIECE, START_PIECE, END_PIECE = "<pad>", "<unk>", "<s>", "</s>"
-SPECIAL_PIECES = (PAD_PIECE, UNK_PIECE, START_PIECE, END_PIECE)
+from seq2seq.constants import (
+    END,
+    END_PIECE,
+    PAD,
+    PAD_PIECE,
+    SPECIAL_PIECES,
+    START,
+    START_PIECE,
+    UNK,
+    UNK_PIECE,
+)
+
 META_FILE = "tokenizer.json"
 FORMAT_VERSION = 1
 KINDS = ("word", "sentencepiece")
 
-_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+# Characters ``normalize`` deletes (the in-graph normalisation of exports reuses the set).
+ZERO_WIDTH_CHARACTERS = "\u200b\u200c\u200d\u2060\ufeff"
+_ZERO_WIDTH = re.compile(f"[{ZERO_WIDTH_CHARACTERS}]")
 # Encode in slices so huge corpora never build one giant tensor.
 _CHUNK = 16384
 

@@ -1,14 +1,19 @@
-"""``python -m seq2seq.train``: train a model from a preset and/or config file into a run folder."""
+"""``python -m seq2seq.train``: train a model from a preset and/or config file into a run folder.
+
+The same command runs on one machine, as one worker of a cluster (``TF_CONFIG`` set by the
+cluster manager), or as N local workers (``--local-workers N``) to try multi-worker training.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
 
-from seq2seq.config import ConfigError, load_config, preset_names
+from seq2seq.config import ConfigError, load_config, parse_override, preset_names
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -20,15 +25,74 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", help=f"a shipped preset: {', '.join(preset_names())}")
     parser.add_argument("--config", help="a YAML config file (see seq2seq/presets/reference.yaml)")
     parser.add_argument("--output", help="run folder (default: runs/<name>-<timestamp>)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --output")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output with its saved config (train.epochs=N may raise "
+        "its epoch budget)",
+    )
     parser.add_argument("--data-dir", help="local corpus folder (default: $SEQ2SEQ_DATA_DIR)")
+    parser.add_argument(
+        "--local-workers",
+        type=int,
+        metavar="N",
+        help="train with N worker processes on this machine (multi-worker data parallelism "
+        "over 127.0.0.1)",
+    )
     parser.add_argument("overrides", nargs="*", help="section.field=value")
     return parser.parse_args(argv)
 
 
+def resume_epochs(overrides: list[str]) -> int | None:
+    """A resumed run keeps its config; only ``train.epochs`` may be raised."""
+    epochs = None
+    for text in overrides:
+        key, value = parse_override(text)
+        if key == "train.epochs" and isinstance(value, int) and value >= 1:
+            epochs = value
+        elif key != "data.data_dir":
+            raise ConfigError(
+                f"--resume keeps the run's saved config; {text!r} cannot change it (only "
+                "train.epochs=N, to raise the epoch budget)"
+            )
+    return epochs
+
+
+def worker_arguments(argv: list[str]) -> list[str]:
+    """The command line minus ``--local-workers``: what each local worker runs."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--local-workers":
+            skip = True
+        elif not arg.startswith("--local-workers="):
+            kept.append(arg)
+    return kept
+
+
+def check_before_launch(args: argparse.Namespace, overrides: list[str], output: Path) -> None:
+    """Everything a bad input could break, checked once before any worker starts."""
+    from seq2seq.corpora.loading import load_splits
+    from seq2seq.launcher import check_worker_count
+    from seq2seq.training import open_run_config
+
+    try:
+        check_worker_count(args.local_workers)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    config = None if args.resume else load_config(args.preset, args.config, overrides)
+    epochs = resume_epochs(overrides) if args.resume else None
+    config, _ = open_run_config(config, output, args.resume, epochs)
+    load_splits(config.data)  # prepares the corpus cache once, not N times at the same moment
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notes
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # per-trace collective notes
     overrides = list(args.overrides)
     if args.data_dir:
         overrides.append(f"data.data_dir={args.data_dir}")
@@ -38,17 +102,43 @@ def main(argv: list[str] | None = None) -> int:
     if not args.resume and not (args.preset or args.config):
         print("error: give --preset NAME and/or --config FILE", file=sys.stderr)
         return 2
+    from seq2seq.cluster import ClusterError
     from seq2seq.corpora.errors import CorpusError
     from seq2seq.runs import RunError
-    from seq2seq.training import train
 
     try:
-        config = load_config(args.preset, args.config, overrides)
-        output = args.output or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}"
-        metrics = train(config, output, resume=args.resume)
+        config = None
+        if not args.resume:
+            config = load_config(args.preset, args.config, overrides)
+        output = Path(args.output or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}")
+        if args.local_workers is not None:
+            check_before_launch(args, overrides, output)
+            from seq2seq.launcher import run_local_workers
+
+            extra = [] if args.output else ["--output", str(output)]
+            return run_local_workers(args.local_workers, [*worker_arguments(argv), *extra])
+        from seq2seq.training import TrainingError, train
+
+        epochs = resume_epochs(overrides) if args.resume else None
+        metrics = train(config, output, resume=args.resume, epochs=epochs)
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        os._exit(2)  # skip TensorFlow's teardown, which logs pages about the failed cluster
     except (ConfigError, CorpusError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if not metrics:  # a worker other than the chief: the chief reports
+        return 0
+    report(output, metrics)
+    return 0
+
+
+def report(output: Path, metrics: dict) -> None:
+    if metrics.get("already_finished"):
+        print(f"{output} is already finished; raise train.epochs=N with --resume to go further")
     best = metrics.get("best", {})
     print(f"run folder: {output}")
     print(
@@ -58,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
             loss=f"{best['val_loss']:.3f}" if "val_loss" in best else "n/a",
         )
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from seq2seq import textio
+from seq2seq.decode_options import add_decode_arguments, overrides_from_args, resolve_decode
 from seq2seq.textio import Line
 
 CHUNK = 256  # lines handed to the translator at once in file/stdin mode
@@ -40,27 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, metavar="RUN", help="run folder")
     parser.add_argument("--input", metavar="FILE", help="translate FILE, one sentence a line")
     parser.add_argument("--output", metavar="FILE", help="write translations to FILE")
-    parser.add_argument("--method", choices=("greedy", "beam", "sample"))
-    parser.add_argument("--beam", type=int, metavar="N", help="beam size (implies beam)")
-    parser.add_argument(
-        "--n-best", type=int, metavar="N", help="print N hypotheses with scores (implies beam)"
-    )
-    parser.add_argument("--max-length", type=int, metavar="N")
-    parser.add_argument("--min-length", type=int, metavar="N")
-    parser.add_argument("--length-penalty", type=float, metavar="ALPHA")
-    parser.add_argument("--temperature", type=float, help="sampling temperature (implies sample)")
-    parser.add_argument(
-        "--top-k", type=int, metavar="K", help="sample from the K best (implies sample)"
-    )
-    parser.add_argument(
-        "--top-p", type=float, metavar="P", help="nucleus sampling (implies sample)"
-    )
-    parser.add_argument("--seed", type=int, help="sampling seed, for reproducible samples")
-    parser.add_argument("--repetition-penalty", type=float, metavar="P")
-    parser.add_argument("--no-repeat-ngram-size", type=int, metavar="N")
-    parser.add_argument(
-        "--replace-unk", action="store_true", help="copy the most attended source piece for <unk>"
-    )
+    add_decode_arguments(parser)
     parser.add_argument(
         "--max-input-chars",
         type=int,
@@ -81,35 +62,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.max_input_chars < 1:
         parser.error(f"--max-input-chars is {args.max_input_chars}; allowed: 1 or more")
     return args
-
-
-def decode_overrides(args: argparse.Namespace) -> dict:
-    """DecodeConfig fields from the flags that were given (the run's settings otherwise)."""
-    overrides = {
-        "beam_size": args.beam,
-        "n_best": args.n_best,
-        "max_length": args.max_length,
-        "min_length": args.min_length,
-        "length_penalty": args.length_penalty,
-        "temperature": args.temperature,
-        "top_k": args.top_k,
-        "top_p": args.top_p,
-        "seed": args.seed,
-        "repetition_penalty": args.repetition_penalty,
-        "no_repeat_ngram_size": args.no_repeat_ngram_size,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if args.replace_unk:
-        overrides["replace_unk"] = True
-    if args.method:
-        overrides["method"] = args.method
-    elif args.temperature is not None or args.top_k is not None or args.top_p is not None:
-        overrides["method"] = "sample"
-    elif args.beam is not None or (args.n_best or 1) > 1:
-        overrides["method"] = "beam"
-    if args.n_best and args.beam is None and overrides.get("method") == "beam":
-        overrides.setdefault("beam_size", max(args.n_best, 5))
-    return overrides
 
 
 def format_translation(translation, number: int, n_best: bool) -> list[str]:
@@ -162,7 +114,8 @@ def translate_lines(
     ``lines`` are ``textio.Line``s (from ``textio.read_lines``) or strings. Exactly one
     output line (``n_best`` rows with --n-best) is written per input line, in order.
     """
-    from seq2seq.translator import InputError, seeded_overrides
+    from seq2seq.prediction import seeded_overrides
+    from seq2seq.translator import InputError
 
     good, bad = 0, 0
     for chunk_number, chunk in enumerate(chunks(lines, chunk_size)):
@@ -196,7 +149,7 @@ def translate_lines(
 def check_run_and_flags(args: argparse.Namespace, overrides: dict) -> None:
     """The run folder, its config and the decoding flags, checked before TensorFlow loads
     (a mistyped flag fails in a fraction of a second, not after the model load)."""
-    from seq2seq.config import ConfigError, decode_settings, load_run_config
+    from seq2seq.config import ConfigError, load_run_config
     from seq2seq.runs import RunError, open_run
 
     paths = open_run(args.model)
@@ -204,7 +157,7 @@ def check_run_and_flags(args: argparse.Namespace, overrides: dict) -> None:
         config = load_run_config(paths.config)
     except ConfigError as error:
         raise RunError(f"{paths.root}: its config.yaml cannot be used: {error}") from error
-    decode_settings(config, **overrides)
+    resolve_decode(config, overrides)
     if args.input:
         textio.check_input_file(Path(args.input))
         if args.output:
@@ -243,7 +196,7 @@ def translate_file(translator, args: argparse.Namespace, overrides: dict, n_best
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = decode_overrides(args)
+    overrides = overrides_from_args(args)
     check_run_and_flags(args, overrides)
     from seq2seq.translator import Translator
 

@@ -16,11 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from seq2seq.config import Config, ConfigError, DecodeConfig, decode_settings, load_run_config
+from seq2seq.config import Config, ConfigError, DecodeConfig, load_run_config
+from seq2seq.constants import UNK
+from seq2seq.corpora.spec import is_dialogue
+from seq2seq.decode_options import resolve_decode
 from seq2seq.decoding import Searcher, SearchResult, strip_ids
-from seq2seq.dialogue import drop_oldest_turns, is_dialogue_data, keep_end
+from seq2seq.dialogue import drop_oldest_turns, keep_end
+from seq2seq.prediction import search_batches
 from seq2seq.runs import RunError, RunPaths, model_file, open_run
-from seq2seq.text import UNK, Tokenizer, TokenizerError, load_tokenizer, normalize
+from seq2seq.text import Tokenizer, TokenizerError, load_tokenizer, normalize
 from seq2seq.textio import clean_text
 
 BATCH_SIZE = 64
@@ -36,25 +40,6 @@ class Translation:
     n_best: list[tuple[str, float]] = field(default_factory=list)  # best first
     attention: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     truncated: bool = False  # the input was shortened to data.max_source_length tokens
-
-
-def batch_seed(seed: int | None, number: int) -> int | None:
-    """The sampling seed of the ``number``-th batch (or chunk) decoded under ``seed``.
-
-    Searches draw their noise from (seed, step, row), so batches sharing one seed would
-    give row i of every batch the same noise, and similar inputs the same sample. Each
-    batch gets its own seed derived from the job's, which stays reproducible. Callers
-    that split a job into several ``translate`` calls derive one per call the same way.
-    """
-    if seed is None or number == 0:
-        return seed
-    return int(np.random.SeedSequence([seed, number]).generate_state(1, np.uint64)[0] >> 2)
-
-
-def seeded_overrides(overrides: dict[str, Any], number: int) -> dict[str, Any]:
-    """Decode ``overrides`` for the ``number``-th ``translate`` call of a job split in parts."""
-    seed = batch_seed(overrides.get("seed"), number)
-    return overrides if seed is None else {**overrides, "seed": seed}
 
 
 def read_model(path: Path):
@@ -171,8 +156,9 @@ class Translator:
     # -- settings --------------------------------------------------------------------
 
     def decode_config(self, **overrides: Any) -> DecodeConfig:
-        """The run's decode settings with ``overrides``, validated like the config file."""
-        return decode_settings(self.config, **overrides)
+        """The run's decode settings with ``overrides`` (``DecodeConfig`` fields), validated
+        by ``seq2seq.decode_options.resolve_decode`` (``ConfigError`` names the field)."""
+        return resolve_decode(self.config, overrides)
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -216,7 +202,8 @@ class Translator:
 
     @property
     def dialogue(self) -> bool:
-        return is_dialogue_data(self.config.data)
+        """Dialogue inputs (``context <sep> message``), by the corpus table's rule."""
+        return is_dialogue(self.config.data.corpus, self.config.data.context_turns)
 
     def fit_text(self, text: str) -> str:
         """A dialogue input without the oldest context turns it cannot hold (one rule for
@@ -238,8 +225,14 @@ class Translator:
 
     # -- translation -----------------------------------------------------------------
 
-    def translate(self, sentences: list[str], **decode_overrides: Any) -> list[Translation]:
-        """One ``Translation`` per sentence, in order; ``InputError`` names a bad input."""
+    def translate(
+        self, sentences: list[str], *, batch_size: int = BATCH_SIZE, **decode_overrides: Any
+    ) -> list[Translation]:
+        """One ``Translation`` per sentence, in order; ``InputError`` names a bad input.
+
+        Sentences are decoded in length-sorted batches of ``batch_size``
+        (``seq2seq.prediction``), each with its own seed derived from ``decode.seed``.
+        """
         if isinstance(sentences, str):
             sentences = [sentences]
         decode = self.decode_config(**decode_overrides)
@@ -249,18 +242,11 @@ class Translator:
             for i, s in enumerate(sentences)
         ]
         encoded = [self.encode(text) for text in texts]
-        order = np.argsort([len(e.ids) for e in encoded], kind="stable")
         results: list[Translation | None] = [None] * len(sentences)
-        for number, start in enumerate(range(0, len(order), BATCH_SIZE)):
-            rows = order[start : start + BATCH_SIZE]
-            width = max(len(encoded[i].ids) for i in rows)
-            batch = np.zeros((len(rows), width), dtype=np.int32)
-            for r, i in enumerate(rows):
-                batch[r, : len(encoded[i].ids)] = encoded[i].ids
-            seeded = dataclasses.replace(decode, seed=batch_seed(decode.seed, number))
-            found = self.searcher.search(batch, seeded)
-            for r, i in enumerate(rows):
-                results[i] = self._translation(sentences[i], encoded[i], found, r, decode)
+        ids = [e.ids for e in encoded]
+        for batch, found in search_batches(self.searcher, ids, decode, batch_size):
+            for row, i in enumerate(batch.positions):
+                results[i] = self._translation(sentences[i], encoded[i], found, row, decode)
         return results  # type: ignore[return-value]
 
     def translate_one(self, sentence: str, **decode_overrides: Any) -> Translation:

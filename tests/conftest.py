@@ -17,6 +17,17 @@ if "SEQ2SEQ_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is
     os.environ["SEQ2SEQ_DATA_DIR"] = str(REPO.parent / "shared" / "data")
 
 
+# Training a run (and compiling its first searches) is most of the suite's time: any test
+# that needs a trained run is in the slow tier, so `pytest -m "not slow"` stays fast.
+TRAINED_RUN_FIXTURES = {"tiny_run", "tiny_translator", "tiny_models", "tiny_dialogue_run"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINED_RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Prepared TFDS data goes to a per-session folder unless the caller chose one."""

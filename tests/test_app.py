@@ -59,8 +59,8 @@ def launch(models: Path, max_input_chars: int = 1000) -> tuple[gr.Blocks, str]:
 
 
 def test_direction_labels():
-    assert direction(load_config("quickstart")) == "spa → eng"
-    assert direction(load_config("en-es-gru")) == "eng → spa"
+    assert direction(load_config("quickstart")) == "es → en"
+    assert direction(load_config("en-es-gru")) == "en → es"
     chat = load_config("quickstart", overrides=["data.corpus=daily_dialog", "data.context_turns=2"])
     assert direction(chat).startswith("chat: daily_dialog")
 
@@ -81,12 +81,14 @@ def test_decode_overrides_only_pass_what_the_method_uses():
         "max_length": 20,
         "n_best": 1,
     }
-    beam = web.decode_overrides("beam", 4, 9, 1.0, 0, 1.0, 20)
-    assert beam["beam_size"] == 4 and beam["n_best"] == 4  # clamped to the beam
+    beam = web.decode_overrides("beam", 4, 3.0, 1.0, 0, 1.0, 20)
+    assert beam == {"method": "beam", "beam_size": 4, "n_best": 3, "max_length": 20}
     sample = web.decode_overrides("sample", 4.0, 1, 0.5, 7.0, 0.8, 20.0)
     assert sample["temperature"] == 0.5 and sample["top_k"] == 7 and sample["top_p"] == 0.8
-    with pytest.raises(gr.Error, match="Unknown decoding method"):
+    with pytest.raises(gr.Error, match="decoding method is 'magic'; allowed: greedy, beam"):
         web.decode_overrides("magic", 4, 1, 1.0, 0, 1.0, 20)
+    with pytest.raises(gr.Error, match="temperature must be a number, got 'hot'"):
+        web.decode_overrides("sample", 4, 1, "hot", 0, 1.0, 20)
 
 
 def test_training_figure_from_history_csv(tmp_path):

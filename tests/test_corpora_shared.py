@@ -12,6 +12,9 @@ from seq2seq.corpora import load_splits
 from seq2seq.corpora import tfds_builders as tb
 from seq2seq.corpora.loading import SPLITS
 
+# Preparing the real corpora (over 280,000 lines) takes most of a minute: slow tier.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="session")
 def offline():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import keras
@@ -10,7 +11,15 @@ import pytest
 
 from seq2seq.config import ModelConfig
 from seq2seq.losses import MaskedCrossEntropy
-from seq2seq.model import build_model, parameter_counts
+from seq2seq.model import (
+    BahdanauAttention,
+    Decoder,
+    Encoder,
+    LuongAttention,
+    build_model,
+    parameter_counts,
+    parameter_counts_per_cell,
+)
 
 SOURCE_VOCAB, TARGET_VOCAB = 40, 50
 
@@ -58,10 +67,20 @@ def check_search(result, n: int, max_length: int, source_length: int = 7):
     assert np.all(np.isfinite(result.scores))
 
 
+# The fast tier builds one model (GRU, Bahdanau, input feeding); the sweep is slow.
+FAST = {0}
+
+
 @pytest.mark.parametrize(
     "settings",
-    COMBINATIONS,
-    ids=lambda s: "-".join(map(str, s.values())),
+    [
+        pytest.param(
+            settings,
+            id="-".join(map(str, settings.values())),
+            marks=() if index in FAST else pytest.mark.slow,
+        )
+        for index, settings in enumerate(COMBINATIONS)
+    ],
 )
 def test_every_architecture_trains_steps_and_decodes(settings):
     """Each architecture is built once: one training step, the stepping cells, then the
@@ -135,16 +154,122 @@ def test_save_and_load_give_identical_outputs(tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
     np.testing.assert_array_equal(model((source, target)), loaded((source, target)))
-    assert loaded.get_config()["model_config"]["cell"] == "lstm"
+    assert loaded.get_config()["cell"] == "lstm"
 
 
-def test_parameter_counts_show_the_gate_difference():
-    gru = parameter_counts(build_model(tiny(cell="gru"), 40, 50))
-    lstm = parameter_counts(build_model(tiny(cell="lstm"), 40, 50))
-    assert gru["total"] == sum(v for k, v in gru.items() if k != "total")
-    # GRU has 3 gate blocks, LSTM 4: the recurrent parts differ by about 4/3.
-    assert 1.2 < lstm["encoder rnn"] / gru["encoder rnn"] < 1.45
-    assert gru["source embedding"] == 40 * 16
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A trained-for-one-step model saved as .keras, with its outputs on ``batch()``."""
+    model = build_model(tiny(cell="gru", attention="bahdanau"), SOURCE_VOCAB, TARGET_VOCAB)
+    model.compile(optimizer="adam", loss=MaskedCrossEntropy())
+    source, target = batch()
+    model.train_on_batch((source, target), target)
+    path = tmp_path_factory.mktemp("saved") / "model.keras"
+    model.save(path)
+    return path, model((source, target)).numpy()
+
+
+def test_saved_models_survive_a_renamed_config_field(saved_model, monkeypatch):
+    """The .keras file holds the model's own architecture fields, not ``ModelConfig``:
+    renaming a config field must not break loading."""
+    import seq2seq.config
+    import seq2seq.model.seq2seq
+
+    fields = [
+        ("units" if f.name == "hidden_size" else f.name, f.type, f)
+        for f in dataclasses.fields(ModelConfig)
+    ]
+    renamed = dataclasses.make_dataclass(
+        "ModelConfig",
+        [(name, kind, dataclasses.field(default=f.default)) for name, kind, f in fields],
+    )
+    monkeypatch.setattr(seq2seq.config, "ModelConfig", renamed)
+    monkeypatch.setattr(seq2seq.model.seq2seq, "ModelConfig", renamed)
+    path, expected = saved_model
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(loaded(batch()), expected)
+
+
+def test_files_saved_with_the_old_model_config_layout_still_load(saved_model, tmp_path):
+    import json
+    import zipfile
+
+    path, expected = saved_model
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    saved = json.loads(files["config.json"])
+    inner = saved["config"]
+    architecture = {key: inner.pop(key) for key in list(inner) if key in ARCHITECTURE_KEYS}
+    inner["model_config"] = architecture  # the layout of files saved before the change
+    files["config.json"] = json.dumps(saved).encode()
+    old = tmp_path / "old.keras"
+    with zipfile.ZipFile(old, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    loaded = keras.models.load_model(old, safe_mode=True)
+    np.testing.assert_array_equal(loaded(batch()), expected)
+    assert loaded.get_config()["hidden_size"] == 16 and "model_config" not in loaded.get_config()
+
+
+ARCHITECTURE_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Encoder(40, 16, 16, cell="foo"), "cell is 'foo'; allowed: gru, lstm, rnn"),
+        (lambda: Encoder(40, 16, 0), "units is 0; allowed: a whole number >= 1"),
+        (lambda: Encoder(40, 16, 16, dropout=1.0), "dropout is 1.0; allowed: 0 <= dropout < 1"),
+        (lambda: Decoder(50, 16, 16, 32, attention="dot"), "attention is 'dot'; allowed: bahdanau"),
+        (lambda: Decoder(50, 16, 16, 32, cell="GRU"), "cell is 'GRU'"),
+        (
+            lambda: Decoder(50, 16, 16, 32, attention="none", input_feeding=True),
+            "input_feeding needs an attention mechanism",
+        ),
+        (lambda: Decoder(50, 8, 16, 32, tie_embeddings=True), "embedding_dim == units"),
+        (lambda: LuongAttention(16, 32, score_mode="cosine"), "score_mode is 'cosine'"),
+        (lambda: BahdanauAttention(-1), "units is -1"),
+    ],
+)
+def test_layers_refuse_bad_arguments_by_name(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: Encoder(40, 16, 8, num_layers=2, cell="lstm", bidirectional=False, dropout=0.1),
+        lambda: Decoder(50, 16, 16, 32, cell="lstm", attention="luong", input_feeding=True),
+        lambda: BahdanauAttention(12),
+        lambda: LuongAttention(16, 32, score_mode="dot"),
+    ],
+)
+def test_layer_configs_rebuild_the_same_layer(layer):
+    original = layer()
+    config = original.get_config()
+    rebuilt = type(original).from_config(config)
+    assert rebuilt.get_config() == config
+
+
+def test_parameter_counts_per_cell_match_the_formulas():
+    """Counted on built models; expected values from the cell equations, not the counter."""
+    embedding, hidden = 16, 16
+    model = build_model(tiny(cell="gru", bidirectional=True), 40, 50)
+    counts = parameter_counts_per_cell(model)
+    assert counts["gru"] == parameter_counts(model)
+    # one bidirectional layer: 2 directions x gates x (input + recurrent kernels + biases);
+    # Keras's GRU (reset_after) has two bias vectors, LSTM and SimpleRNN one.
+    per_gate = embedding * hidden + hidden * hidden
+    assert counts["rnn"]["encoder rnn"] == 2 * (per_gate + hidden)
+    assert counts["gru"]["encoder rnn"] == 2 * 3 * (per_gate + 2 * hidden)
+    assert counts["lstm"]["encoder rnn"] == 2 * 4 * (per_gate + hidden)
+    assert counts["gru"]["source embedding"] == 40 * embedding
+    assert counts["lstm"]["bridge"] == 2 * (2 * hidden * hidden + hidden)  # bridge_h and _c
+    for cell in ("gru", "lstm", "rnn"):
+        parts = counts[cell]
+        assert parts["total"] == sum(v for k, v in parts.items() if k != "total")
+        assert parts["output projection"] == hidden * 50 + 50
 
 
 def test_mixed_precision_keeps_logits_float32():

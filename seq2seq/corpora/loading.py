@@ -19,12 +19,12 @@ from typing import Any
 from seq2seq.config import DataConfig
 from seq2seq.corpora import readers
 from seq2seq.corpora.errors import CorpusError, CorpusNotFoundError
+from seq2seq.corpora.spec import TFDS_PREFIX, corpus_spec
 from seq2seq.dialogue import build_source
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
-KNOWN = ("anki/spa-eng", "anki/fra-eng", "daily_dialog", "cornell_dialogs", "tsv", "tfds:NAME")
 TFDS_SPLIT_NAMES = {"train": "train", "validation": "dev", "dev": "dev", "test": "test"}
 
 
@@ -248,21 +248,19 @@ def load_tfds_corpus(data: DataConfig) -> dict[str, list[Pair]]:
     return splits
 
 
+LOADERS = {"anki": load_anki, "daily_dialog": load_daily_dialog, "cornell_dialogs": load_cornell}
+"""How each TFDS builder's examples become splits (translation pairs, or dialogues)."""
+
+
 def load_splits(data: DataConfig) -> dict[str, list[Pair]]:
     """Train/dev/test pairs for ``data.corpus``, capped by ``data.max_pairs``."""
     corpus = data.corpus
-    if corpus in ("anki/spa-eng", "anki/fra-eng"):
-        splits = load_anki(data)
-    elif corpus == "tsv":
+    if corpus == "tsv":
         splits = load_tsv(data)
-    elif corpus == "daily_dialog":
-        splits = load_daily_dialog(data)
-    elif corpus == "cornell_dialogs":
-        splits = load_cornell(data)
-    elif corpus.startswith("tfds:") and len(corpus) > 5:
+    elif corpus.startswith(TFDS_PREFIX) and len(corpus) > len(TFDS_PREFIX):
         splits = load_tfds_corpus(data)
     else:
-        raise CorpusError(f"data.corpus is {corpus!r}; allowed: {', '.join(KNOWN)}")
+        splits = LOADERS[corpus_spec(corpus).builder](data)  # CorpusError if unknown
     splits = cap_pairs(splits, data)
     log.info("%s: %s", corpus, split_summary(splits))
     return splits

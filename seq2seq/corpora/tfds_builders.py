@@ -2,9 +2,10 @@
 
 Builders read a local folder laid out like ``shared/data`` (``data_dir`` argument, else
 ``$SEQ2SEQ_DATA_DIR``) and only call the TFDS downloader when the local files are
-missing, so preparation never touches the network when the data is on disk. Local files
-are checked against the sha256 values of the known releases (``checksums/local_files.tsv``)
-so a different or corrupted copy is caught before it is cached. Prepared data lives under
+missing, so preparation never touches the network when the data is on disk. File names, download
+URLs and checksums come from the corpus table (``seq2seq.corpora.spec``): local files are
+checked against the sha256 of the known release, so a different or corrupted copy is
+caught before it is cached. Prepared data lives under
 a cache folder whose name carries a fingerprint of the source files, so changing the
 source never serves stale prepared data.
 
@@ -29,20 +30,22 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
+from tensorflow_datasets.core.download.checksums import UrlInfo
 
 from seq2seq.corpora import readers
 from seq2seq.corpora.errors import CACHE_DIR_ENV, DATA_DIR_ENV, CorpusError, CorpusNotFoundError
+from seq2seq.corpora.spec import (
+    CORPORA,
+    TFDS_PREFIX,
+    CorpusSpec,
+    builder_specs,
+    corpus_spec,
+    local_file_checksums,
+)
 
 VERIFY_ENV = "SEQ2SEQ_VERIFY_CHECKSUMS"
-CHECKSUMS_DIR = Path(__file__).parent / "checksums"
 DEFAULT_CACHE_DIR = Path("~/.cache/seq2seq/tfds")
 VERSION = tfds.core.Version("1.1.0")
-URLS = {
-    "spa-eng": "https://storage.googleapis.com/download.tensorflow.org/data/spa-eng.zip",
-    "fra-eng": "https://www.manythings.org/anki/fra-eng.zip",
-    "cornell_dialogs": "https://www.cs.cornell.edu/~cristian/data/cornell_movie_dialogs_corpus.zip",
-    "daily_dialog": "http://yanran.li/files/ijcnlp_dailydialog.zip",
-}
 DAILY_SPLITS = ("train", "validation", "test")
 RESOLVE_TIMEOUT_S = 10.0  # an offline start fails this fast, not after minutes of retries
 LINE_REPORTS = "line_reports"  # key of the bad-line reports in the prepared data's metadata
@@ -55,16 +58,6 @@ class CorpusConfig(tfds.core.BuilderConfig):
     max_bad_fraction: float = readers.DEFAULT_MAX_BAD_FRACTION
 
 
-def local_checksums() -> dict[str, tuple[int, str]]:
-    """Known releases of the local files: relative path -> (size, sha256)."""
-    table: dict[str, tuple[int, str]] = {}
-    for line in (CHECKSUMS_DIR / "local_files.tsv").read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            path, size, digest = line.split("\t")
-            table[path] = (int(size), digest)
-    return table
-
-
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
@@ -75,7 +68,7 @@ def sha256_file(path: Path) -> str:
 
 def verify_local_file(root: Path, relative: str, digest: str) -> None:
     """Fail loudly when a local file is not the release the README describes."""
-    expected = local_checksums().get(relative)
+    expected = local_file_checksums().get(relative)
     if expected and expected[1] != digest:
         raise CorpusError(
             f"{root / relative}: sha256 {digest} does not match the expected release "
@@ -156,6 +149,14 @@ def find_in(folder: epath.Path | Path, filename: str) -> Path:
     return matches[0]
 
 
+def configs_of(builder: str) -> list[CorpusConfig]:
+    """One builder config per row of the corpus table that ``builder`` prepares."""
+    return [
+        CorpusConfig(name=config, description=spec.title)
+        for config, spec in builder_specs(builder).items()
+    ]
+
+
 class LocalFirstBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Shared plumbing: local files first, download otherwise, bad-line policy."""
 
@@ -164,8 +165,6 @@ class LocalFirstBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         "1.0.0": "First release: local shared/data layout or canonical source.",
         "1.1.0": "The bad-line report is kept with the prepared data (metadata.json).",
     }
-    # Relative paths (under the local folder) per config name: key -> path.
-    LOCAL_FILES: dict[str, dict[str, str]] = {}
 
     def __init__(
         self,
@@ -182,12 +181,30 @@ class LocalFirstBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
 
     @tfds.core.utils.classproperty
     @classmethod
-    def _checksums_path(cls) -> epath.Path:
-        return epath.Path(CHECKSUMS_DIR / "checksums.tsv")
+    def url_infos(cls) -> dict[str, UrlInfo]:
+        """Download checksums, from the corpus table (pinned downloads only)."""
+        return {
+            spec.download.url: UrlInfo(
+                size=tfds.core.utils.Size(spec.download.size),
+                checksum=spec.download.sha256,
+                filename=spec.download.url.rsplit("/", 1)[-1],
+            )
+            for spec in CORPORA
+            if spec.download.sha256
+        }
+
+    @classmethod
+    def spec_of(cls, config_name: str) -> CorpusSpec:
+        return builder_specs(cls.name)[config_name]
+
+    @classmethod
+    def relative_paths(cls, config_name: str) -> dict[str, str]:
+        """Key -> path of each local file, relative to the data folder."""
+        return {key: file.path for key, file in cls.spec_of(config_name).local_files.items()}
 
     @classmethod
     def local_files(cls, config_name: str, source_dir: Path | None) -> dict[str, Path] | None:
-        return find_local(source_dir, cls.LOCAL_FILES[config_name])
+        return find_local(source_dir, cls.relative_paths(config_name))
 
     @classmethod
     def source_tag(cls, config_name: str, source_dir: Path | None, verify: bool) -> str:
@@ -196,7 +213,7 @@ class LocalFirstBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         if files is None:
             return "download"
         combined = hashlib.sha256()
-        relatives = cls.LOCAL_FILES[config_name]
+        relatives = cls.relative_paths(config_name)
         for key, path in sorted(files.items()):
             digest = sha256_file(path)
             if verify and source_dir is not None:
@@ -235,18 +252,22 @@ class LocalFirstBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             raise CorpusNotFoundError(self.corpus_name, self.looked_in(), self.url) from error
 
     def looked_in(self) -> list[str | Path]:
-        relatives = self.LOCAL_FILES[self.builder_config.name].values()
+        relatives = self.relative_paths(self.builder_config.name).values()
         if self.source_dir is None:
             return [f"no local folder: data.data_dir and ${DATA_DIR_ENV} are not set"]
         return [self.source_dir / relative for relative in relatives]
 
     @property
+    def spec(self) -> CorpusSpec:
+        return self.spec_of(self.builder_config.name)
+
+    @property
     def corpus_name(self) -> str:
-        return self.name
+        return self.spec.name
 
     @property
     def url(self) -> str:
-        return URLS[self.name]
+        return self.spec.download.url
 
     def download(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Path]:
         raise NotImplementedError
@@ -255,22 +276,7 @@ class LocalFirstBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
 class Anki(LocalFirstBuilder):
     """Tatoeba sentence pairs from manythings.org/anki: one example per line."""
 
-    BUILDER_CONFIGS = [
-        CorpusConfig(name="spa-eng", description="English-Spanish, 2018-05-13 release"),
-        CorpusConfig(name="fra-eng", description="English-French"),
-    ]
-    LOCAL_FILES = {
-        "spa-eng": {"pairs": "translation/spa-eng.tsv.gz"},
-        "fra-eng": {"pairs": "translation/fra-eng.tsv.gz"},
-    }
-
-    @property
-    def corpus_name(self) -> str:
-        return f"anki/{self.builder_config.name}"
-
-    @property
-    def url(self) -> str:
-        return URLS[self.builder_config.name]
+    BUILDER_CONFIGS = configs_of("anki")
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -280,8 +286,8 @@ class Anki(LocalFirstBuilder):
             ),
             supervised_keys=("english", "other"),
             metadata=tfds.core.MetadataDict(),
-            homepage="https://www.manythings.org/anki/",
-            citation="Tatoeba (tatoeba.org) via www.manythings.org/anki, CC-BY 2.0 France",
+            homepage=self.spec.homepage,
+            citation=self.spec.citation,
         )
 
     def download(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Path]:
@@ -302,12 +308,7 @@ class Anki(LocalFirstBuilder):
 class DailyDialog(LocalFirstBuilder):
     """DailyDialog: one example per dialogue, official train/validation/test splits."""
 
-    BUILDER_CONFIGS = [CorpusConfig(name="default")]
-    LOCAL_FILES = {
-        "default": {
-            split: f"dialogue/dailydialog/dialogues_{split}.txt.gz" for split in DAILY_SPLITS
-        }
-    }
+    BUILDER_CONFIGS = configs_of("daily_dialog")
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -315,9 +316,9 @@ class DailyDialog(LocalFirstBuilder):
             features=tfds.features.FeaturesDict(
                 {"id": tf.int64, "turns": tfds.features.Sequence(tfds.features.Text())}
             ),
-            homepage="http://yanran.li/dailydialog",
             metadata=tfds.core.MetadataDict(),
-            citation="Li et al., DailyDialog, IJCNLP 2017 (CC BY-NC-SA 4.0)",
+            homepage=self.spec.homepage,
+            citation=self.spec.citation,
         )
 
     def download(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Path]:
@@ -341,13 +342,7 @@ class DailyDialog(LocalFirstBuilder):
 class CornellDialogs(LocalFirstBuilder):
     """Cornell Movie-Dialogs: one example per conversation, a single train split."""
 
-    BUILDER_CONFIGS = [CorpusConfig(name="default")]
-    LOCAL_FILES = {
-        "default": {
-            "lines": "dialogue/cornell/movie_lines.txt.gz",
-            "conversations": "dialogue/cornell/movie_conversations.txt.gz",
-        }
-    }
+    BUILDER_CONFIGS = configs_of("cornell_dialogs")
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -359,14 +354,14 @@ class CornellDialogs(LocalFirstBuilder):
                     "turns": tfds.features.Sequence(tfds.features.Text()),
                 }
             ),
-            homepage="https://www.cs.cornell.edu/~cristian/Cornell_Movie-Dialogs_Corpus.html",
             metadata=tfds.core.MetadataDict(),
-            citation="Danescu-Niculescu-Mizil and Lee, ACL 2011 CMCL workshop",
+            homepage=self.spec.homepage,
+            citation=self.spec.citation,
         )
 
     def download(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Path]:
         folder = dl_manager.download_and_extract(self.url)
-        names = self.LOCAL_FILES["default"]
+        names = self.relative_paths(self.builder_config.name)
         return {
             key: find_in(folder, Path(rel).name.removesuffix(".gz")) for key, rel in names.items()
         }
@@ -385,16 +380,8 @@ class CornellDialogs(LocalFirstBuilder):
 
 
 BUILDERS: dict[str, type[LocalFirstBuilder]] = {
-    "anki": Anki,
-    "daily_dialog": DailyDialog,
-    "cornell_dialogs": CornellDialogs,
+    cls.name: cls for cls in (Anki, DailyDialog, CornellDialogs)
 }
-
-
-def split_name(name: str) -> tuple[str, str | None]:
-    """``anki/spa-eng`` -> (``anki``, ``spa-eng``); ``daily_dialog`` -> (name, None)."""
-    builder, _, config = name.partition("/")
-    return builder, config or None
 
 
 def prepare_builder(
@@ -409,20 +396,12 @@ def prepare_builder(
     ``cornell_dialogs`` or any registered TFDS dataset as ``tfds:NAME``."""
     cache = resolve_cache_dir(cache_dir)
     config = tfds.download.DownloadConfig(try_download_gcs=False)
-    if name.startswith("tfds:"):
-        builder = tfds.builder(name.removeprefix("tfds:"), data_dir=str(cache / "tfds"))
+    if name.startswith(TFDS_PREFIX):
+        builder = tfds.builder(name.removeprefix(TFDS_PREFIX), data_dir=str(cache / "tfds"))
         builder.download_and_prepare(download_config=config)
         return builder
-    builder_name, config_name = split_name(name)
-    if builder_name not in BUILDERS:
-        known = ", ".join(["anki/spa-eng", "anki/fra-eng", "daily_dialog", "cornell_dialogs"])
-        raise CorpusError(f"unknown corpus {name!r}; known: {known}, tfds:NAME")
-    cls = BUILDERS[builder_name]
-    config_name = config_name or cls.BUILDER_CONFIGS[0].name
-    if config_name not in cls.LOCAL_FILES:
-        raise CorpusError(
-            f"unknown corpus {name!r}; {builder_name} has {', '.join(cls.LOCAL_FILES)}"
-        )
+    spec = corpus_spec(name)  # CorpusError naming the known corpora
+    cls, config_name = BUILDERS[spec.builder], spec.config
     source_dir = resolve_data_dir(data_dir)
     tag = cls.source_tag(config_name, source_dir, verify_enabled(verify))
     builder = cls(
@@ -450,17 +429,6 @@ def check_line_reports(builder: LocalFirstBuilder, max_bad_fraction: float) -> N
     for _, stored in sorted(reports.items()):
         bad = [readers.BadLine(path, number, reason) for path, number, reason in stored["bad"]]
         readers.LineReport(total=stored["total"], bad=bad).check(max_bad_fraction)
-
-
-def load_tfds(
-    name: str,
-    split: str | None = None,
-    data_dir: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    **kwargs: Any,
-) -> Any:
-    """The prepared ``tf.data.Dataset`` (or dict of them when ``split`` is None)."""
-    return prepare_builder(name, data_dir, cache_dir, **kwargs).as_dataset(split=split)
 
 
 def parse_spec(builder: tfds.core.DatasetBuilder) -> dict[str, Any] | None:
@@ -532,8 +500,3 @@ def load_examples(
     columns = read_columns(builder, split)
     count = len(next(iter(columns.values()), []))
     return [{key: values[i] for key, values in columns.items()} for i in range(count)]
-
-
-def split_names(name: str, data_dir: str | Path | None = None, **kwargs: Any) -> list[str]:
-    """Split names of a prepared corpus (e.g. ``train``, ``validation``)."""
-    return list(prepare_builder(name, data_dir, **kwargs).info.splits.keys())

@@ -16,11 +16,45 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from seq2seq.model.attention import make_attention
-from seq2seq.model.encoder import recurrent_layer, states_per_layer
+from seq2seq.constants import PAD
+from seq2seq.model.arguments import check_choice, check_positive, check_rate
+from seq2seq.model.attention import KINDS, LUONG_SCORES, make_attention
+from seq2seq.model.encoder import RNN_LAYERS, recurrent_layer, states_per_layer
 
 
+@keras.saving.register_keras_serializable(package="seq2seq")
 class Decoder(keras.layers.Layer):
+    """Stacked recurrent decoder with attention over the encoder's memory.
+
+    Args:
+        vocab_size: target vocabulary size (the width of the logits).
+        embedding_dim: width of the target embeddings.
+        units: hidden size of each recurrent layer.
+        memory_width: width of the encoder outputs it attends to.
+        num_layers: stacked recurrent layers.
+        cell: ``"gru"``, ``"lstm"`` or ``"rnn"``; must match the encoder's.
+        attention: ``"bahdanau"``, ``"luong"`` or ``"none"``.
+        luong_score: ``"dot"`` or ``"general"`` (Luong attention only).
+        input_feeding: feed the previous attentional vector into the next step (Luong
+            et al., 2015); training then steps the cells in a loop. Needs attention.
+        dropout: rate on the embeddings, between layers and on the attentional vector.
+        residual: add each layer's input to its output from the second layer on.
+        tie_embeddings: reuse the embedding matrix as the output projection; needs
+            ``embedding_dim == units``.
+        **kwargs: ``keras.layers.Layer`` arguments.
+
+    Call arguments (whole sequence, teacher forcing):
+        target_in: int ids ``[batch, target_length]`` (START + target, PAD-padded).
+        memory, keys: the encoder outputs and ``precompute_keys(memory)``.
+        source_mask: ``[batch, source_length]`` bool.
+        states: ``initial_states(...)``, a flat tuple (see the module docstring).
+        training: whether dropout is active.
+
+    Returns:
+        float32 logits ``[batch, target_length, vocab_size]`` and attention weights
+        ``[batch, target_length, source_length]``. ``step`` does the same for one token.
+    """
+
     def __init__(
         self,
         vocab_size: int,
@@ -38,13 +72,35 @@ class Decoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_positive(
+            vocab_size=vocab_size,
+            embedding_dim=embedding_dim,
+            units=units,
+            memory_width=memory_width,
+            num_layers=num_layers,
+        )
+        check_choice("cell", cell, RNN_LAYERS)
+        check_choice("attention", attention, KINDS)
+        check_choice("luong_score", luong_score, LUONG_SCORES)
+        check_rate("dropout", dropout)
+        if input_feeding and attention == "none":
+            raise ValueError("input_feeding needs an attention mechanism (attention is 'none')")
+        if tie_embeddings and embedding_dim != units:
+            raise ValueError(
+                f"tie_embeddings needs embedding_dim == units, got {embedding_dim} and {units}"
+            )
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
         self.units = units
+        self.memory_width = memory_width
         self.num_layers = num_layers
         self.cell_type = cell
+        self.attention_kind = attention
+        self.luong_score = luong_score
         self.input_feeding = input_feeding
+        self.dropout_rate = dropout
         self.residual = residual
         self.tie_embeddings = tie_embeddings
-        self.vocab_size = vocab_size
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.dropout = keras.layers.Dropout(dropout)
         self.rnns = [recurrent_layer(cell, units, name=f"{cell}_{i}") for i in range(num_layers)]
@@ -63,6 +119,23 @@ class Decoder(keras.layers.Layer):
             if tie_embeddings
             else keras.layers.Dense(vocab_size, dtype="float32", name="logits")
         )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "memory_width": self.memory_width,
+            "num_layers": self.num_layers,
+            "cell": self.cell_type,
+            "attention": self.attention_kind,
+            "luong_score": self.luong_score,
+            "input_feeding": self.input_feeding,
+            "dropout": self.dropout_rate,
+            "residual": self.residual,
+            "tie_embeddings": self.tie_embeddings,
+        }
 
     def build(self, *args, **kwargs):
         """Sub-layers build on their first call; ``Seq2Seq.build`` runs every path once.
@@ -117,7 +190,7 @@ class Decoder(keras.layers.Layer):
         """Teacher-forced logits [B,T,V] (float32) and attention [B,T,S]."""
         if self.input_feeding:
             return self.unrolled(target_in, memory, keys, source_mask, states, training)
-        target_mask = ops.not_equal(target_in, 0)
+        target_mask = ops.not_equal(target_in, PAD)
         outputs = self.dropout(self.embedding(target_in), training=training)
         for index, rnn in enumerate(self.rnns):
             results = rnn(

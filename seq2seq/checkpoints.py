@@ -1,0 +1,157 @@
+"""Training state for ``--resume`` and epoch weights for averaging, safe against a kill.
+
+After each completed epoch the chief writes ``backup/epoch-NNNN/`` (model weights, optimizer
+state, ``state.json``) into a hidden folder and renames it into place, so a state folder
+either is complete or does not exist. The previous state is deleted only after the new one
+is in place. On ``--resume`` the newest state that loads is used; a damaged one is reported
+and the one before it is tried. ``checkpoints/epoch-NNNN.weights.h5`` keeps the model
+weights of the last ``keep`` epochs for ``python -m seq2seq.average``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from seq2seq.runs import (
+    RunPaths,
+    fault_point,
+    sync_folder,
+    temporary_name,
+    write_atomically,
+)
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = 1
+BACKUPS_KEPT = 2
+EPOCH_NAME = re.compile(r"epoch-(\d{4,})$")
+WEIGHTS_NAME = re.compile(r"epoch-(\d{4,})\.weights\.h5$")
+
+
+class CheckpointError(RuntimeError):
+    """A saved training state cannot be read back."""
+
+
+@dataclass(frozen=True)
+class Restored:
+    epochs_done: int
+    folder: Path
+
+
+def epoch_folders(backup: Path) -> list[tuple[int, Path]]:
+    """Complete state folders, newest first."""
+    if not backup.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in backup.iterdir() if (m := EPOCH_NAME.match(p.name))]
+    return sorted(found, reverse=True)
+
+
+def save_optimizer(optimizer: keras.optimizers.Optimizer, path: Path) -> None:
+    arrays = {f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def load_optimizer(optimizer: keras.optimizers.Optimizer, path: Path) -> None:
+    with np.load(path) as saved:
+        arrays = [saved[name] for name in sorted(saved.files)]
+    variables = optimizer.variables
+    if len(arrays) != len(variables):
+        raise CheckpointError(
+            f"{path}: holds {len(arrays)} optimizer variables, the model needs {len(variables)}"
+        )
+    for variable, array in zip(variables, arrays, strict=True):
+        if tuple(variable.shape) != array.shape:
+            raise CheckpointError(f"{path}: {variable.path} has shape {array.shape}")
+        variable.assign(array)
+
+
+def save_state(
+    paths: RunPaths, model: keras.Model, optimizer: keras.optimizers.Optimizer, epochs_done: int
+) -> None:
+    """Write the state after ``epochs_done`` epochs, then drop states older than the last two."""
+    backup = paths.backup
+    backup.mkdir(parents=True, exist_ok=True)
+    final = backup / f"epoch-{epochs_done:04d}"
+    partial = temporary_name(final)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    model.save_weights(partial / "model.weights.h5")
+    fault_point("state")
+    save_optimizer(optimizer, partial / "optimizer.npz")
+    state = {"epochs_done": epochs_done, "format": STATE_FORMAT}
+    (partial / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    for file in partial.iterdir():
+        with open(file, "rb+") as handle:
+            os.fsync(handle.fileno())
+    shutil.rmtree(final, ignore_errors=True)  # a state of the same epoch from an older attempt
+    partial.rename(final)
+    sync_folder(backup)
+    fault_point("state-renamed")
+    for _, old in epoch_folders(backup)[BACKUPS_KEPT:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_state(folder: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> Restored:
+    try:
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        epochs_done = int(state["epochs_done"])
+        model.load_weights(folder / "model.weights.h5")
+        load_optimizer(optimizer, folder / "optimizer.npz")
+    except CheckpointError:
+        raise
+    except Exception as error:  # h5py, numpy and json each raise their own kinds
+        raise CheckpointError(f"{folder}: {type(error).__name__}: {error}") from None
+    return Restored(epochs_done, folder)
+
+
+def restore_latest(
+    paths: RunPaths, model: keras.Model, optimizer: keras.optimizers.Optimizer
+) -> Restored | None:
+    """Load the newest state that reads back whole; ``None`` when there is none."""
+    problems = []
+    for _, folder in epoch_folders(paths.backup):
+        try:
+            restored = load_state(folder, model, optimizer)
+        except CheckpointError as error:
+            log.warning("skipping a damaged training state: %s", error)
+            problems.append(str(error))
+            continue
+        if problems:
+            log.warning("resuming from the older state %s instead", folder.name)
+        return restored
+    if problems:
+        log.warning("no usable training state in %s; starting from epoch 1", paths.backup)
+    return None
+
+
+def save_epoch_weights(paths: RunPaths, model: keras.Model, epoch: int, keep: int) -> None:
+    """``checkpoints/epoch-NNNN.weights.h5`` for the last ``keep`` epochs (0 keeps none)."""
+    if keep <= 0:
+        return
+    paths.checkpoints.mkdir(parents=True, exist_ok=True)
+    target = paths.checkpoints / f"epoch-{epoch:04d}.weights.h5"
+    write_atomically(target, lambda temporary: model.save_weights(temporary))
+    for old in epoch_weights(paths)[keep:]:
+        old.unlink(missing_ok=True)
+
+
+def epoch_weights(paths: RunPaths) -> list[Path]:
+    """Saved epoch weights, newest first."""
+    if not paths.checkpoints.is_dir():
+        return []
+    found = [
+        (int(m.group(1)), p)
+        for p in paths.checkpoints.iterdir()
+        if (m := WEIGHTS_NAME.match(p.name))
+    ]
+    return [p for _, p in sorted(found, reverse=True)]

@@ -1,0 +1,144 @@
+"""A run killed at any write keeps its last good state, and ``--resume`` takes it from there.
+
+Kills are deterministic: ``SEQ2SEQ_KILL_AT=name:N`` makes the trainer cut the N-th write of
+``name`` in half and SIGKILL itself before the rename (see ``seq2seq.runs.fault_point``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_distributed import environment, write_config
+
+pytestmark = pytest.mark.slow
+
+
+def train(args: list[str], env: dict, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(env)
+    if kill_at:
+        env["SEQ2SEQ_KILL_AT"] = kill_at
+    return subprocess.run(
+        [sys.executable, "-m", "seq2seq.train", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def check_consistent(run: Path) -> list[int]:
+    """Every visible file is whole; returns the epochs that metrics.json records."""
+    import keras
+
+    from seq2seq.model import Seq2Seq  # noqa: F401  (registers the class for loading)
+
+    for name in ("model.keras", "last.keras"):
+        if (run / name).exists():
+            keras.saving.load_model(run / name, safe_mode=True, compile=False)
+    epochs = []
+    if (run / "metrics.json").exists():
+        epochs = [e["epoch"] for e in json.loads((run / "metrics.json").read_text())["epochs"]]
+    if (run / "history.csv").exists():
+        rows = (run / "history.csv").read_text().splitlines()[1:]
+        assert [int(r.split(",")[0]) + 1 for r in rows] == epochs
+    for state in (run / "backup").glob("epoch-*"):
+        assert {p.name for p in state.iterdir()} == {
+            "model.weights.h5",
+            "optimizer.npz",
+            "state.json",
+        }
+    return epochs
+
+
+def test_kills_at_every_kind_of_write_lose_nothing(tmp_path):
+    config = write_config(tmp_path, epochs=3, steps_per_epoch=4, select_best_by="loss")
+    run = tmp_path / "run"
+    env = environment(tmp_path)
+    first = ["--config", str(config), "--output", str(run)]
+    resume = ["--output", str(run), "--resume"]
+    # Mid-way through the training state of epoch 2: epoch 1's state is the one to resume.
+    killed = train(first, env, kill_at="state:2")
+    assert killed.returncode == -9
+    assert check_consistent(run) == [1, 2]
+    # The resumed run forgets epoch 2 (its state was lost), redoes it, and is killed while
+    # recording it in metrics.json.
+    killed = train(resume, env, kill_at="metrics.json:2")
+    assert killed.returncode == -9
+    assert check_consistent(run) == [1]
+    # Killed while writing last.keras at the very end: every epoch's state is there.
+    killed = train(resume, env, kill_at="last.keras:1")
+    assert killed.returncode == -9
+    assert not (run / "last.keras").exists()
+    assert check_consistent(run) == [1, 2, 3]
+    done = train(resume, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert check_consistent(run) == [1, 2, 3]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["finished"] and (run / "last.keras").is_file()
+    assert not list(run.rglob(".partial-*")), "a temporary file was left behind"
+
+
+def test_a_damaged_latest_state_falls_back_to_the_one_before(tmp_path):
+    config = write_config(tmp_path, epochs=3, steps_per_epoch=4)
+    run = tmp_path / "run"
+    env = environment(tmp_path)
+    killed = train(["--config", str(config), "--output", str(run)], env, kill_at="state-renamed:2")
+    assert killed.returncode == -9
+    newest = run / "backup" / "epoch-0002" / "model.weights.h5"
+    newest.write_bytes(newest.read_bytes()[:100])  # e.g. a disk that lost the tail
+    resumed = train(["--output", str(run), "--resume"], env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "skipping a damaged training state" in resumed.stderr
+    assert "epoch-0001" in resumed.stderr
+    assert check_consistent(run) == [1, 2, 3]
+
+
+def test_resume_of_a_finished_run_changes_nothing_unless_epochs_are_raised(tmp_path):
+    config = write_config(tmp_path, epochs=2, steps_per_epoch=3)
+    run = tmp_path / "run"
+    env = environment(tmp_path)
+    assert train(["--config", str(config), "--output", str(run)], env).returncode == 0
+    history = (run / "history.csv").read_text()
+    last = (run / "last.keras").stat().st_mtime_ns
+    again = train(["--output", str(run), "--resume"], env)
+    assert again.returncode == 0
+    assert "already finished" in again.stdout
+    assert (run / "history.csv").read_text() == history
+    assert (run / "last.keras").stat().st_mtime_ns == last
+    refused = train(["--output", str(run), "--resume", "model.cell=lstm"], env)
+    assert refused.returncode == 2 and "cannot change it" in refused.stderr
+    more = train(["--output", str(run), "--resume", "train.epochs=3"], env)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert check_consistent(run) == [1, 2, 3]
+
+
+def test_bad_input_found_after_parsing_leaves_no_run_folder(tmp_path):
+    config = write_config(tmp_path)
+    env = environment(tmp_path)
+    missing = tmp_path / "missing.tsv"
+    run = tmp_path / "run"
+    result = train(["--config", str(config), "--output", str(run), f"data.path={missing}"], env)
+    assert result.returncode == 2
+    assert "missing.tsv" in result.stderr and "Traceback" not in result.stderr
+    assert not run.exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_a_read_only_output_folder_is_a_clear_error(tmp_path):
+    config = write_config(tmp_path)
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        result = train(
+            ["--config", str(config), "--output", str(parent / "run")], environment(tmp_path)
+        )
+    finally:
+        parent.chmod(0o755)
+    assert result.returncode == 2
+    assert "cannot write the run folder" in result.stderr and "Traceback" not in result.stderr
