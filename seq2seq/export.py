@@ -78,11 +78,13 @@ def export_settings(
     overrides: dict[str, Any] = {"n_best": 1}
     if method is not None:
         overrides["method"] = method
-    if beam_size is not None:
-        overrides["beam_size"] = beam_size
     decode = translator.decode_config(**overrides)
-    if beam_size is not None and decode.method != "beam":
-        raise ExportError(f"--beam-size is for beam search; the export searches {decode.method}")
+    if beam_size is not None:  # said plainly here, before resolve_decode's general message
+        if decode.method != "beam":
+            raise ExportError(
+                f"--beam-size is for beam search; the export searches {decode.method}"
+            )
+        decode = translator.decode_config(**overrides, beam_size=beam_size)
     if decode.method not in METHODS:
         raise ExportError(
             f"decode.method is {decode.method!r}; an export searches with one of: "

@@ -102,7 +102,8 @@ def test_export_translates_like_the_translator(tiny_run, exact_translator, tmp_p
     assert settings_.method == method and settings_.beam_size == (3 if method == "beam" else 1)
     outputs = serve(folder, TINY_SENTENCES)
     assert set(outputs) == set(OUTPUT_NAMES)
-    expected = exact_translator.translate(TINY_SENTENCES, method=method, beam_size=3)
+    beam = {"beam_size": 3} if method == "beam" else {}
+    expected = exact_translator.translate(TINY_SENTENCES, method=method, **beam)
     assert_same_as_translator(outputs, expected)
     metadata = json.loads((folder / METADATA_FILE).read_text())
     assert metadata["method"] == method and metadata["max_input_chars"] == 1000

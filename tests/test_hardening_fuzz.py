@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from seq2seq import textio  # noqa: E402
-from seq2seq.translate import translate_lines  # noqa: E402
+from seq2seq.line_translation import translate_lines  # noqa: E402
 from seq2seq.translator import InputError, Translator  # noqa: E402
 
 FUZZ = settings(
