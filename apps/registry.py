@@ -1,13 +1,15 @@
 """The models folder as the app sees it: which runs exist, what they do, loaded lazily.
 
-Run names only ever come from ``list_runs(models_dir)``: a name sent by a browser or a
+Run names only ever come from the folder listing (``survey``): a name sent by a browser or a
 client is looked up in that list (never joined onto a path), so ``../x`` or an absolute
 path can't reach anything outside the configured folder.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,9 @@ from typing import Any
 from seq2seq.config import Config, load_run_config
 from seq2seq.corpora.spec import BY_NAME, TFDS_PREFIX, corpus_languages
 from seq2seq.corpora.spec import is_dialogue as corpus_is_dialogue
-from seq2seq.runs import RunPaths, list_runs, read_metrics
+from seq2seq.runs import RunError, RunPaths, model_file, open_run, read_metrics
+
+log = logging.getLogger(__name__)
 
 TRAIN_TRANSLATION = "python -m seq2seq.train --preset quickstart --output runs/quickstart"
 TRAIN_CHAT = "python -m seq2seq.train --preset quickstart-chat --output runs/quickstart-chat"
@@ -66,16 +70,55 @@ class RunInfo:
         return f"{self.name} ({direction(self.config)})"
 
 
-def discover(models_dir: str | Path) -> list[RunInfo]:
-    """Every trained run directly inside ``models_dir`` with a readable config."""
-    runs = []
-    for path in list_runs(models_dir):
-        try:
-            config = load_run_config(RunPaths(path).config)
-        except ValueError:  # ConfigError: an unreadable or future config; not offered
+@dataclass(frozen=True)
+class BrokenRun:
+    """A folder of the models folder that cannot be used, and why (without server paths)."""
+
+    name: str
+    reason: str
+
+
+def without_paths(message: str, path: Path) -> str:
+    """``message`` with the run's server paths replaced by its name: a browser user learns
+    what is wrong with the run, not where the server keeps it."""
+    for where in sorted({str(path.resolve()), str(path.absolute()), str(path)}, key=len)[::-1]:
+        message = message.replace(where, path.name)
+    return message
+
+
+def check_run(path: Path) -> Config:
+    """The run's config if the folder looks usable (structure, config, tokenizer files,
+    a complete model archive); ``ValueError`` saying why not. Cheap: no model is loaded."""
+    paths = open_run(path)
+    config = load_run_config(paths.config)
+    for folder in (paths.source_vocab, paths.target_vocab):
+        if not (folder / "tokenizer.json").is_file():
+            raise RunError(f"{path}: {folder.name}/tokenizer.json is missing")
+    model = model_file(paths)
+    if not zipfile.is_zipfile(model):
+        raise RunError(f"{model} is corrupt: not a complete .keras archive (truncated?)")
+    return config
+
+
+def survey(models_dir: str | Path) -> tuple[list[RunInfo], list[BrokenRun]]:
+    """The usable runs directly inside ``models_dir``, and the run folders that are not
+    (a folder with neither FORMAT nor config.yaml is not a run and is left out)."""
+    folder = Path(models_dir)
+    runs, broken = [], []
+    children = sorted(folder.iterdir()) if folder.is_dir() else []
+    for path in children:
+        if not path.is_dir() or not any((path / n).exists() for n in ("FORMAT", "config.yaml")):
             continue
-        runs.append(RunInfo(path.name, path, config))
-    return runs
+        try:
+            runs.append(RunInfo(path.name, path, check_run(path)))
+        except (ValueError, OSError) as error:  # RunError, ConfigError, unreadable files
+            broken.append(BrokenRun(path.name, without_paths(str(error), path)))
+    return runs, broken
+
+
+def discover(models_dir: str | Path) -> list[RunInfo]:
+    """Every usable trained run directly inside ``models_dir``."""
+    return survey(models_dir)[0]
 
 
 class Registry:
@@ -88,15 +131,22 @@ class Registry:
         self._extras: dict[tuple[str, str], Any] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._failed: dict[str, str] = {}  # runs whose model failed to load: the reason
 
     def runs(self, kind: str = "all") -> list[RunInfo]:
-        """``kind``: ``translation``, ``dialogue`` or ``all``."""
-        runs = discover(self.models_dir)
+        """Usable runs; ``kind``: ``translation``, ``dialogue`` or ``all``."""
+        runs = [run for run in discover(self.models_dir) if run.name not in self._failed]
         if kind == "translation":
             return [r for r in runs if not r.dialogue]
         if kind == "dialogue":
             return [r for r in runs if r.dialogue]
         return runs
+
+    def broken(self) -> list[BrokenRun]:
+        """Run folders that cannot be used (listed apart in the app), with the reason."""
+        _, broken = survey(self.models_dir)
+        failed = [BrokenRun(name, reason) for name, reason in sorted(self._failed.items())]
+        return sorted(broken + failed, key=lambda run: run.name)
 
     def choices(self, kind: str = "all") -> list[tuple[str, str]]:
         """(label, name) pairs for a dropdown."""
@@ -110,6 +160,9 @@ class Registry:
                 if run.name == name:
                     return run
         what = {"translation": "translation model", "dialogue": "chat model"}.get(kind, "model")
+        for broken in self.broken():
+            if broken.name == name:
+                raise UnknownModelError(f"The run {broken.name} cannot be used: {broken.reason}")
         if not runs:
             command = TRAIN_CHAT if kind == "dialogue" else TRAIN_TRANSLATION
             raise UnknownModelError(
@@ -135,7 +188,13 @@ class Registry:
                 # The app checks the user's text against max_input_chars itself; a chat
                 # source also carries earlier turns, so the translator gets head-room.
                 limit = self.max_input_chars * (run.config.data.context_turns + 2)
-                self._translators[run.name] = Translator.from_run(run.path, max_input_chars=limit)
+                try:
+                    translator = Translator.from_run(run.path, max_input_chars=limit)
+                except ValueError as error:  # RunError: damaged files, other vocabularies
+                    reason = without_paths(str(error), run.path)
+                    self._failed[run.name] = reason
+                    raise RunError(reason) from error
+                self._translators[run.name] = translator
             return self._translators[run.name]
 
     def cached(self, run: RunInfo, key: str, build):
@@ -148,4 +207,9 @@ class Registry:
         return self._extras[slot]
 
     def metrics(self, run: RunInfo) -> dict[str, Any]:
-        return read_metrics(RunPaths(run.path))
+        """The run's metrics.json; {} (shown as "no metrics") when missing or damaged."""
+        try:
+            return read_metrics(RunPaths(run.path))
+        except (ValueError, OSError) as error:
+            log.warning("%s: metrics.json cannot be read: %s", run.name, error)
+            return {}

@@ -53,12 +53,19 @@ TRANSLATE_EXAMPLES = ["Hola, ¿cómo estás?", "Tengo hambre.", "¿Dónde está 
 # Shared helpers
 
 
+def refuse(message: str) -> gr.Error:
+    """The error shown to the user for a refused input or setting. The server log gets
+    one line (not a traceback: a refusal is not a server fault)."""
+    log.warning("refused: %s", message.replace("\n", " ")[:300])
+    return gr.Error(message, print_exception=False)
+
+
 def check_text(text: Any, limit: int, what: str = "sentence") -> str:
     """The user's text, or a gr.Error that says what is wrong (empty, too long)."""
     if not isinstance(text, str) or not text.strip():
-        raise gr.Error(f"Type a {what} first: the input is empty.")
+        raise refuse(f"Type a {what} first: the input is empty.")
     if len(text) > limit:
-        raise gr.Error(
+        raise refuse(
             f"The input is {len(text)} characters long; the limit is {limit} characters. "
             "Shorten it and try again."
         )
@@ -69,15 +76,14 @@ def find_run(registry: Registry, name: Any, kind: str) -> RunInfo:
     try:
         return registry.resolve(name, kind)
     except UnknownModelError as error:
-        raise gr.Error(str(error)) from error
+        raise refuse(str(error)) from error
 
 
 def load_translator(registry: Registry, run: RunInfo):
     try:
         return registry.translator(run)
-    except Exception as error:  # a broken or incompatible run folder: say which and why
-        log.exception("loading %s failed", run.path)
-        raise gr.Error(f"Could not load {run.name}: {error}") from error
+    except ValueError as error:  # RunError (without server paths): damaged or incompatible
+        raise refuse(f"Could not load {run.name}: {error}") from error
 
 
 def decode_overrides(method: Any, *controls: Any) -> dict[str, Any]:
@@ -85,7 +91,7 @@ def decode_overrides(method: Any, *controls: Any) -> dict[str, Any]:
     try:
         return control_overrides(method, *controls)
     except ConfigError as error:
-        raise gr.Error(f"Invalid decoding setting: {error}") from error
+        raise refuse(f"Invalid decoding setting: {error}") from error
 
 
 def run_translation(translator, source: str, overrides: dict[str, Any]):
@@ -94,9 +100,9 @@ def run_translation(translator, source: str, overrides: dict[str, Any]):
     try:
         return translator.translate_one(source, **overrides)
     except InputError as error:
-        raise gr.Error(str(error)) from error
+        raise refuse(str(error)) from error
     except ValueError as error:  # ConfigError: a decoding setting out of range
-        raise gr.Error(f"Invalid decoding setting: {error}") from error
+        raise refuse(f"Invalid decoding setting: {error}") from error
 
 
 def message_text(content: Any) -> str:
@@ -277,7 +283,8 @@ def metrics_markdown(metrics: dict[str, Any], epochs: list[dict[str, float]]) ->
 
 
 def empty_notice(registry: Registry) -> str:
-    """What to do when the models folder has no (translation/chat) runs; '' when it has."""
+    """What to do when the models folder has no (translation/chat) runs, and which run
+    folders cannot be used and why; '' when there is nothing to say."""
     translation, dialogue = registry.runs("translation"), registry.runs("dialogue")
     lines = []
     if not translation:
@@ -292,6 +299,10 @@ def empty_notice(registry: Registry) -> str:
         )
     if lines:
         lines.append("Then reload this page (or press *Refresh model list*).")
+    broken = registry.broken()
+    if broken:
+        rows = "\n".join(f"- `{run.name}`: {run.reason}" for run in broken)
+        lines.append(f"**Run folders that cannot be used** (not offered above):\n\n{rows}")
     return "\n\n".join(lines)
 
 

@@ -267,7 +267,9 @@ def bench_export(run: str, args) -> dict:
             serve = tf.saved_model.load(str(path)).signatures["serving_default"]
             callers = {
                 "export": lambda b, serve=serve: serve(sentences=tf.constant(b)),
-                "translator": lambda b, m=method: translator.translate(b, method=m, beam_size=5),
+                "translator": lambda b, m=method: translator.translate(
+                    b, method=m, **({"beam_size": 5} if m == "beam" else {})
+                ),
             }
             for name, call in callers.items():
                 timed(call, singles + chunks)  # warm-up

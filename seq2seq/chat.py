@@ -4,17 +4,21 @@ Interactive when stdin is a terminal (prompt ``you>``, answers ``bot>``). With p
 stdin it reads one message per line and prints exactly one line per message on stdout
 (the reply, or an empty line when the message was refused, with the error on stderr), so
 it can be scripted: ``printf 'Hi!\\nHow are you?\\n' | python -m seq2seq.chat --model RUN``.
-Blank lines are ignored. Commands: ``/reset`` forgets the conversation, ``/quit`` (or
-end of input) exits, ``/help`` lists them. Command feedback and notices go to stderr.
+Blank lines are ignored; only ``\\n`` ends a message and undecodable bytes are replaced
+(reported as ``<stdin>:N``), so a stray byte never ends the conversation. Commands:
+``/reset`` forgets the conversation, ``/quit`` (or end of input) exits, ``/help`` lists
+them. Command feedback and notices go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from typing import Any, TextIO
 
+from seq2seq import textio
 from seq2seq.config import ConfigError, load_run_config
 from seq2seq.corpora.spec import licence_note
 from seq2seq.decode_options import add_decode_arguments, overrides_from_args, resolve_decode
@@ -53,8 +57,13 @@ def run_loop(
     overrides: dict[str, Any],
     error_types: tuple[type[BaseException], ...],
 ) -> int:
-    """Read messages from ``stream`` until /quit or end of input; returns the exit code."""
+    """Read messages from ``stream`` until /quit or end of input; returns the exit code.
+
+    Undecodable bytes in a message are replaced (with a notice naming ``<stdin>:N``), so
+    a stray byte never ends the conversation."""
+    number = 0
     while True:
+        number += 1
         if interactive:
             try:
                 line = input("you> ")
@@ -68,7 +77,10 @@ def run_loop(
             line = stream.readline()
             if not line:
                 return 0
-        message = line.strip()
+        text, notices = textio.clean_text(line.rstrip("\r\n"))
+        for notice in notices:
+            note(f"<stdin>:{number}: {notice}")
+        message = text.strip()
         if not message:
             continue
         command = message.lower()
@@ -108,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     session = ChatSession(translator, context_turns=args.context_turns)
+    # Undecodable bytes reach run_loop as surrogates (it replaces them), and only "\n"
+    # ends a message, so replies stay aligned with piped lines holding a lone "\r".
+    if isinstance(sys.stdin, io.TextIOWrapper):  # (a StringIO in tests decodes nothing)
+        sys.stdin.reconfigure(errors="surrogateescape", newline="\n")
     interactive = sys.stdin.isatty()
     licence = licence_note(translator.config.data.corpus)
     if licence:
@@ -118,14 +134,20 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:  # pragma: no cover - not on every platform
             pass
         note(f"chatting with {paths.root} ({session.context_turns} context turns). {HELP}")
-    return run_loop(
-        session,
-        sys.stdin,
-        sys.stdout,
-        interactive,
-        overrides,
-        (InputError, ConfigError),
-    )
+    try:
+        return run_loop(
+            session,
+            sys.stdin,
+            sys.stdout,
+            interactive,
+            overrides,
+            (InputError, ConfigError),
+        )
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        return textio.silence_stdout()
+    except KeyboardInterrupt:  # Ctrl-C while a reply is decoded: end like Ctrl-D, quietly
+        print(file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Every run folder gets a copy (``config.yaml``) so a run can always be rebuilt.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -171,8 +172,15 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         content = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    if content is None:
-        return {}
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (damaged file?): {error}") from error
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
+    if content is None:  # an empty (or comments-only) file is a mistake or a damaged copy
+        raise ConfigError(
+            f"{path}: the file is empty; expected a mapping of sections (data:, model:, "
+            "train:, decode:), e.g. `train: {epochs: 5}`"
+        )
     if not isinstance(content, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     return content
@@ -288,71 +296,131 @@ def require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+MAX_SEQUENCE_LENGTH = 1000  # tokens: data.max_*_length and decode.max_length
+MAX_BEAM_SIZE = 100  # a beam allocates beam_size x vocabulary scores per input
+MAX_SEED = 2**32 - 1  # the training seed seeds NumPy, which takes 32 bits
+
+
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of one numeric field (``None``: unbounded on that side)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # the low end itself is not allowed
+    high_open: bool = False  # the high end itself is not allowed
+    optional: bool = False  # null is allowed too (and means what the docs say)
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and not (value > self.low if self.low_open else value >= self.low):
+            return False
+        if self.high is not None:
+            return value < self.high if self.high_open else value <= self.high
+        return not math.isnan(value)
+
+    def __str__(self) -> str:
+        def number(value: float) -> str:
+            return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+        if self.low is not None and self.high is not None and not self.low_open + self.high_open:
+            text = f"from {number(self.low)} to {number(self.high)}"
+        else:
+            parts = []
+            if self.low is not None:
+                parts.append(f"{'>' if self.low_open else '>='} {number(self.low)}")
+            if self.high is not None:
+                parts.append(f"{'<' if self.high_open else '<='} {number(self.high)}")
+            text = " and ".join(parts)
+        return text + (", or null" if self.optional else "")
+
+
+FRACTION = Range(0, 1, high_open=True)
+POSITIVE = Range(1)
+NON_NEGATIVE = Range(0)
+LENGTH = Range(1, MAX_SEQUENCE_LENGTH)
+
+# The allowed range of every numeric field, keyed by "section.field" (checked on load;
+# presets/reference.yaml documents them). Cross-field rules are in ``validate``.
+RANGES: dict[str, Range] = {
+    "data.context_turns": Range(0, 100),
+    "data.max_pairs": Range(10, optional=True),
+    "data.dev_fraction": FRACTION,
+    "data.test_fraction": FRACTION,
+    "data.split_seed": NON_NEGATIVE,
+    "data.max_bad_fraction": FRACTION,
+    "data.source_vocab_size": Range(8, 1_000_000),
+    "data.target_vocab_size": Range(8, 1_000_000),
+    "data.min_frequency": POSITIVE,
+    "data.max_source_length": LENGTH,
+    "data.max_target_length": LENGTH,
+    "data.bucket_width": LENGTH,
+    "model.embedding_dim": Range(1, 65536),
+    "model.hidden_size": Range(1, 65536),
+    "model.encoder_layers": Range(1, 64),
+    "model.decoder_layers": Range(1, 64),
+    "model.dropout": FRACTION,
+    "train.batch_size": Range(1, 1_000_000),
+    "train.epochs": Range(1, 1_000_000),
+    "train.learning_rate": Range(0, 10, low_open=True),
+    "train.warmup_steps": Range(1, 10_000_000),
+    "train.clipnorm": Range(0, 1_000_000),
+    "train.label_smoothing": FRACTION,
+    "train.patience": Range(1, 1_000_000),
+    "train.dev_bleu_sentences": Range(0, 10_000_000),
+    "train.steps_per_epoch": Range(1, 10_000_000, optional=True),
+    "train.seed": Range(0, MAX_SEED),
+    "train.shuffle_buffer": Range(0, 100_000_000),
+    "train.keep_checkpoints": Range(0, 1000),
+    "train.worker_timeout": Range(10, 86400),
+    "decode.beam_size": Range(1, MAX_BEAM_SIZE),
+    "decode.n_best": Range(1, MAX_BEAM_SIZE),
+    "decode.length_penalty": Range(0, 10),
+    "decode.max_length": LENGTH,
+    "decode.min_length": Range(0, MAX_SEQUENCE_LENGTH - 1),
+    "decode.temperature": Range(0, 100, low_open=True),
+    "decode.top_k": Range(0, 1_000_000),
+    "decode.top_p": Range(0, 1, low_open=True),
+    "decode.no_repeat_ngram_size": Range(0, MAX_SEQUENCE_LENGTH),
+    "decode.repetition_penalty": Range(1, 100),
+    "decode.seed": Range(0, 2**63 - 1, optional=True),
+}
+
+
+def check_ranges(config: Config) -> None:
+    """Every numeric field against ``RANGES``; the error names the field and the range."""
+    for key, allowed in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value is None and allowed.optional:
+            continue
+        require(
+            value is not None and value in allowed,
+            f"{key} is {value}; allowed: {allowed}",
+        )
+
+
 def validate(config: Config) -> None:
-    """Cross-field and range checks; each error names the field and what is allowed."""
+    """Range and cross-field checks; each error names the field and what is allowed."""
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
         require(value in allowed, f"{key} is {value!r}; allowed: {', '.join(allowed)}")
+    check_ranges(config)
     data, model, train, decode = config.data, config.model, config.train, config.decode
-    for key, value in [
-        ("data.dev_fraction", data.dev_fraction),
-        ("data.test_fraction", data.test_fraction),
-        ("data.max_bad_fraction", data.max_bad_fraction),
-        ("model.dropout", model.dropout),
-        ("train.label_smoothing", train.label_smoothing),
-    ]:
-        require(0.0 <= value < 1.0, f"{key} is {value}; allowed: 0 <= value < 1")
     require(
         data.dev_fraction + data.test_fraction < 0.5,
         "data.dev_fraction + data.test_fraction must leave at least half for training",
     )
-    positive = {
-        "data.source_vocab_size": data.source_vocab_size,
-        "data.target_vocab_size": data.target_vocab_size,
-        "data.min_frequency": data.min_frequency,
-        "data.max_source_length": data.max_source_length,
-        "data.max_target_length": data.max_target_length,
-        "data.bucket_width": data.bucket_width,
-        "model.embedding_dim": model.embedding_dim,
-        "model.hidden_size": model.hidden_size,
-        "model.encoder_layers": model.encoder_layers,
-        "model.decoder_layers": model.decoder_layers,
-        "train.batch_size": train.batch_size,
-        "train.epochs": train.epochs,
-        "decode.beam_size": decode.beam_size,
-        "decode.n_best": decode.n_best,
-        "decode.max_length": decode.max_length,
-    }
-    for key, value in positive.items():
-        require(value >= 1, f"{key} is {value}; allowed: a whole number >= 1")
-    require(data.source_vocab_size >= 8, "data.source_vocab_size must be at least 8")
-    require(data.target_vocab_size >= 8, "data.target_vocab_size must be at least 8")
-    require(data.context_turns >= 0, "data.context_turns must be >= 0")
-    require(data.max_pairs is None or data.max_pairs >= 10, "data.max_pairs must be >= 10 or null")
     require(
         data.corpus != "tsv" or bool(data.path),
         "data.path must name a file when data.corpus is 'tsv'",
     )
-    require(train.learning_rate > 0, "train.learning_rate must be > 0")
-    require(train.clipnorm >= 0, "train.clipnorm must be >= 0 (0 turns clipping off)")
-    require(train.patience >= 1, "train.patience must be >= 1")
     require(
-        train.keep_checkpoints >= 0,
-        "train.keep_checkpoints must be >= 0 (0 keeps no epoch weights for averaging)",
-    )
-    require(
-        10 <= train.worker_timeout <= 86400,
-        "train.worker_timeout must be 10..86400 seconds",
+        train.select_best_by != "bleu" or train.dev_bleu_sentences >= 1,
+        "train.dev_bleu_sentences must be >= 1 when train.select_best_by is 'bleu'",
     )
     require(decode.n_best <= decode.beam_size, "decode.n_best must not exceed decode.beam_size")
     require(decode.min_length < decode.max_length, "decode.min_length must be < decode.max_length")
-    require(decode.temperature > 0, "decode.temperature must be > 0")
-    require(decode.top_k >= 0, "decode.top_k must be >= 0 (0 turns it off)")
-    require(0.0 < decode.top_p <= 1.0, "decode.top_p must be in (0, 1]")
-    require(decode.length_penalty >= 0, "decode.length_penalty must be >= 0")
-    require(decode.repetition_penalty >= 1.0, "decode.repetition_penalty must be >= 1")
-    require(decode.no_repeat_ngram_size >= 0, "decode.no_repeat_ngram_size must be >= 0")
     require(
         model.input_feeding is False or model.attention != "none",
         "model.input_feeding needs an attention mechanism (model.attention is 'none')",

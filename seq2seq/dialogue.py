@@ -8,7 +8,7 @@ kind of input it was trained on. This module imports no TensorFlow.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 
@@ -31,6 +31,30 @@ def build_source(history: Sequence[str], message: str, context_turns: int, separ
     return f" {separator} ".join(turns)
 
 
+def drop_oldest_turns(source: str, separator: str, fits: Callable[[str], bool]) -> str:
+    """The one shortening rule for dialogue inputs, first half: leave out whole context
+    turns, oldest first, until ``fits(source)`` or only the message is left.
+
+    The second half (a message that is too long by itself keeps its *end*, the words the
+    reply must answer) is applied to the token ids by ``keep_end``. The translator (and so
+    ``evaluate``) and ``ChatSession`` all shorten with these two functions.
+
+    >>> drop_oldest_turns("a <sep> b c <sep> d", "<sep>", lambda s: len(s.split()) <= 3)
+    'b c <sep> d'
+    """
+    marker = f" {separator} "
+    turns = source.split(marker)
+    while len(turns) > 1 and not fits(source):
+        turns = turns[1:]
+        source = marker.join(turns)
+    return source
+
+
+def keep_end(ids: list[int], limit: int) -> list[int]:
+    """The last ``limit`` ids: a dialogue message is cut at its start, never its end."""
+    return ids[len(ids) - limit :] if len(ids) > limit else ids
+
+
 class ChatSession:
     """A conversation with a dialogue model: keeps the turns and builds each input.
 
@@ -38,8 +62,8 @@ class ChatSession:
     ``translate_one(text, **decode_overrides)`` works). The number of context turns and the
     separator come from the run's ``data`` config; when the joined input would be longer
     than the model was trained on (``data.max_source_length`` tokens) or than the
-    translator accepts, the oldest context turns are left out first, so the newest message
-    is never cut.
+    translator accepts, the oldest context turns are left out first (``drop_oldest_turns``),
+    so the newest message is never cut while context is left to drop.
     """
 
     def __init__(self, translator: Any, context_turns: int | None = None):
@@ -56,12 +80,8 @@ class ChatSession:
 
     def source_for(self, message: str) -> str:
         """The model input for ``message`` given the history, shortened to fit if needed."""
-        turns = self.context_turns
-        while True:
-            source = build_source(self.history, message, turns, self.separator)
-            if turns == 0 or self.fits(source):
-                return source
-            turns -= 1
+        source = build_source(self.history, message, self.context_turns, self.separator)
+        return drop_oldest_turns(source, self.separator, self.fits)
 
     def fits(self, source: str) -> bool:
         limit = getattr(self.translator, "max_input_chars", None)

@@ -7,8 +7,10 @@ pairs. Dialogue runs (a dialogue corpus in the corpus table, any run with
 reply length and the degenerate-model check of ``seq2seq.metrics``.
 
 Loss is masked cross-entropy without label smoothing, averaged over all target tokens
-(END included): ``perplexity = exp(loss)``. Sources are cut to ``data.max_source_length``
-tokens, as when decoding; pairs are never dropped for length.
+(END included): ``perplexity = exp(loss)``. Sources are shortened to
+``data.max_source_length`` tokens as the translator does when decoding (a dialogue input
+loses its oldest context turns first, then the start of the message); pairs are never
+dropped for length.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ TASKS = ("auto", "translation", "dialogue")
 SPLITS = ("test", "dev", "train")
 SHOWN_BAD_LINES = 20
 # Evaluation inputs come from files, not users: accept any length (the model input is
-# still cut to data.max_source_length tokens).
+# still shortened to data.max_source_length tokens).
 MAX_INPUT_CHARS = 1_000_000
 
 
@@ -138,7 +140,7 @@ def score(
     data = translator.config.data
     return teacher_forced_loss(
         translator.model,
-        translator.source_tokenizer.encode_batch(sources),
+        translator.source_ids(sources),  # shortened as when decoding
         translator.target_tokenizer.encode_batch(references),
         max_source_length=data.max_source_length,
         batch_size=batch_size,

@@ -11,8 +11,11 @@ runtime can load it) and detokenisation. Loading needs TensorFlow and TensorFlow
 
 Caps are the ``Translator``'s: an input longer than ``max_input_chars`` characters (1000
 by default) or empty after normalisation is rejected, which here means it gets the empty
-translation, score 0 and length 0 (a batch cannot raise for one row); sources are cut to
-``data.max_source_length`` tokens; outputs stop after ``decode.max_length`` tokens.
+translation, score 0 and length 0 (a batch cannot raise for one row); sources are shortened
+to ``data.max_source_length`` tokens by the ``Translator``'s rule: a translation keeps its
+start, a dialogue input (``context <sep> message``) loses its oldest whole context turns
+first, then the start of the message (``seq2seq.dialogue``; ``dialogue_ids`` does it in the
+graph). Outputs stop after ``decode.max_length`` tokens.
 Invalid UTF-8 bytes become U+FFFD. A batch runs as one search, so its time is bounded by
 ``decode.max_length`` decoder steps whatever the inputs.
 
@@ -21,6 +24,9 @@ sentence of ``data.max_source_length`` ids, right-padded with PAD = 0, in; at mo
 ``decode.max_length`` ids out), built from TFLite builtin ops only, plus the run's
 ``source_vocab/`` and ``target_vocab/`` for tokenising on the device (TensorFlow Text's
 NFKC and SentencePiece kernels are not TFLite ops, so text stays outside the model).
+Shortening is then the caller's job too: keep the first ``data.max_source_length`` ids of
+a translation; for a dialogue run (``dialogue`` in the metadata) drop whole oldest context
+turns until the input fits, then keep the *last* ids.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ class ExportSettings:
     no_repeat_ngram_size: int
     max_source_length: int
     max_input_chars: int
+    dialogue: bool  # inputs are ``context <sep> message``: shortened by the dialogue rule
+    context_separator: str
 
 
 def export_settings(
@@ -70,11 +78,13 @@ def export_settings(
     overrides: dict[str, Any] = {"n_best": 1}
     if method is not None:
         overrides["method"] = method
-    if beam_size is not None:
-        overrides["beam_size"] = beam_size
     decode = translator.decode_config(**overrides)
-    if beam_size is not None and decode.method != "beam":
-        raise ExportError(f"--beam-size is for beam search; the export searches {decode.method}")
+    if beam_size is not None:  # said plainly here, before resolve_decode's general message
+        if decode.method != "beam":
+            raise ExportError(
+                f"--beam-size is for beam search; the export searches {decode.method}"
+            )
+        decode = translator.decode_config(**overrides, beam_size=beam_size)
     if decode.method not in METHODS:
         raise ExportError(
             f"decode.method is {decode.method!r}; an export searches with one of: "
@@ -90,6 +100,8 @@ def export_settings(
         no_repeat_ngram_size=decode.no_repeat_ngram_size,
         max_source_length=translator.config.data.max_source_length,
         max_input_chars=translator.max_input_chars,
+        dialogue=translator.dialogue,
+        context_separator=translator.config.data.context_separator,
     )
 
 
@@ -108,13 +120,38 @@ def source_batch(codec, sentences, settings: ExportSettings):
     short = tf.strings.length(texts, unit="UTF8_CHAR") <= settings.max_input_chars
     texts = normalize_graph(tf.where(short, texts, ""))
     accepted = tf.logical_and(short, tf.not_equal(texts, ""))
-    ids = codec.encode(texts)[:, : settings.max_source_length]
+    limit = settings.max_source_length
+    if settings.dialogue:
+        ids = dialogue_ids(codec, texts, settings.context_separator, limit)
+    else:
+        ids = codec.encode(texts)[:, :limit]
     source = ids.to_tensor(default_value=0)
     source = tf.pad(source, [[0, 0], [0, tf.maximum(1 - tf.shape(source)[1], 0)]])
     nothing_kept = tf.logical_and(accepted, tf.equal(ids.row_lengths(), 0))
     first_column = tf.equal(tf.range(tf.shape(source)[1]), 0)[None, :]
     source = tf.where(tf.logical_and(nothing_kept[:, None], first_column), UNK, source)
     return tf.where(accepted[:, None], source, 0), accepted
+
+
+def dialogue_ids(codec, texts, separator: str, limit: int):
+    """Ids [B, (<=limit)] of dialogue inputs, shortened as ``Translator`` does: whole
+    context turns are dropped, oldest first, until the rest encodes to ``limit`` ids or
+    only the message is left (``dialogue.drop_oldest_turns``); then the last ``limit``
+    ids are kept (``dialogue.keep_end``). Every suffix of turns is encoded at once."""
+    import tensorflow as tf
+
+    marker = f" {separator} "
+    turns = tf.strings.split(texts, sep=marker)  # [B, (T>=1)], like str.split
+    row = turns.value_rowids()  # the input of each turn
+    starts = tf.range(tf.size(turns.values, out_type=tf.int64))
+    ends = tf.gather(turns.row_splits[1:], row)  # one past each input's last turn
+    suffixes = tf.strings.reduce_join(
+        tf.gather(turns.values, tf.ragged.range(starts, ends)), axis=1, separator=marker
+    )
+    ids = codec.encode(suffixes)  # [every suffix, (L)]
+    usable = tf.logical_or(ids.row_lengths() <= limit, tf.equal(starts + 1, ends))
+    first = tf.math.segment_min(tf.where(usable, starts, ends - 1), row)
+    return tf.gather(ids, first)[:, -limit:]
 
 
 def search(model, source, settings: ExportSettings):

@@ -159,7 +159,9 @@ def open_run(path: str | Path) -> RunPaths:
         )
     if not paths.format.is_file() or not paths.config.is_file():
         raise RunError(f"{paths.root} is not a seq2seq run folder (no FORMAT or config.yaml)")
-    found = paths.format.read_text(encoding="utf-8").strip()
+    found = paths.format.read_bytes()[:64].decode("utf-8", "replace").strip()
+    if not found.isdigit():
+        raise RunError(f"{paths.format} is damaged: it holds {found[:20]!r}, not a format number")
     if found != str(RUN_FORMAT):
         raise RunError(
             f"{paths.root} was written by a seq2seq with run format {found!r}; this version "

@@ -7,8 +7,12 @@ as ``INPUT_NUMBER<TAB>SCORE<TAB>TEXT``; otherwise one translation per input line
 
 A bad line in a file or on standard input (empty, too long) is reported on standard error
 as ``FILE:LINE: reason`` and gives an empty output line, so outputs stay aligned with
-inputs; the counts are printed at the end. Bad arguments, a bad run folder or a bad
-sentence given as an argument print ``error: ...`` and exit with status 2.
+inputs; the counts are printed at the end. Lines are read by ``seq2seq.textio`` (split on
+``\\n`` only, undecodable bytes replaced and reported), inputs the model had to shorten are
+flagged with their line, and ``--output`` is written whole or not at all (never onto the
+input). Bad arguments, a bad run folder, an unwritable output or a bad sentence given as an
+argument print ``error: ...`` and exit with status 2; flags and the run folder are checked
+before TensorFlow loads. A closed pipe (``| head``) ends quietly with status 141.
 """
 
 from __future__ import annotations
@@ -16,14 +20,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TextIO
 
-from seq2seq.decode_options import add_decode_arguments, overrides_from_args
-
-CHUNK = 256  # lines handed to the translator at once in file/stdin mode
+from seq2seq import textio
+from seq2seq.decode_options import add_decode_arguments, overrides_from_args, resolve_decode
+from seq2seq.line_translation import CHUNK, flag_truncated, format_translation, translate_lines
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +38,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input", metavar="FILE", help="translate FILE, one sentence a line")
     parser.add_argument("--output", metavar="FILE", help="write translations to FILE")
     add_decode_arguments(parser)
-    parser.add_argument("--max-input-chars", type=int, default=1000, metavar="N")
+    parser.add_argument(
+        "--max-input-chars",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="longest accepted input line in characters, 1 or more (default 1000)",
+    )
     parser.add_argument(
         "--no-jit",
         action="store_true",
@@ -47,119 +55,87 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--output needs --input")
     if args.input and args.sentences:
         parser.error("give sentences as arguments or --input FILE, not both")
+    if args.max_input_chars < 1:
+        parser.error(f"--max-input-chars is {args.max_input_chars}; allowed: 1 or more")
     return args
 
 
-def format_translation(translation, number: int, n_best: bool) -> list[str]:
-    if not n_best:
-        return [translation.text]
-    return [f"{number}\t{score:.4f}\t{text}" for text, score in translation.n_best]
+def check_run_and_flags(args: argparse.Namespace, overrides: dict) -> None:
+    """The run folder, its config and the decoding flags, checked before TensorFlow loads
+    (a mistyped flag fails in a fraction of a second, not after the model load)."""
+    from seq2seq.config import ConfigError, load_run_config
+    from seq2seq.runs import RunError, open_run
+
+    paths = open_run(args.model)
+    try:
+        config = load_run_config(paths.config)
+    except ConfigError as error:
+        raise RunError(f"{paths.root}: its config.yaml cannot be used: {error}") from error
+    resolve_decode(config, overrides)
+    if args.input:
+        textio.check_input_file(Path(args.input))
+        if args.output:
+            textio.check_output(Path(args.output), Path(args.input))
 
 
-def format_blank(number: int, n_best: bool) -> list[str]:
-    return [f"{number}\t\t"] if n_best else [""]
+def translate_arguments(translator, sentences: list[str], overrides: dict, n_best: bool) -> None:
+    cleaned = []
+    for number, sentence in enumerate(sentences, start=1):
+        text, notices = textio.clean_text(sentence)
+        for notice in notices:
+            print(f"argument {number}: {notice}", file=sys.stderr)
+        translator.check_input(text, f"argument {number}")
+        cleaned.append(text)
+    translations = translator.translate(cleaned, **overrides)
+    for number, translation in enumerate(translations, start=1):
+        flag_truncated(translation, f"argument {number}", translator)
+        textio.write_rows(sys.stdout, format_translation(translation, number, n_best))
+    sys.stdout.flush()
 
 
-def chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for line in lines:
-        chunk.append(line.rstrip("\r\n"))
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def translate_file(translator, args: argparse.Namespace, overrides: dict, n_best: bool) -> None:
+    """``--input`` to ``--output`` (written whole or not at all) or stdout."""
+    from tqdm import tqdm
 
-
-def translate_lines(
-    translator,
-    lines: Iterable[str],
-    name: str,
-    out: TextIO,
-    overrides: dict,
-    n_best: bool,
-    chunk_size: int = CHUNK,
-    progress=None,
-) -> tuple[int, int]:
-    """Translate line by line (in chunks); returns (translated, bad) counts."""
-    from seq2seq.prediction import seeded_overrides
-    from seq2seq.translator import InputError
-
-    number, good, bad = 0, 0, 0
-    for chunk_number, chunk in enumerate(chunks(lines, chunk_size)):
-        valid: list[tuple[int, str]] = []
-        for offset, line in enumerate(chunk, start=number + 1):
-            try:
-                translator.check_input(line, "line")
-                valid.append((offset, line))
-            except InputError as error:
-                print(f"{name}:{offset}: {error}; writing an empty line", file=sys.stderr)
-        seeded = seeded_overrides(overrides, chunk_number)
-        translations = translator.translate([line for _, line in valid], **seeded)
-        by_number = dict(zip((n for n, _ in valid), translations, strict=True))
-        for offset in range(number + 1, number + len(chunk) + 1):
-            if offset in by_number:
-                rows = format_translation(by_number[offset], offset, n_best)
-                good += 1
-            else:
-                rows = format_blank(offset, n_best)
-                bad += 1
-            out.write("".join(row + "\n" for row in rows))
-        out.flush()
-        number += len(chunk)
-        if progress is not None:
-            progress.update(len(chunk))
-    return good, bad
+    path = Path(args.input)
+    total = textio.count_lines(path)
+    target = textio.open_output(args.output, path) if args.output else nullcontext(sys.stdout)
+    with path.open("rb") as stream, target as out:
+        with tqdm(total=total, unit="line", file=sys.stderr, disable=None) as progress:
+            lines = textio.read_lines(stream, str(path))
+            good, bad = translate_lines(
+                translator, lines, str(path), out, overrides, n_best, progress=progress
+            )
+    print(f"translated {good} lines, {bad} bad lines (empty output)", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
+    overrides = overrides_from_args(args)
+    check_run_and_flags(args, overrides)
     from seq2seq.translator import Translator
 
-    overrides = overrides_from_args(args)
     translator = Translator.from_run(
         args.model, max_input_chars=args.max_input_chars, jit_compile=False if args.no_jit else None
     )
-    decode = translator.decode_config(**overrides)  # fail early on bad options
+    decode = translator.decode_config(**overrides)
     n_best = decode.n_best > 1
     if args.sentences:
-        for i, sentence in enumerate(args.sentences):
-            translator.check_input(sentence, f"argument {i + 1}")
-        for number, translation in enumerate(
-            translator.translate(args.sentences, **overrides), start=1
-        ):
-            print("\n".join(format_translation(translation, number, n_best)))
-        return 0
-    if args.input:
-        from tqdm import tqdm
-
-        path = Path(args.input)
-        if not path.is_file():
-            raise FileNotFoundError(f"input file not found: {path}")
-        total = sum(1 for _ in path.open(encoding="utf-8", errors="replace"))
-        target = (
-            Path(args.output).open("w", encoding="utf-8")
-            if args.output
-            else nullcontext(sys.stdout)
+        translate_arguments(translator, args.sentences, overrides, n_best)
+    elif args.input:
+        translate_file(translator, args, overrides, n_best)
+    else:
+        interactive = sys.stdin.isatty()
+        good, bad = translate_lines(
+            translator,
+            textio.read_lines(sys.stdin.buffer, "<stdin>"),
+            "<stdin>",
+            sys.stdout,
+            overrides,
+            n_best,
+            chunk_size=1 if interactive else CHUNK,
         )
-        with path.open(encoding="utf-8", errors="replace") as lines, target as out:
-            with tqdm(total=total, unit="line", file=sys.stderr, disable=None) as progress:
-                good, bad = translate_lines(
-                    translator, lines, str(path), out, overrides, n_best, progress=progress
-                )
-        print(f"translated {good} lines, {bad} bad lines (empty output)", file=sys.stderr)
-        return 0
-    interactive = sys.stdin.isatty()
-    good, bad = translate_lines(
-        translator,
-        sys.stdin,
-        "<stdin>",
-        sys.stdout,
-        overrides,
-        n_best,
-        chunk_size=1 if interactive else CHUNK,
-    )
-    if bad:
-        print(f"translated {good} lines, {bad} bad lines (empty output)", file=sys.stderr)
+        if bad:
+            print(f"translated {good} lines, {bad} bad lines (empty output)", file=sys.stderr)
     return 0
 
 
@@ -168,12 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from seq2seq.config import ConfigError
     from seq2seq.runs import RunError
-    from seq2seq.translator import InputError
 
     try:
         return run(args)
-    except (RunError, InputError, ConfigError, FileNotFoundError) as error:
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        return textio.silence_stdout()
+    except (RunError, ConfigError, ValueError) as error:
+        # ValueError: the translator's InputError, textio.TextInputError
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # e.g. `> /dev/full`: standard output cannot be written
+        print(f"error: cannot write the output: {textio.describe(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -9,6 +9,7 @@ validated like the config) and returns one ``Translation`` per input, in input o
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,14 @@ import numpy as np
 
 from seq2seq.config import Config, ConfigError, DecodeConfig, load_run_config
 from seq2seq.constants import UNK
+from seq2seq.corpora.spec import is_dialogue
 from seq2seq.decode_options import resolve_decode
 from seq2seq.decoding import Searcher, SearchResult, strip_ids
+from seq2seq.dialogue import drop_oldest_turns, keep_end
 from seq2seq.prediction import search_batches
 from seq2seq.runs import RunError, RunPaths, model_file, open_run
 from seq2seq.text import Tokenizer, TokenizerError, load_tokenizer, normalize
+from seq2seq.textio import clean_text
 
 BATCH_SIZE = 64
 
@@ -35,7 +39,56 @@ class Translation:
     score: float  # log-probability (length-normalised for beam)
     n_best: list[tuple[str, float]] = field(default_factory=list)  # best first
     attention: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    truncated: bool = False  # the input was cut to data.max_source_length tokens
+    truncated: bool = False  # the input was shortened to data.max_source_length tokens
+
+
+def read_model(path: Path):
+    """The Keras model in ``path`` (``safe_mode``), or ``RunError`` saying it is corrupt."""
+    import keras
+
+    import seq2seq.model  # noqa: F401  (registers the model classes for loading)
+
+    if not zipfile.is_zipfile(path):
+        raise RunError(f"{path} is corrupt: not a complete .keras archive (truncated?)")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # Keras raises many types for damaged archives
+        raise RunError(f"{path} is corrupt or not a seq2seq model: {error}") from error
+
+
+def load_model(paths: RunPaths):
+    """The run's model (best, else last). A corrupt ``model.keras`` is refused, and the
+    message offers ``last.keras`` (the last epoch's model) when that one loads."""
+    path = model_file(paths)
+    try:
+        return read_model(path)
+    except RunError as error:
+        if path == paths.last_model or not paths.last_model.is_file():
+            raise
+        try:
+            read_model(paths.last_model)
+        except RunError:
+            raise error from None
+        raise RunError(
+            f"{error}. The last epoch's model {paths.last_model.name} is intact: to use it, "
+            f"copy it over {path.name} (cp {paths.last_model} {path}) or retrain"
+        ) from error
+
+
+def check_vocabularies(paths: RunPaths, model, source: Tokenizer, target: Tokenizer) -> None:
+    """A model from another run (other vocabularies) would load and translate nonsense:
+    its embedding and output sizes must equal the tokenizers' vocabulary sizes."""
+    sizes = {
+        "source": (model.encoder.embedding.input_dim, source.vocab_size, "source_vocab"),
+        "target": (model.decoder.embedding.input_dim, target.vocab_size, "target_vocab"),
+    }
+    for side, (in_model, in_tokenizer, folder) in sizes.items():
+        if in_model != in_tokenizer:
+            raise RunError(
+                f"{paths.root}: {model_file(paths).name} has a {side} vocabulary of "
+                f"{in_model:,} ids but {folder}/ has {in_tokenizer:,}: the model and the "
+                "tokenizers come from different runs"
+            )
 
 
 class InputError(ValueError):
@@ -91,17 +144,13 @@ class Translator:
         try:
             source_tokenizer = load_tokenizer(paths.source_vocab)
             target_tokenizer = load_tokenizer(paths.target_vocab)
-        except (TokenizerError, OSError, ValueError, KeyError) as error:
-            raise RunError(f"{paths.root}: cannot load its tokenizers: {error}") from error
-        import keras
-
-        import seq2seq.model  # noqa: F401  (registers the model classes for loading)
-
-        path = model_file(paths)
-        try:
-            model = keras.models.load_model(path, safe_mode=True, compile=False)
-        except Exception as error:  # Keras raises many types for unreadable archives
-            raise RunError(f"cannot load the model {path}: {error}") from error
+        except (TokenizerError, OSError, ValueError, KeyError, RuntimeError) as error:
+            # RuntimeError: sentencepiece on a truncated or damaged spm.model
+            raise RunError(
+                f"{paths.root}: cannot load its tokenizers (damaged files?): {error}"
+            ) from error
+        model = load_model(paths)
+        check_vocabularies(paths, model, source_tokenizer, target_tokenizer)
         return cls(config, paths, model, source_tokenizer, target_tokenizer, max_input_chars)
 
     # -- settings --------------------------------------------------------------------
@@ -122,21 +171,57 @@ class Translator:
                 f"{where} is {len(sentence)} characters long; the limit is "
                 f"{self.max_input_chars} characters (max_input_chars)"
             )
+        sentence, _ = clean_text(sentence)  # lone surrogates, NULs: no tokenizer takes them
         text = normalize(sentence)
         if not text:
             raise InputError(f"{where} is empty")
         return text
 
     def encode(self, text: str) -> Encoded:
-        ids = list(self.source_tokenizer.encode(text))
-        pieces = list(self.source_tokenizer.pieces(text))
+        """Ids and pieces of one input, shortened to ``data.max_source_length`` tokens by
+        ``fit_text`` and ``cut``."""
+        shortened = self.fit_text(text)
+        ids = list(self.source_tokenizer.encode(shortened))
+        pieces = list(self.source_tokenizer.pieces(shortened))
         if len(pieces) != len(ids):  # should not happen; keep the axes consistent anyway
             pieces = [self.source_tokenizer.id_to_piece(i) for i in ids]
         if not ids:  # nothing the tokenizer keeps: translate an unknown word
             ids, pieces = [UNK], [self.source_tokenizer.id_to_piece(UNK)]
+        cut_ids, cut_pieces = self.cut(ids), self.cut(pieces)
+        return Encoded(cut_ids, cut_pieces, shortened != text or len(cut_ids) < len(ids))
+
+    def source_ids(self, texts: list[str]) -> list[list[int]]:
+        """Model inputs of many texts (encoded in one batch), shortened like ``encode``."""
+        ids = self.source_tokenizer.encode_batch(list(texts))
         limit = self.config.data.max_source_length
-        truncated = len(ids) > limit
-        return Encoded(ids[:limit], pieces[:limit], truncated)
+        for i, text in enumerate(texts):
+            if len(ids[i]) > limit and self.dialogue:
+                ids[i] = self.source_tokenizer.encode(self.fit_text(text))
+            ids[i] = self.cut(ids[i])
+        return ids
+
+    @property
+    def dialogue(self) -> bool:
+        """Dialogue inputs (``context <sep> message``), by the corpus table's rule."""
+        return is_dialogue(self.config.data.corpus, self.config.data.context_turns)
+
+    def fit_text(self, text: str) -> str:
+        """A dialogue input without the oldest context turns it cannot hold (one rule for
+        the translator, ``evaluate`` and chat: ``seq2seq.dialogue``); other text as is."""
+        if not self.dialogue:
+            return text
+        limit = self.config.data.max_source_length
+        return drop_oldest_turns(
+            text,
+            self.config.data.context_separator,
+            lambda source: len(self.source_tokenizer.encode(source)) <= limit,
+        )
+
+    def cut(self, items: list) -> list:
+        """At most ``data.max_source_length`` tokens: a translation keeps its start, a
+        dialogue input its end (the newest words, which the reply must answer)."""
+        limit = self.config.data.max_source_length
+        return keep_end(items, limit) if self.dialogue else items[:limit]
 
     # -- translation -----------------------------------------------------------------
 

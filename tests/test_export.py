@@ -26,6 +26,7 @@ from seq2seq.export import (
     OUTPUT_NAMES,
     TFLITE_FILE,
     ExportError,
+    dialogue_ids,
     export_saved_model,
     export_tflite,
     main,
@@ -101,7 +102,8 @@ def test_export_translates_like_the_translator(tiny_run, exact_translator, tmp_p
     assert settings_.method == method and settings_.beam_size == (3 if method == "beam" else 1)
     outputs = serve(folder, TINY_SENTENCES)
     assert set(outputs) == set(OUTPUT_NAMES)
-    expected = exact_translator.translate(TINY_SENTENCES, method=method, beam_size=3)
+    beam = {"beam_size": 3} if method == "beam" else {}
+    expected = exact_translator.translate(TINY_SENTENCES, method=method, **beam)
     assert_same_as_translator(outputs, expected)
     metadata = json.loads((folder / METADATA_FILE).read_text())
     assert metadata["method"] == method and metadata["max_input_chars"] == 1000
@@ -216,8 +218,39 @@ def test_dialogue_run_exports_with_joined_context(tiny_models, tmp_path):
         build_source(["One two ."], "Three four .", config.context_turns, config.context_separator),
         build_source([], "Five .", config.context_turns, config.context_separator),
     ]
+    history = [f"{word} two three four ." for word in ("One", "Five", "Six", "Seven")]
+    long_message = " ".join(["nine eight"] * 8) + " ."
+    sources += [  # shortened by the dialogue rule: oldest turns first, then the message's start
+        build_source(history, "Three four .", len(history), config.context_separator),
+        build_source(history, long_message, len(history), config.context_separator),
+    ]
     assert "<sep>" in sources[0]
-    assert_same_as_translator(serve(folder, sources), translator.translate(sources))
+    outputs = serve(folder, sources)
+    translations = translator.translate(sources)
+    assert [t.truncated for t in translations] == [False, False, True, True]
+    assert_same_as_translator(outputs, translations)
+
+
+@pytest.mark.slow
+def test_graph_dialogue_shortening_matches_the_translator(tiny_models):
+    """``dialogue_ids`` gives the ids ``Translator.encode`` gives a dialogue input, for
+    inputs that fit, lose some or all context turns, or cut a long message at its start."""
+    translator = Translator.from_run(tiny_models / "tiny-chat", jit_compile=False)
+    data = translator.config.data
+    codec = graph_codec(translator.source_tokenizer, "source")
+    turns = ["One two .", "Three four five six seven .", "Eight .", " ".join(["nine"] * 14)]
+    texts = [
+        build_source(turns[:k], message, k, data.context_separator)
+        for k in range(len(turns) + 1)
+        for message in ("Zero .", " ".join(["one two three"] * 5), "")
+        if message or k
+    ]
+    texts = [translator.check_input(text) for text in texts]
+    graph = dialogue_ids(
+        codec, tf.constant(texts), data.context_separator, data.max_source_length
+    ).to_list()
+    assert graph == [translator.encode(text).ids for text in texts]
+    assert any(translator.encode(text).truncated for text in texts)
 
 
 def test_readme_request_matches_the_signature():

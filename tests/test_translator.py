@@ -152,5 +152,5 @@ def test_incomplete_run_folders(tiny_run, tmp_path):
 def test_corrupt_model_file(tiny_run, tmp_path):
     run = copy_run(tiny_run, tmp_path)
     (run / "model.keras").write_bytes(b"not a zip")
-    with pytest.raises(RunError, match="cannot load the model"):
+    with pytest.raises(RunError, match="model.keras is corrupt"):
         Translator.from_run(run)

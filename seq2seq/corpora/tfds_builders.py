@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import threading
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +45,10 @@ from seq2seq.corpora.spec import (
 
 VERIFY_ENV = "SEQ2SEQ_VERIFY_CHECKSUMS"
 DEFAULT_CACHE_DIR = Path("~/.cache/seq2seq/tfds")
-VERSION = tfds.core.Version("1.0.0")
+VERSION = tfds.core.Version("1.1.0")
 DAILY_SPLITS = ("train", "validation", "test")
+RESOLVE_TIMEOUT_S = 10.0  # an offline start fails this fast, not after minutes of retries
+LINE_REPORTS = "line_reports"  # key of the bad-line reports in the prepared data's metadata
 
 
 @dataclass(eq=False)
@@ -73,9 +78,41 @@ def verify_local_file(root: Path, relative: str, digest: str) -> None:
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
-    """Local corpus folder: argument, else $SEQ2SEQ_DATA_DIR, else none."""
+    """Local corpus folder: argument, else $SEQ2SEQ_DATA_DIR, else none. A folder that is
+    named but does not exist is an error (a typo must not silently become a download)."""
     chosen = data_dir or os.environ.get(DATA_DIR_ENV)
-    return Path(chosen).expanduser() if chosen else None
+    if not chosen:
+        return None
+    folder = Path(chosen).expanduser()
+    if not folder.is_dir():
+        origin = "data.data_dir" if data_dir else f"${DATA_DIR_ENV}"
+        raise CorpusError(
+            f"the corpus folder {folder} ({origin}) does not exist; fix the path, or unset "
+            "it to download the corpus"
+        )
+    return folder
+
+
+def check_host_resolves(url: str, timeout: float | None = None) -> None:
+    """``OSError`` within ``timeout`` seconds when the download host cannot be resolved
+    (offline): the downloader would otherwise retry for minutes before giving up."""
+    host = urllib.parse.urlparse(url).hostname or ""
+    outcome: list[BaseException | None] = []
+
+    def resolve() -> None:
+        try:
+            socket.getaddrinfo(host, 443)
+            outcome.append(None)
+        except OSError as error:
+            outcome.append(error)
+
+    worker = threading.Thread(target=resolve, daemon=True)
+    worker.start()
+    worker.join(RESOLVE_TIMEOUT_S if timeout is None else timeout)
+    if not outcome:
+        raise OSError(f"cannot resolve {host}: no answer (offline?)")
+    if outcome[0] is not None:
+        raise OSError(f"cannot resolve {host} (offline?): {outcome[0]}")
 
 
 def resolve_cache_dir(cache_dir: str | Path | None) -> Path:
@@ -124,7 +161,10 @@ class LocalFirstBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
     """Shared plumbing: local files first, download otherwise, bad-line policy."""
 
     VERSION = VERSION
-    RELEASE_NOTES = {"1.0.0": "First release: local shared/data layout or canonical source."}
+    RELEASE_NOTES = {
+        "1.0.0": "First release: local shared/data layout or canonical source.",
+        "1.1.0": "The bad-line report is kept with the prepared data (metadata.json).",
+    }
 
     def __init__(
         self,
@@ -189,11 +229,22 @@ class LocalFirstBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         config = self.builder_config
         return getattr(config, "max_bad_fraction", readers.DEFAULT_MAX_BAD_FRACTION)
 
+    def record(self, key: str, report: readers.LineReport) -> None:
+        """Keep the bad-line report of ``key`` (a split) with the prepared data, so the
+        ``max_bad_fraction`` threshold is checked on every load (``check_line_reports``),
+        not only when the cache is built."""
+        reports = self.info.metadata.setdefault(LINE_REPORTS, {})
+        reports[key] = {
+            "total": report.total,
+            "bad": [[bad.path, bad.line_number, bad.reason] for bad in report.bad],
+        }
+
     def source_files(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Path]:
         local = self.local_files(self.builder_config.name, self.source_dir)
         if local is not None:
             return local
         try:
+            check_host_resolves(self.url)
             return self.download(dl_manager)
         except CorpusError:
             raise
@@ -234,6 +285,7 @@ class Anki(LocalFirstBuilder):
                 {"english": tfds.features.Text(), "other": tfds.features.Text(), "line": tf.int64}
             ),
             supervised_keys=("english", "other"),
+            metadata=tfds.core.MetadataDict(),
             homepage=self.spec.homepage,
             citation=self.spec.citation,
         )
@@ -250,7 +302,7 @@ class Anki(LocalFirstBuilder):
         report = readers.LineReport()
         for number, english, other in readers.read_anki(path, report):
             yield number, {"english": english, "other": other, "line": number}
-        report.check(self.max_bad_fraction)
+        self.record("train", report)
 
 
 class DailyDialog(LocalFirstBuilder):
@@ -264,6 +316,7 @@ class DailyDialog(LocalFirstBuilder):
             features=tfds.features.FeaturesDict(
                 {"id": tf.int64, "turns": tfds.features.Sequence(tfds.features.Text())}
             ),
+            metadata=tfds.core.MetadataDict(),
             homepage=self.spec.homepage,
             citation=self.spec.citation,
         )
@@ -277,13 +330,13 @@ class DailyDialog(LocalFirstBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
         files = self.source_files(dl_manager)
-        return {split: self._generate_examples(files[split]) for split in DAILY_SPLITS}
+        return {split: self._generate_examples(files[split], split) for split in DAILY_SPLITS}
 
-    def _generate_examples(self, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    def _generate_examples(self, path: Path, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
         report = readers.LineReport()
         for index, turns in readers.read_dailydialog(path, report):
             yield index, {"id": index, "turns": turns}
-        report.check(self.max_bad_fraction)
+        self.record(split, report)
 
 
 class CornellDialogs(LocalFirstBuilder):
@@ -301,6 +354,7 @@ class CornellDialogs(LocalFirstBuilder):
                     "turns": tfds.features.Sequence(tfds.features.Text()),
                 }
             ),
+            metadata=tfds.core.MetadataDict(),
             homepage=self.spec.homepage,
             citation=self.spec.citation,
         )
@@ -322,7 +376,7 @@ class CornellDialogs(LocalFirstBuilder):
         report = readers.LineReport()
         for index, movie_id, turns in readers.read_cornell(lines, conversations, report):
             yield index, {"id": index, "movie_id": movie_id, "turns": turns}
-        report.check(self.max_bad_fraction)
+        self.record("train", report)
 
 
 BUILDERS: dict[str, type[LocalFirstBuilder]] = {
@@ -358,7 +412,23 @@ def prepare_builder(
         max_bad_fraction=max_bad_fraction,
     )
     builder.download_and_prepare(download_config=config)
+    check_line_reports(builder, builder.max_bad_fraction)
     return builder
+
+
+def check_line_reports(builder: LocalFirstBuilder, max_bad_fraction: float) -> None:
+    """``CorpusError`` if the prepared data holds more bad lines than ``max_bad_fraction``
+    allows (run on every load: the cache may have been built with a laxer threshold);
+    otherwise the bad lines are logged, every time."""
+    reports = (builder.info.metadata or {}).get(LINE_REPORTS)
+    if reports is None:
+        raise CorpusError(
+            f"{builder.data_dir}: the prepared data has no bad-line report (damaged cache?); "
+            "delete this folder to prepare the corpus again"
+        )
+    for _, stored in sorted(reports.items()):
+        bad = [readers.BadLine(path, number, reason) for path, number, reason in stored["bad"]]
+        readers.LineReport(total=stored["total"], bad=bad).check(max_bad_fraction)
 
 
 def parse_spec(builder: tfds.core.DatasetBuilder) -> dict[str, Any] | None:
