@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import tempfile
@@ -22,41 +21,21 @@ from pathlib import Path
 
 import numpy as np
 
+from seq2seq.checkpoints import epoch_weights
 from seq2seq.runs import RunError, RunPaths, open_run, write_metrics
-
-CHECKPOINT_FOLDER = "checkpoints"
-CHECKPOINT_PATTERN = re.compile(r"epoch-(\d{4,})\.weights\.h5")
 
 
 class AverageError(ValueError):
     """Checkpoints cannot be averaged as asked."""
 
 
-def checkpoint_path(run: str | Path, epoch: int) -> Path:
-    """Where training writes the weights of 1-based ``epoch``."""
-    return Path(run) / CHECKPOINT_FOLDER / f"epoch-{epoch:04d}.weights.h5"
-
-
-def epoch_checkpoints(run: str | Path) -> dict[int, Path]:
-    """{epoch: weights file} of the checkpoints a run holds, oldest first."""
-    folder = Path(run) / CHECKPOINT_FOLDER
-    if not folder.is_dir():
-        return {}
-    found = {}
-    for path in folder.iterdir():
-        match = CHECKPOINT_PATTERN.fullmatch(path.name)
-        if match and path.is_file():
-            found[int(match.group(1))] = path
-    return dict(sorted(found.items()))
-
-
 def last_checkpoints(run: str | Path, last: int) -> dict[int, Path]:
     """The ``last`` newest checkpoints, or ``AverageError`` saying what is there."""
     if last < 1:
         raise AverageError(f"--last is {last}; allowed: a whole number >= 1")
-    found = epoch_checkpoints(run)
+    found = epoch_weights(run)
     if len(found) < last:
-        folder = Path(run) / CHECKPOINT_FOLDER
+        folder = RunPaths(Path(run)).checkpoints
         epochs = ", ".join(str(e) for e in found) or "none"
         raise AverageError(
             f"{folder} holds {len(found)} epoch checkpoint(s) (epochs: {epochs}); "

@@ -17,8 +17,8 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from seq2seq.runs import (
@@ -28,6 +28,9 @@ from seq2seq.runs import (
     temporary_name,
     write_atomically,
 )
+
+if TYPE_CHECKING:
+    import keras
 
 log = logging.getLogger(__name__)
 
@@ -139,19 +142,25 @@ def save_epoch_weights(paths: RunPaths, model: keras.Model, epoch: int, keep: in
     if keep <= 0:
         return
     paths.checkpoints.mkdir(parents=True, exist_ok=True)
-    target = paths.checkpoints / f"epoch-{epoch:04d}.weights.h5"
+    target = epoch_weights_file(paths.root, epoch)
     write_atomically(target, lambda temporary: model.save_weights(temporary))
-    for old in epoch_weights(paths)[keep:]:
+    for old in list(epoch_weights(paths.root).values())[:-keep]:
         old.unlink(missing_ok=True)
 
 
-def epoch_weights(paths: RunPaths) -> list[Path]:
-    """Saved epoch weights, newest first."""
-    if not paths.checkpoints.is_dir():
-        return []
-    found = [
-        (int(m.group(1)), p)
-        for p in paths.checkpoints.iterdir()
-        if (m := WEIGHTS_NAME.match(p.name))
-    ]
-    return [p for _, p in sorted(found, reverse=True)]
+def epoch_weights_file(run: str | Path, epoch: int) -> Path:
+    """Where training keeps the weights of 1-based ``epoch`` (read by averaging)."""
+    return RunPaths(Path(run)).checkpoints / f"epoch-{epoch:04d}.weights.h5"
+
+
+def epoch_weights(run: str | Path) -> dict[int, Path]:
+    """{epoch: weights file} of the epoch weights a run holds, oldest first."""
+    folder = RunPaths(Path(run)).checkpoints
+    if not folder.is_dir():
+        return {}
+    found = {
+        int(m.group(1)): p
+        for p in folder.iterdir()
+        if (m := WEIGHTS_NAME.match(p.name)) and p.is_file()
+    }
+    return dict(sorted(found.items()))

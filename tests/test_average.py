@@ -8,13 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from seq2seq.average import (
-    AverageError,
-    average_run,
-    checkpoint_path,
-    epoch_checkpoints,
-    main,
-)
+from seq2seq.average import AverageError, average_run, main
+from seq2seq.checkpoints import epoch_weights as epoch_checkpoints
+from seq2seq.checkpoints import epoch_weights_file as checkpoint_path
 from seq2seq.runs import RunError, open_run
 from seq2seq.translator import Translator
 
@@ -38,7 +34,8 @@ def run_with_checkpoints(tiny_run, tmp_path):
     """A copy of ``tiny_run`` holding epochs 1-3 as the training loop writes them:
     epoch e has the trained weights + e * noise (noise fixed, small)."""
     run = tmp_path / "run"
-    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("backup", "eval-*"))
+    ignore = shutil.ignore_patterns("backup", "checkpoints", "eval-*")
+    shutil.copytree(tiny_run, run, ignore=ignore)
     model = load_model(run)
     base = [w.numpy() for w in model.weights]
     noise = [
@@ -87,7 +84,8 @@ def test_average_of_last_two_epochs_is_a_usable_run(run_with_checkpoints, tmp_pa
 
 def test_averaging_identical_checkpoints_changes_nothing(tiny_run, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("backup", "eval-*"))
+    ignore = shutil.ignore_patterns("backup", "checkpoints", "eval-*")
+    shutil.copytree(tiny_run, run, ignore=ignore)
     model = load_model(run)
     for epoch in (4, 5):
         path = checkpoint_path(run, epoch)
@@ -124,6 +122,18 @@ def test_clear_errors(run_with_checkpoints, tmp_path, capsys):
 
 def test_run_without_checkpoints(tiny_run, tmp_path, capsys):
     run = tmp_path / "run"
-    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("backup", "eval-*"))
+    ignore = shutil.ignore_patterns("backup", "checkpoints", "eval-*")
+    shutil.copytree(tiny_run, run, ignore=ignore)
     assert main(["--model", str(run), "--last", "1", "--output", str(tmp_path / "o")]) == 2
     assert "holds 0 epoch checkpoint(s) (epochs: none)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_training_keeps_the_epoch_weights_that_averaging_reads(tiny_run, tmp_path):
+    """The contract between the training loop and averaging, on a really trained run."""
+    assert list(epoch_checkpoints(tiny_run)) == [1, 2, 3, 4, 5]  # train.keep_checkpoints=5
+    average_run(tiny_run, 2, tmp_path / "averaged")
+    last = load_model(tiny_run)  # sanity: the run itself still opens
+    averaged = load_model(tmp_path / "averaged")
+    assert len(float_weights(averaged)) == len(float_weights(last))
+    assert Translator.from_run(tmp_path / "averaged").translate(SENTENCES)[0].text
