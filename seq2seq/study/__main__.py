@@ -15,16 +15,19 @@ from pathlib import Path
 
 from seq2seq.config import ConfigError, preset_names
 from seq2seq.study.probe import TASKS, ProbeError, ProbeSettings
-from seq2seq.study.settings import Budget, StudyError, StudySettings
+from seq2seq.study.settings import Budget, StudyError, StudySettings, load_settings
 from seq2seq.study.variants import DEFAULT_GRID, GRAMMAR, VariantError, parse_variants
 
 DEFAULT_STEPS = 300
+DEFAULT_EVALS = 10
+DEFAULT_LENGTHS = "10,20,40,80"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m seq2seq.study",
-        description="Compare recurrent architectures on the same data at the same budget.",
+        description="Compare recurrent architectures on the same data at the same budget. "
+        "With --resume, every setting not given is the saved study's.",
     )
     parser.add_argument("--preset", help=f"data and model size: {', '.join(preset_names())}")
     parser.add_argument("--config", help="a YAML config file instead of (or on top of) a preset")
@@ -37,31 +40,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--budget-minutes",
         type=float,
         metavar="M",
-        help="minutes of training per variant instead of a step count",
+        help="minutes of training per variant (after tracing) instead of a step count",
     )
     parser.add_argument(
         "--variants",
-        default=",".join(DEFAULT_GRID),
-        help=f"comma-separated names, {GRAMMAR} (default: the {len(DEFAULT_GRID)}-variant grid)",
+        help=f"comma-separated names, {GRAMMAR} (default: the {len(DEFAULT_GRID)}-variant grid: "
+        f"{', '.join(DEFAULT_GRID)})",
     )
     parser.add_argument(
-        "--evals", type=int, default=10, help="dev-loss evaluations per variant (default 10)"
+        "--evals", type=int, help=f"dev-loss evaluations per variant (default {DEFAULT_EVALS})"
     )
     parser.add_argument(
         "--target-loss",
         type=float,
         help="dev loss for the 'steps to reach' column (default: the median final dev loss)",
     )
-    parser.add_argument("--probe-task", choices=TASKS, default="copy")
+    parser.add_argument("--probe-task", choices=TASKS, help="copy (default) or reverse")
     parser.add_argument(
-        "--probe-lengths",
-        default="10,20,40,80",
-        help="comma-separated sequence lengths (default 10,20,40,80)",
+        "--probe-lengths", help=f"comma-separated sequence lengths (default {DEFAULT_LENGTHS})"
     )
     parser.add_argument(
         "--probe-steps",
         type=int,
-        default=ProbeSettings.steps,
         help=f"training steps per cell and length (default {ProbeSettings.steps}; 0 skips "
         "the probe)",
     )
@@ -82,22 +82,50 @@ def lengths(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
+def given(value, fallback):
+    return fallback if value is None else value
+
+
 def settings_from_args(args: argparse.Namespace) -> StudySettings:
-    if not (args.preset or args.config):
+    """The study asked for: the defaults (or, with --resume, the saved study) plus what the
+    command line gives. Checked here, before anything is written."""
+    saved = load_settings(Path(args.output)) if args.resume else None
+    if saved is None and not (args.preset or args.config):
         raise StudyError("give --preset NAME and/or --config FILE (the data and model size)")
     overrides = list(args.overrides)
     if args.data_dir:
         overrides.append(f"data.data_dir={args.data_dir}")
-    steps = DEFAULT_STEPS if args.steps is None and args.budget_minutes is None else args.steps
-    budget = Budget(steps=steps, minutes=args.budget_minutes, evals=args.evals)
-    probe = None
-    if args.probe_steps != 0:
+    if saved and not (args.preset or args.config or overrides):
+        preset, config_file, overrides = saved.preset, saved.config_file, list(saved.overrides)
+    else:
+        preset, config_file = args.preset, args.config
+    budget = saved.budget if saved else Budget(steps=DEFAULT_STEPS, evals=DEFAULT_EVALS)
+    if args.steps is not None or args.budget_minutes is not None:
+        budget = Budget(args.steps, args.budget_minutes, budget.evals)
+    budget = Budget(budget.steps, budget.minutes, given(args.evals, budget.evals))
+    probe = saved.probe if saved else ProbeSettings()
+    probe_given = any(
+        value is not None for value in (args.probe_task, args.probe_lengths, args.probe_steps)
+    )
+    if args.probe_steps == 0:
+        probe = None
+    elif probe_given:
+        base = probe or ProbeSettings()
         probe = ProbeSettings(
-            task=args.probe_task, lengths=lengths(args.probe_lengths), steps=args.probe_steps
+            task=given(args.probe_task, base.task),
+            lengths=lengths(args.probe_lengths) if args.probe_lengths else base.lengths,
+            steps=given(args.probe_steps, base.steps),
         )
-    variants = tuple(v.name for v in parse_variants(args.variants.split(",")))
+    names = args.variants.split(",") if args.variants else saved.variants if saved else DEFAULT_GRID
+    variants = tuple(v.name for v in parse_variants(list(names)))
     settings = StudySettings(
-        args.preset, args.config, tuple(overrides), variants, budget, probe, args.target_loss
+        preset,
+        config_file,
+        tuple(overrides),
+        variants,
+        budget,
+        probe,
+        given(args.target_loss, saved.target_loss if saved else None),
     )
     settings.budget.check()
     if probe:

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from seq2seq.runs import write_atomically, write_text_atomically  # noqa: E402
 from seq2seq.study.settings import STUDY_FILE, StudySettings, load_settings  # noqa: E402
+from seq2seq.study.variants import CELLS  # noqa: E402
 
 REPORT = "report.md"
 FIGURES = {
@@ -56,13 +57,17 @@ def read_json_files(folder: Path) -> list[dict]:
     return results
 
 
+def cell_rank(run: dict) -> int:
+    return CELLS.index(run["cell"]) if run["cell"] in CELLS else len(CELLS)
+
+
 def load_results(folder: Path) -> tuple[StudySettings, list[dict], list[dict]]:
     """Settings, finished variants (in the settings' order) and probe runs."""
     settings = load_settings(folder)
     found = {r["name"]: r for r in read_json_files(folder / "variants")}
     order = [n for n in settings.variants if n in found]
     variants = [found[n] for n in order] + [r for n, r in found.items() if n not in order]
-    probe = sorted(read_json_files(folder / "probe"), key=lambda r: (r["cell"], r["length"]))
+    probe = sorted(read_json_files(folder / "probe"), key=lambda r: (cell_rank(r), r["length"]))
     return settings, variants, probe
 
 
@@ -320,7 +325,7 @@ def gates_figure(variants: list[dict]) -> Figure | None:
 def probe_figure(probe: list[dict], task: str) -> Figure:
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.subplots()
-    for cell in sorted({r["cell"] for r in probe}):
+    for cell in dict.fromkeys(r["cell"] for r in probe):
         runs = sorted((r for r in probe if r["cell"] == cell), key=lambda r: r["length"])
         axes.plot(
             [r["length"] for r in runs],
@@ -429,7 +434,7 @@ def gates_table(rows: list[dict]) -> list[str]:
 
 def probe_table(probe: list[dict]) -> list[str]:
     lengths = sorted({r["length"] for r in probe})
-    cells = sorted({r["cell"] for r in probe}, key=lambda c: ("rnn", "gru", "lstm").index(c))
+    cells = list(dict.fromkeys(r["cell"] for r in probe))  # probe runs come in CELLS order
     found = {(r["cell"], r["length"]): r for r in probe}
     body = [
         [cell]

@@ -62,14 +62,13 @@ def open_study(settings: StudySettings, output: Path, resume: bool) -> StudySett
             "choose another --output"
         )
     variants = list(dict.fromkeys([*saved.variants, *settings.variants]))
-    probe = settings.probe or saved.probe
     return StudySettings(
         saved.preset,
         saved.config_file,
         saved.overrides,
         tuple(variants),
         saved.budget,
-        probe,
+        settings.probe or saved.probe,  # a study's probe, once set, stays part of it
         settings.target_loss if settings.target_loss is not None else saved.target_loss,
     )
 
