@@ -14,11 +14,18 @@ import sys
 from pathlib import Path
 
 from seq2seq.config import ConfigError, preset_names
-from seq2seq.study.probe import TASKS, ProbeError, ProbeSettings
-from seq2seq.study.settings import Budget, StudyError, StudySettings, load_settings
+from seq2seq.study.settings import (
+    PROBE_TASKS,
+    Budget,
+    ProbeError,
+    ProbeSettings,
+    StudyError,
+    StudySettings,
+    load_settings,
+)
 from seq2seq.study.variants import DEFAULT_GRID, GRAMMAR, VariantError, parse_variants
 
-DEFAULT_STEPS = 300
+DEFAULT_STEPS = 400
 DEFAULT_EVALS = 10
 DEFAULT_LENGTHS = "10,20,40,80"
 
@@ -55,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         help="dev loss for the 'steps to reach' column (default: the median final dev loss)",
     )
-    parser.add_argument("--probe-task", choices=TASKS, help="copy (default) or reverse")
+    parser.add_argument("--probe-task", choices=PROBE_TASKS, help="copy (default) or reverse")
     parser.add_argument(
         "--probe-lengths", help=f"comma-separated sequence lengths (default {DEFAULT_LENGTHS})"
     )

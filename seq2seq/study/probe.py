@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -26,53 +25,11 @@ from seq2seq.config import load_config
 from seq2seq.decoding import Searcher
 from seq2seq.pipeline import make_dataset
 from seq2seq.study.gradients import encoder_gradient_curve
+from seq2seq.study.settings import FIRST_SYMBOL, ProbeSettings
 from seq2seq.text import END, PAD
 from seq2seq.training import build_trainer
 
-FIRST_SYMBOL = 4  # after PAD, UNK, START, END
-TASKS = ("copy", "reverse")
-MAX_PROBE_LENGTH = 1000
 EVAL_SIZE = 256
-
-
-class ProbeError(ValueError):
-    """Probe settings that cannot work (names the setting)."""
-
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    task: str = "copy"
-    lengths: tuple[int, ...] = (10, 20, 40, 80)
-    steps: int = 600
-    payload: int = 3
-    symbols: int = 8
-    distractors: int = 8
-    batch_size: int = 64
-    embedding_dim: int = 32
-    hidden_size: int = 64
-    learning_rate: float = 0.003
-    seed: int = 42
-
-    def check(self) -> None:
-        if self.task not in TASKS:
-            raise ProbeError(f"probe task {self.task!r}; allowed: {', '.join(TASKS)}")
-        if not self.lengths:
-            raise ProbeError("the probe needs at least one length")
-        for length in self.lengths:
-            if not self.payload < length <= MAX_PROBE_LENGTH:
-                raise ProbeError(
-                    f"probe length {length}; allowed: {self.payload + 1}..{MAX_PROBE_LENGTH} "
-                    f"(longer than the {self.payload}-symbol payload)"
-                )
-        if self.steps < 1:
-            raise ProbeError(f"probe steps {self.steps}; allowed: >= 1 (0 skips the probe)")
-
-    @property
-    def vocab_size(self) -> int:
-        return FIRST_SYMBOL + self.symbols + self.distractors
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "lengths": list(self.lengths)}
 
 
 def probe_pairs(

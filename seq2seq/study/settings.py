@@ -10,7 +10,6 @@ from pathlib import Path
 
 from seq2seq.config import Config, load_config
 from seq2seq.runs import write_text_atomically
-from seq2seq.study.probe import ProbeSettings
 
 STUDY_FILE = "study.json"
 STUDY_FORMAT = 1
@@ -23,6 +22,55 @@ MAX_EVALS = 1000
 
 class StudyError(ValueError):
     """A study cannot run as asked (bad budget, an output holding another study, ...)."""
+
+
+# Probe token ids: PAD, UNK, START, END, then the payload symbols, then the distractors.
+FIRST_SYMBOL = 4
+PROBE_TASKS = ("copy", "reverse")
+MAX_PROBE_LENGTH = 1000
+
+
+class ProbeError(StudyError):
+    """Probe settings that cannot work (names the setting)."""
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The long-dependency probe (``seq2seq.study.probe``): the same small model for every
+    cell, trained for ``steps`` at each length."""
+
+    task: str = "copy"
+    lengths: tuple[int, ...] = (10, 20, 40, 80)
+    steps: int = 600
+    payload: int = 3
+    symbols: int = 8
+    distractors: int = 8
+    batch_size: int = 64
+    embedding_dim: int = 32
+    hidden_size: int = 64
+    learning_rate: float = 0.003
+    seed: int = 42
+
+    def check(self) -> None:
+        if self.task not in PROBE_TASKS:
+            raise ProbeError(f"probe task {self.task!r}; allowed: {', '.join(PROBE_TASKS)}")
+        if not self.lengths:
+            raise ProbeError("the probe needs at least one length")
+        for length in self.lengths:
+            if not self.payload < length <= MAX_PROBE_LENGTH:
+                raise ProbeError(
+                    f"probe length {length}; allowed: {self.payload + 1}..{MAX_PROBE_LENGTH} "
+                    f"(longer than the {self.payload}-symbol payload)"
+                )
+        if self.steps < 1:
+            raise ProbeError(f"probe steps {self.steps}; allowed: >= 1 (0 skips the probe)")
+
+    @property
+    def vocab_size(self) -> int:
+        return FIRST_SYMBOL + self.symbols + self.distractors
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "lengths": list(self.lengths)}
 
 
 @dataclass(frozen=True)
