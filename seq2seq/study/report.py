@@ -40,6 +40,8 @@ CELL_COLOURS = {"rnn": "tab:red", "gru": "tab:blue", "lstm": "tab:green"}
 FLOW_DISTANCES = (1, 5, 10, 20, 40, 80)
 # A curve point needs this many sequences long enough to have that distance.
 MIN_ROWS = 8
+# The probe panel's floor: below it a gradient has vanished for any practical purpose.
+VANISHED = 1e-12
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -262,6 +264,7 @@ def gradient_flow_figure(variants: list[dict], probe: list[dict]) -> Figure:
             plot_curve(synthetic, flows["init"], color=cell_colour, linestyle="--")
             plot_curve(synthetic, flows["trained"], color=cell_colour, label=f"{run['cell']}")
         synthetic.set_title(f"probe, length {longest}: trained (solid) and at init (dashed)")
+        synthetic.set_ylim(bottom=VANISHED)
     else:
         synthetic.text(0.5, 0.5, "no probe run", ha="center", va="center")
     for axes in (real, synthetic):

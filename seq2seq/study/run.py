@@ -179,8 +179,8 @@ def train_one(variant, config, prepared, settings: StudySettings, sample, progre
     )
 
     def on_progress(steps: int, timed_seconds: float) -> None:
-        bar.n = steps if budget.steps is not None else min(round(timed_seconds), total)
-        bar.refresh()
+        done = steps if budget.steps is not None else min(round(timed_seconds), total)
+        bar.update(done - bar.n)
 
     try:
         return train_variant(variant, config, prepared, budget, sample, on_progress)
