@@ -12,7 +12,7 @@ import pytest
 from seq2seq.study.gates import gate_activations
 from seq2seq.study.gradients import gradient_through_time
 from seq2seq.study.probe import probe_pairs
-from seq2seq.study.settings import ProbeSettings
+from seq2seq.study.settings import Budget, ProbeSettings, StudyError
 from seq2seq.study.variants import VariantError, parse_variant
 
 # -- gradient flow through time ---------------------------------------------------------------
@@ -157,6 +157,20 @@ def test_probe_pairs(task):
     assert np.array_equal(targets, payload)
     assert sources[:, :3].min() >= 4 and sources[:, :3].max() < 9
     assert sources[:, 3:].min() >= 9 and sources[:, 3:].max() < 13  # distractors only
+
+
+def test_budgets_spread_the_dev_evaluations_evenly():
+    steps = Budget(steps=100, evals=4)
+    done, points = 0, []
+    for step in range(1, 101):
+        if steps.evaluation_due(done, step, 0.0):
+            done, points = done + 1, [*points, step]
+    assert points == [25, 50, 75, 100] and steps.done(100, 0.0) and not steps.done(99, 1e9)
+    minutes = Budget(minutes=2.0, evals=4)
+    assert minutes.evaluation_due(0, 1, 30.0) and not minutes.evaluation_due(1, 2, 59.9)
+    assert minutes.done(10**6, 120.0) and not minutes.done(10**6, 119.9)
+    with pytest.raises(StudyError, match="exactly one budget"):
+        Budget(steps=10, minutes=1.0).check()
 
 
 # -- the command line -------------------------------------------------------------------------
