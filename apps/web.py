@@ -37,6 +37,7 @@ from apps.registry import (  # noqa: E402
     RunInfo,
     UnknownModelError,
 )
+from apps.study_tab import build_study_tab  # noqa: E402
 from seq2seq.config import ConfigError  # noqa: E402
 from seq2seq.decode_options import METHODS, control_overrides  # noqa: E402
 from seq2seq.runs import RunPaths  # noqa: E402
@@ -444,6 +445,9 @@ def build_app(models_dir: str | Path, max_input_chars: int = DEFAULT_MAX_INPUT_C
                 m_model.change(
                     m_fn, [m_model], [summary, params, curves, metrics], api_visibility="private"
                 )
+
+            with gr.Tab("Study", id="study", elem_id="study-tab"):
+                build_study_tab(registry.models_dir)
 
         refresh_btn = gr.Button("Refresh model list", size="sm")
         r_fn = functools.partial(refresh, registry)

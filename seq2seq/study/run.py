@@ -1,0 +1,211 @@
+"""Run a study into a folder: the grid, then the probe, then the report.
+
+Folder layout::
+
+    study.json            the settings (checked again on --resume)
+    source_vocab/ target_vocab/   the tokenizers every variant shares
+    variants/NAME.json    one finished variant each (written atomically when it ends)
+    probe/CELL-LENGTH.json
+    report.md, *.png, *.csv, results.json   (``seq2seq.study.report``)
+
+A resumed study skips every variant and probe run whose file exists, so an interrupted
+study loses at most the variant it was training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import keras
+from tqdm.auto import tqdm
+
+from seq2seq.runs import RunPaths, remove_partial_files, write_text_atomically
+from seq2seq.study.grid import WARMUP_STEPS, gradient_sample, train_variant
+from seq2seq.study.probe import run_probe
+from seq2seq.study.report import write_report
+from seq2seq.study.settings import (
+    STUDY_FILE,
+    StudyError,
+    StudySettings,
+    load_settings,
+    save_settings,
+)
+from seq2seq.study.variants import CELLS, check_config, parse_variants
+from seq2seq.training_data import PreparedData, prepare_data
+from seq2seq.training_run import save_tokenizer_atomically
+
+log = logging.getLogger(__name__)
+
+VARIANTS_DIR = "variants"
+PROBE_DIR = "probe"
+
+
+def open_study(settings: StudySettings, output: Path, resume: bool) -> StudySettings:
+    """The settings to run with: new, or the saved ones plus any variants added now."""
+    if not resume:
+        if (output / STUDY_FILE).is_file():
+            raise StudyError(
+                f"{output} already holds a study; pass --resume to finish or extend it, "
+                "or choose another --output"
+            )
+        if output.exists() and not output.is_dir():
+            raise StudyError(f"--output {output} exists and is not a folder")
+        return settings
+    saved = load_settings(output)
+    differences = settings.differences(saved)
+    if differences:
+        raise StudyError(
+            f"{output} holds a study with other {', '.join(differences)}; a resumed study "
+            "must keep them (its numbers would not be comparable): change them back, or "
+            "choose another --output"
+        )
+    variants = list(dict.fromkeys([*saved.variants, *settings.variants]))
+    return StudySettings(
+        saved.preset,
+        saved.config_file,
+        saved.overrides,
+        tuple(variants),
+        saved.budget,
+        settings.probe or saved.probe,  # a study's probe, once set, stays part of it
+        settings.target_loss if settings.target_loss is not None else saved.target_loss,
+    )
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError:  # cannot happen with atomic writes, unless edited by hand
+        log.warning("%s is unreadable; redoing it", path)
+        return None
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, json.dumps(data, indent=1, allow_nan=True) + "\n")
+
+
+def prepare_shared_data(settings: StudySettings, output: Path) -> PreparedData:
+    """Data and tokenizers once for all variants; the tokenizers are kept for resuming."""
+    config = settings.config()
+    paths = RunPaths(output)
+    prepared = prepare_data(config, paths)
+    for tokenizer, folder in (
+        (prepared.source_tokenizer, paths.source_vocab),
+        (prepared.target_tokenizer, paths.target_vocab),
+    ):
+        if not folder.is_dir():
+            save_tokenizer_atomically(tokenizer, folder)
+    if not prepared.dev_ids[0]:
+        raise StudyError("the dev split is empty after the length filter: nothing to compare on")
+    return prepared
+
+
+def run_study(
+    settings: StudySettings, output: str | Path, resume: bool = False, progress: bool = True
+) -> dict:
+    """Train and measure every variant and probe run not done yet; write the report."""
+    output = Path(output)
+    settings.budget.check()
+    if settings.probe:
+        settings.probe.check()
+    settings = open_study(settings, output, resume)
+    config = settings.config()
+    variants = parse_variants(list(settings.variants))
+    for variant in variants:
+        check_config(variant, config)
+    output.mkdir(parents=True, exist_ok=True)
+    remove_partial_files(output)
+    save_settings(output, settings)
+    keras.mixed_precision.set_global_policy("float32")
+    probe_runs = (
+        [(cell, length) for cell in CELLS for length in settings.probe.lengths]
+        if settings.probe
+        else []
+    )
+    todo = [v for v in variants if read_json(variant_path(output, v.name)) is None]
+    probe_todo = [r for r in probe_runs if read_json(probe_path(output, *r)) is None]
+    overall = tqdm(
+        total=len(variants) + len(probe_runs),
+        initial=len(variants) - len(todo) + len(probe_runs) - len(probe_todo),
+        desc="study",
+        unit="run",
+        disable=not progress,
+        position=0,
+    )
+    if todo:
+        prepared = prepare_shared_data(settings, output)
+        sample = gradient_sample(prepared)
+        for variant in todo:
+            overall.set_postfix_str(variant.name)
+            result = train_one(variant, variant.apply(config), prepared, settings, sample, progress)
+            check_enough_steps(settings, result)
+            write_json(variant_path(output, variant.name), result)
+            overall.update()
+    for cell, length in probe_todo:
+        overall.set_postfix_str(f"probe {cell} L={length}")
+        bar = tqdm(
+            total=settings.probe.steps,
+            desc=f"probe {cell} L={length}",
+            unit="step",
+            leave=False,
+            disable=not progress,
+            position=1,
+        )
+        started = time.perf_counter()
+        result = run_probe(settings.probe, cell, length, on_step=bar.update)
+        result["wall_seconds"] = time.perf_counter() - started
+        bar.close()
+        write_json(probe_path(output, cell, length), result)
+        keras.backend.clear_session()
+        overall.update()
+    overall.close()
+    return write_report(output)
+
+
+def train_one(variant, config, prepared, settings: StudySettings, sample, progress: bool) -> dict:
+    budget = settings.budget
+    total = budget.steps if budget.steps is not None else round(budget.seconds)
+    bar = tqdm(
+        total=total,
+        desc=variant.name,
+        unit="step" if budget.steps is not None else "s",
+        leave=False,
+        disable=not progress,
+        position=1,
+    )
+
+    def on_progress(steps: int, timed_seconds: float) -> None:
+        done = steps if budget.steps is not None else min(round(timed_seconds), total)
+        bar.update(done - bar.n)
+
+    try:
+        return train_variant(variant, config, prepared, budget, sample, on_progress)
+    finally:
+        bar.close()
+        keras.backend.clear_session()
+
+
+def check_enough_steps(settings: StudySettings, result: dict) -> None:
+    """A time budget too short for one dev evaluation per ``evals`` step is impossible."""
+    budget = settings.budget
+    timed_steps = result["steps"] - WARMUP_STEPS
+    if budget.minutes is not None and result["diverged_at_step"] is None:
+        if timed_steps < budget.evals:
+            raise StudyError(
+                f"--budget-minutes {budget.minutes:g} gave {result['name']} only {timed_steps} "
+                f"timed steps, fewer than its {budget.evals} dev evaluations: raise the budget "
+                "(or lower --evals)"
+            )
+
+
+def variant_path(output: Path, name: str) -> Path:
+    return output / VARIANTS_DIR / f"{name}.json"
+
+
+def probe_path(output: Path, cell: str, length: int) -> Path:
+    return output / PROBE_DIR / f"{cell}-{length}.json"
