@@ -85,8 +85,10 @@ def build_study_tab(models_dir: str | Path) -> None:
         )
         show = gr.Button("Show", variant="primary")
         refresh = gr.Button("Refresh studies", size="sm")
-    report = gr.Markdown("" if names else no_study_notice(models_dir), elem_id="study-report")
-    plots = gr.Gallery(label="plots", columns=1, height="auto", elem_id="study-plots")
+    # The first study is shown at once: an empty tab waiting for a click reads as broken.
+    text, images = show_study(models_dir, names[0] if names else None)
+    report = gr.Markdown(text, elem_id="study-report")
+    plots = gr.Gallery(images, label="plots", columns=1, height="auto", elem_id="study-plots")
     handler = functools.partial(show_study, models_dir)
     show.click(handler, [choice], [report, plots], api_name="study")
     choice.change(handler, [choice], [report, plots], api_visibility="private")

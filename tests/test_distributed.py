@@ -127,14 +127,14 @@ def concatenated(first, second):
     return inputs, join(target_out_a, target_out_b)
 
 
-def single_process_weights(run: Path, steps: int) -> tuple[list, list[float]]:
-    """Train in this process, one replica, on the two workers' batches concatenated."""
+def reference_trainer(run: Path):
+    """One replica, same seed, same tokenizers as the run: the single-process reference."""
     import tensorflow as tf
 
     from seq2seq.config import load_run_config
     from seq2seq.runs import RunPaths
     from seq2seq.training import build_trainer
-    from seq2seq.training_data import dataset_function, prepare_data
+    from seq2seq.training_data import prepare_data
 
     config = load_run_config(run / "config.yaml")
     prepared = prepare_data(config, RunPaths(run))
@@ -142,6 +142,18 @@ def single_process_weights(run: Path, steps: int) -> tuple[list, list[float]]:
     trainer = build_trainer(
         config, tf.distribute.get_strategy(), "float32", vocab_sizes, prepared.target_counts
     )
+    return trainer, config, prepared
+
+
+def single_process_weights(run: Path, steps: int) -> tuple[list, list[float], list]:
+    """Train in this process on the two workers' batches concatenated; also returns the
+    initial weights."""
+    import tensorflow as tf
+
+    from seq2seq.training_data import dataset_function
+
+    trainer, config, prepared = reference_trainer(run)
+    initial = [w.numpy() for w in trainer.model.weights]
     make = dataset_function(config, prepared, epoch=0, repeat=True)
     shards = [
         iter(make(tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i)))
@@ -151,7 +163,7 @@ def single_process_weights(run: Path, steps: int) -> tuple[list, list[float]]:
     for _ in range(steps):
         _, _, norm = trainer.step(concatenated(next(shards[0]), next(shards[1])))
         norms.append(float(norm))
-    return [w.numpy() for w in trainer.model.weights], norms
+    return [w.numpy() for w in trainer.model.weights], norms, initial
 
 
 def test_two_local_workers_train_like_one_process_with_the_global_batch(tmp_path):
@@ -186,35 +198,15 @@ def test_two_local_workers_train_like_one_process_with_the_global_batch(tmp_path
 
     from seq2seq.model import Seq2Seq  # noqa: F401  (registers the class)
 
-    weights, norms = single_process_weights(run, steps=3)
+    weights, norms, initial = single_process_weights(run, steps=3)
     assert min(norms) > 0.1, "clipping must fire for this test to cover it"
     trained = keras.saving.load_model(run / "last.keras", safe_mode=True, compile=False)
     distributed = [w.numpy() for w in trained.weights]
     assert len(distributed) == len(weights)
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(distributed, weights, strict=True))
     assert worst < 1e-5, f"largest weight difference {worst}"
-    moved = max(
-        float(np.max(np.abs(a - b)))
-        for a, b in zip(distributed, single_process_weights_at_start(run), strict=True)
-    )
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(distributed, initial, strict=True))
     assert moved > 1e-3, "the steps must change the weights far more than the tolerance"
-
-
-def single_process_weights_at_start(run: Path) -> list:
-    import tensorflow as tf
-
-    from seq2seq.config import load_run_config
-    from seq2seq.runs import RunPaths
-    from seq2seq.training import build_trainer
-    from seq2seq.training_data import prepare_data
-
-    config = load_run_config(run / "config.yaml")
-    prepared = prepare_data(config, RunPaths(run))
-    vocab_sizes = (prepared.source_tokenizer.vocab_size, prepared.target_tokenizer.vocab_size)
-    trainer = build_trainer(
-        config, tf.distribute.get_strategy(), "float32", vocab_sizes, prepared.target_counts
-    )
-    return [w.numpy() for w in trainer.model.weights]
 
 
 def test_killing_one_worker_stops_the_other_with_a_clear_error(tmp_path):
