@@ -73,14 +73,14 @@ def worker_arguments(argv: list[str]) -> list[str]:
 
 def check_before_launch(args: argparse.Namespace, overrides: list[str], output: Path) -> None:
     """Everything a bad input could break, checked once before any worker starts."""
-    from seq2seq.corpora.loading import load_splits
     from seq2seq.launcher import check_worker_count
-    from seq2seq.training_run import open_run_config
 
     try:
-        check_worker_count(args.local_workers)
+        check_worker_count(args.local_workers)  # before TensorFlow loads: an instant answer
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    from seq2seq.corpora.loading import load_splits
+    from seq2seq.training_run import open_run_config
     config = None if args.resume else load_config(args.preset, args.config, overrides)
     epochs = resume_epochs(overrides) if args.resume else None
     config, _ = open_run_config(config, output, args.resume, epochs)
