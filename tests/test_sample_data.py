@@ -26,9 +26,15 @@ def readme_example() -> list[str]:
 def test_sample_pairs_are_clean_anki_layout():
     pairs, report = read_pairs_file(SAMPLES / "pairs.tsv")
     assert len(pairs) == report.total == 48 and not report.bad
-    assert pairs[0] == ("Good morning.", "Buenos días.")
+    assert pairs[0] == (
+        "Good morning, Clara from the bakery.",
+        "Buenos días, Clara de la panadería.",
+    )
     reversed_pairs, _ = read_pairs_file(SAMPLES / "pairs.tsv", reverse=True)
-    assert reversed_pairs[0] == ("Buenos días.", "Good morning.")
+    assert reversed_pairs[0] == (
+        "Buenos días, Clara de la panadería.",
+        "Good morning, Clara from the bakery.",
+    )
 
 
 def test_sample_dialogues_are_clean_dailydialog_layout():
