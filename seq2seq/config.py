@@ -431,8 +431,13 @@ def validate(config: Config) -> None:
     )
 
 
+def config_yaml(config: Config) -> str:
+    """The config as the YAML text saved in every run folder."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    Path(path).write_text(config_yaml(config), encoding="utf-8")
 
 
 def load_run_config(path: str | Path) -> Config:

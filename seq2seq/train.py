@@ -81,6 +81,7 @@ def check_before_launch(args: argparse.Namespace, overrides: list[str], output: 
         raise ConfigError(str(error)) from None
     from seq2seq.corpora.loading import load_splits
     from seq2seq.training_run import open_run_config
+
     config = None if args.resume else load_config(args.preset, args.config, overrides)
     epochs = resume_epochs(overrides) if args.resume else None
     config, _ = open_run_config(config, output, args.resume, epochs)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 
 from seq2seq.callbacks import write_history
-from seq2seq.config import Config, ConfigError, load_run_config, save_config
+from seq2seq.config import Config, ConfigError, config_yaml, load_run_config
 from seq2seq.runs import (
     RunError,
     RunPaths,
@@ -68,7 +67,7 @@ def create_run_folder(paths: RunPaths, config: Config, prepared: PreparedData) -
     try:
         paths.create()
         if not paths.config.is_file():
-            write_text_atomically(paths.config, config_text(config))
+            write_text_atomically(paths.config, config_yaml(config))
         for tokenizer, folder in (
             (prepared.source_tokenizer, paths.source_vocab),
             (prepared.target_tokenizer, paths.target_vocab),
@@ -77,13 +76,6 @@ def create_run_folder(paths: RunPaths, config: Config, prepared: PreparedData) -
                 save_tokenizer_atomically(tokenizer, folder)
     except OSError as error:
         raise RunError(f"cannot write the run folder {paths.root}: {error.strerror}") from None
-
-
-def config_text(config: Config) -> str:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "config.yaml"
-        save_config(config, path)
-        return path.read_text(encoding="utf-8")
 
 
 def save_tokenizer_atomically(tokenizer: Tokenizer, folder: Path) -> None:
