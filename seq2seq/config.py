@@ -412,6 +412,11 @@ def validate(config: Config) -> None:
         "data.dev_fraction + data.test_fraction must leave at least half for training",
     )
     require(
+        not (data.reverse and data.context_turns > 0),
+        "data.reverse with data.context_turns > 0: a backward (reply -> message) dialogue "
+        "model takes no context; set data.context_turns=0",
+    )
+    require(
         data.corpus != "tsv" or bool(data.path),
         "data.path must name a file when data.corpus is 'tsv'",
     )

@@ -90,11 +90,16 @@ def split_translation(pairs: list[tuple[str, str]], data: DataConfig) -> dict[st
 
 def dialogue_pairs(turns: list[str], group: str, data: DataConfig) -> tuple[list[Pair], int]:
     """Consecutive (utterance, reply) pairs; the source may carry ``context_turns`` earlier
-    turns. Returns the pairs and how many were skipped for an empty turn."""
+    turns. ``data.reverse`` gives (reply, utterance) pairs instead: the backward model
+    p(message | reply) that mutual-information reranking needs. Returns the pairs and how
+    many were skipped for an empty turn."""
     pairs, skipped = [], 0
     for i in range(1, len(turns)):
         if not turns[i - 1].strip() or not turns[i].strip():
             skipped += 1
+            continue
+        if data.reverse:
+            pairs.append(Pair(turns[i], turns[i - 1], group))
             continue
         source = build_source(
             turns[: i - 1], turns[i - 1], data.context_turns, data.context_separator
