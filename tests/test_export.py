@@ -434,12 +434,15 @@ def test_languages_with_unported_moses_rules_are_refused():
 
 # -- real data ------------------------------------------------------------------------
 
+# Three epochs are enough for varied outputs (the comparison needs no good model); no dev
+# BLEU, to keep the suite short.
 REAL = [
     "data.max_pairs=3000",
     "model.embedding_dim=48",
     "model.hidden_size=48",
-    "train.dev_bleu_sentences=100",
-    "train.epochs=5",
+    "train.select_best_by=loss",
+    "train.dev_bleu_sentences=0",
+    "train.epochs=3",
 ]
 REAL_KINDS = {
     "sentencepiece-gru": ["data.source_vocab_size=600", "data.target_vocab_size=600"],
@@ -455,7 +458,7 @@ REAL_KINDS = {
 
 @pytest.fixture(scope="module", params=list(REAL_KINDS))
 def real_run(request, shared_data_dir, tmp_path_factory):
-    """A small es->en model trained for ~200 steps on real Tatoeba pairs, and 100 test
+    """A small es->en model trained for ~130 steps on real Tatoeba pairs, and 100 test
     sentences of its own leak-free split."""
     from seq2seq.config import load_config
     from seq2seq.corpora.loading import load_splits
@@ -474,7 +477,8 @@ def test_export_matches_translator_on_100_real_sentences(real_run, tmp_path, met
     """Same text, same score (within float rounding) on every sentence.
 
     The reference is ``Translator`` without XLA (the export's ops exactly); the XLA
-    translator (the default) gives the same texts too, its scores differ by ~1e-6.
+    translator gives the same texts too, its scores differ by ~1e-6 (checked for greedy
+    only: compiling beam search for every batch shape would double the test's time).
     """
     run, sentences = real_run
     folder = tmp_path / "export"
@@ -482,8 +486,9 @@ def test_export_matches_translator_on_100_real_sentences(real_run, tmp_path, met
     outputs = serve(folder, sentences)
     exact = Translator.from_run(run, jit_compile=False).translate(sentences, method=method)
     assert_same_as_translator(outputs, exact)
-    compiled = Translator.from_run(run).translate(sentences, method=method)
-    assert texts_of(outputs) == [t.text for t in compiled]
+    if method == "greedy":
+        compiled = Translator.from_run(run, jit_compile=True).translate(sentences, method=method)
+        assert texts_of(outputs) == [t.text for t in compiled]
 
 
 @pytest.mark.slow
