@@ -61,7 +61,10 @@ def launch(models: Path, max_input_chars: int = 1000) -> tuple[gr.Blocks, str]:
 def test_direction_labels():
     assert direction(load_config("quickstart")) == "es → en"
     assert direction(load_config("en-es-gru")) == "en → es"
-    chat = load_config("quickstart", overrides=["data.corpus=daily_dialog", "data.context_turns=2"])
+    chat = load_config(
+        "quickstart",
+        overrides=["data.corpus=daily_dialog", "data.reverse=false", "data.context_turns=2"],
+    )
     assert direction(chat).startswith("chat: daily_dialog")
 
 
