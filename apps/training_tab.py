@@ -182,13 +182,17 @@ def cancel_training(jobs: TrainingJobs) -> str:
     return job_text(jobs)
 
 
-def run_choices(jobs: TrainingJobs, current: Any) -> gr.Dropdown:
+def run_choices(jobs: TrainingJobs, current: Any, known: list[str] | None = None):
+    """The run dropdown with the folder's runs; ``gr.skip()`` when they are still ``known``
+    (re-sending the same list every tick would close a dropdown the user has open)."""
     names = [status.name for status in jobs.statuses()]
+    if names == known:
+        return gr.skip(), names
     value = current if current in names else (names[0] if names else None)
-    return gr.Dropdown(choices=names, value=value)
+    return gr.Dropdown(choices=names, value=value), names
 
 
-def tick(jobs: TrainingJobs, name: Any, shown_epochs: int):
+def tick(jobs: TrainingJobs, name: Any, shown_epochs: int, known: list[str] | None = None):
     """The timer: table, run list, job line and, when the chosen run moved on, its detail.
     The figure is only redrawn when an epoch was added (or the run changed)."""
     summary, bar, _ = run_detail(jobs, name) if name else ("", "", None)
@@ -201,15 +205,8 @@ def tick(jobs: TrainingJobs, name: Any, shown_epochs: int):
     figure = gr.skip()
     if epochs != shown_epochs:
         figure = run_detail(jobs, name)[2] if name else plots.training_figure([])
-    return (
-        runs_table(jobs),
-        run_choices(jobs, name),
-        job_text(jobs),
-        summary,
-        bar,
-        figure,
-        epochs,
-    )
+    choices, names = run_choices(jobs, name, known)
+    return runs_table(jobs), choices, job_text(jobs), summary, bar, figure, epochs, names
 
 
 def build_training_tab(jobs: TrainingJobs) -> None:
@@ -254,13 +251,12 @@ def build_training_tab(jobs: TrainingJobs) -> None:
     summary = gr.Markdown(detail_text, elem_id="training-summary")
     bar = gr.HTML(detail_bar, elem_id="training-bar")
     curves = gr.Plot(detail_figure, label="loss and dev BLEU / perplexity per epoch")
-    shown = gr.State(-2)
+    shown, known = gr.State(-2), gr.State(names)  # epochs drawn, runs offered
     timer = gr.Timer(POLL_S)
-    outputs = [table, chosen, job, summary, bar, curves, shown]
-    timer.tick(functools.partial(tick, jobs), [chosen, shown], outputs, show_progress="hidden")
-    chosen.change(
-        functools.partial(tick, jobs), [chosen, gr.State(-2)], outputs, show_progress="hidden"
-    )
+    outputs = [table, chosen, job, summary, bar, curves, shown, known]
+    update = functools.partial(tick, jobs)
+    timer.tick(update, [chosen, shown, known], outputs, show_progress="hidden")
+    chosen.change(update, [chosen, gr.State(-2), known], outputs, show_progress="hidden")
     start.click(
         functools.partial(start_training, jobs),
         [preset, name, epochs, steps],

@@ -343,3 +343,20 @@ def test_quickstart_opens_the_app_before_training_ends_and_reuses_models(tmp_pat
     out = capsys.readouterr().out
     assert "quickstart: trained, reused" in out and "quickstart-chat: trained, reused" in out
     assert "training in the background" not in out
+
+
+def test_the_timer_redraws_only_what_changed(tmp_path):
+    from matplotlib.figure import Figure
+
+    jobs = TrainingJobs(tmp_path)
+    done = {"finished": True, "epochs": [{"epoch": 1, "loss": 2.0, "val_perplexity": 9.0}]}
+    fake_run(tmp_path / "chat", live_progress(epochs=1), metrics=done)
+    table, choices, job, summary, bar, figure, epochs, names = training_tab.tick(jobs, "chat", -2)
+    assert table[0][:3] == ["chat", FINISHED, "1/1"] and names == ["chat"]
+    assert isinstance(choices, gr.Dropdown) and isinstance(figure, Figure)
+    assert "finished" in summary and "<progress" in bar and epochs == 1
+    assert "perplexity" in figure.axes[1].get_ylabel()  # no dev BLEU: perplexity instead
+    again = training_tab.tick(jobs, "chat", epochs, names)
+    assert not isinstance(again[1], gr.Dropdown) and not isinstance(again[5], Figure)
+    fake_run(tmp_path / "new")
+    assert isinstance(training_tab.tick(jobs, "chat", epochs, names)[1], gr.Dropdown)
