@@ -238,7 +238,8 @@ class TrainingJobs:
         return sorted(statuses, key=lambda status: status.name)
 
     def cancel(self) -> Job | None:
-        """Stop the running job and the queue behind it; the run stays resumable."""
+        """Stop the running job and the queue behind it (the next quickstart start trains
+        what is left); the run stays resumable."""
         self._stop.set()
         self.waiting.clear()
         job = self.current()
@@ -265,7 +266,8 @@ class TrainingJobs:
             while self.waiting and not self._stop.is_set():
                 request = self.waiting[0]
                 path = self.models_dir / request.name
-                while is_training(path) and not self._stop.wait(poll_s):
+                # another process's training of this run, or a job the Training tab started
+                while (is_training(path) or self.current()) and not self._stop.wait(poll_s):
                     pass
                 if self._stop.is_set():
                     break
