@@ -109,11 +109,9 @@ def run_detail(jobs: TrainingJobs, name: Any):
     except (ValueError, OSError):
         metrics = {}
     rows = plots.epoch_rows(metrics, RunPaths(path).history)
-    lines = [f"### {status.name}", status.summary]
     bleu = best_bleu(path)
-    if bleu is not None:
-        lines.append(f"best dev BLEU {bleu}")
-    return "\n\n".join(lines), progress_bar(status), plots.training_figure(rows, title=status.name)
+    text = f"### {status.name}" + (f"\n\nbest dev BLEU {bleu}" if bleu is not None else "")
+    return text, progress_bar(status), plots.training_figure(rows, title=status.name)
 
 
 def job_text(jobs: TrainingJobs) -> str:

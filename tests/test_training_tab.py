@@ -262,7 +262,7 @@ def test_start_cancel_resume_a_training(tmp_path):
     rows = training_tab.runs_table(jobs)
     assert rows[0][0] == "tiny" and rows[0][1] == TRAINING and rows[0][2].endswith("/40")
     text, bar, _ = training_tab.run_detail(jobs, "tiny")
-    assert "<progress" in bar and "epoch" in text
+    assert "<progress" in bar and "epoch" in bar and "### tiny" in text
     assert "tiny" in training_tab.training_banner_text(jobs)
 
     assert "cancelled" in training_tab.cancel_training(jobs)
@@ -354,7 +354,7 @@ def test_the_timer_redraws_only_what_changed(tmp_path):
     table, choices, job, summary, bar, figure, epochs, names = training_tab.tick(jobs, "chat", -2)
     assert table[0][:3] == ["chat", FINISHED, "1/1"] and names == ["chat"]
     assert isinstance(choices, gr.Dropdown) and isinstance(figure, Figure)
-    assert "finished" in summary and "<progress" in bar and epochs == 1
+    assert "### chat" in summary and "finished" in bar and "<progress" in bar and epochs == 1
     assert "perplexity" in figure.axes[1].get_ylabel()  # no dev BLEU: perplexity instead
     again = training_tab.tick(jobs, "chat", epochs, names)
     assert not isinstance(again[1], gr.Dropdown) and not isinstance(again[5], Figure)
