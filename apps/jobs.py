@@ -53,6 +53,14 @@ class Request:
     resume: bool = False
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A queued training that could not run: the trainer's exit code (2: bad input) and why."""
+
+    code: int
+    message: str
+
+
 @dataclass
 class Job:
     request: Request
@@ -135,7 +143,7 @@ class TrainingJobs:
         self.env = env
         self.job: Job | None = None
         self.waiting: list[Request] = []  # queued behind the current job (quickstart)
-        self.failures: dict[str, str] = {}  # queued runs that failed: why
+        self.failures: dict[str, Failure] = {}  # a queued run that failed: exit code, why
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -256,8 +264,9 @@ class TrainingJobs:
 
     def run_queue(self, requests: list[Request], poll_s: float = 1.0) -> threading.Thread:
         """Run ``requests`` one after the other in a background thread (the quickstart).
-        A run another process is already training is waited for, not started twice; a request
-        that fails is reported in ``failures`` and the next one still runs."""
+        A run another process is already training is waited for, not started twice. A failure
+        (reported in ``failures``) stops the queue: it is most often a setting or a corpus
+        folder that the next run shares, and the message should not scroll away."""
         self._stop.clear()
         self.waiting = list(requests)
         self.failures.clear()
@@ -274,14 +283,15 @@ class TrainingJobs:
                 try:
                     job = self.start(request)
                 except JobError as error:
-                    self.failures[request.name] = str(error)
-                    self.waiting.pop(0)
-                    continue
+                    self.failures[request.name] = Failure(2, str(error))
+                    self.waiting.clear()
+                    break
                 if self.waiting and self.waiting[0] is request:
                     self.waiting.pop(0)
-                job.process.wait()
+                code = job.process.wait()
                 if job.outcome.startswith("failed"):
-                    self.failures[request.name] = f"{job.outcome}:\n{job.log_tail()}"
+                    self.failures[request.name] = Failure(code, job.log_tail())
+                    self.waiting.clear()
 
         thread = threading.Thread(target=work, name="training-queue", daemon=True)
         thread.start()

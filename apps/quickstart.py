@@ -87,7 +87,7 @@ class ProgressBars:
             failure = self.jobs.failures.get(name)
             if failure:
                 set_status(bar, "failed")
-                bar.write(f"{name}: training failed: {failure}", file=sys.stderr)
+                bar.write(f"{name}: training failed:\n{failure.message}", file=sys.stderr)
                 self.done.add(name)
             elif status is not None and status.state == FINISHED:
                 bar.n = 100
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 queue.join()
                 bars.stopped.set()
                 bars.thread.join()
-            return 1 if jobs.failures else 0
+            return max((max(f.code, 1) for f in jobs.failures.values()), default=0)
         from apps import web
 
         return web.main(["--models", str(models), *web_args], jobs=jobs)
