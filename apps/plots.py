@@ -61,7 +61,8 @@ def epoch_rows(metrics: dict[str, Any], history_csv: Path | None = None) -> list
 
 
 def training_figure(rows: list[dict[str, float]], title: str = "") -> Figure:
-    """Loss and dev loss per epoch (left); dev BLEU per epoch (right)."""
+    """Loss and dev loss per epoch (left); dev BLEU per epoch (right), or dev perplexity
+    for a run that records no BLEU (a chat run selected by dev loss)."""
     figure = Figure(figsize=(10, 3.6), dpi=100, layout="constrained")
     loss_axes, bleu_axes = figure.subplots(1, 2)
     if not rows:
@@ -79,15 +80,18 @@ def training_figure(rows: list[dict[str, float]], title: str = "") -> Figure:
     loss_axes.set_ylabel("cross-entropy")
     loss_axes.legend()
     loss_axes.grid(alpha=0.3)
-    points = [(e, r["dev_bleu"]) for e, r in zip(epochs, rows, strict=True) if "dev_bleu" in r]
+    key, label = ("dev_bleu", "dev BLEU")
+    if not any(key in r for r in rows):
+        key, label = ("val_perplexity", "dev perplexity")
+    points = [(e, r[key]) for e, r in zip(epochs, rows, strict=True) if key in r]
     if points:
         bleu_axes.plot(*zip(*points, strict=True), marker="o", color="tab:green")
-        bleu_axes.set_ylabel("dev BLEU")
+        bleu_axes.set_ylabel(label)
         bleu_axes.set_xlabel("epoch")
         bleu_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         bleu_axes.grid(alpha=0.3)
     else:
-        bleu_axes.text(0.5, 0.5, "no dev BLEU recorded", ha="center", va="center")
+        bleu_axes.text(0.5, 0.5, "no dev BLEU or perplexity recorded", ha="center", va="center")
         bleu_axes.set_axis_off()
     if title:
         figure.suptitle(title)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apps.run_status import is_training
 from seq2seq.config import Config, load_run_config
 from seq2seq.corpora.spec import BY_NAME, TFDS_PREFIX, corpus_languages
 from seq2seq.corpora.spec import is_dialogue as corpus_is_dialogue
@@ -102,12 +103,15 @@ def check_run(path: Path) -> Config:
 
 def survey(models_dir: str | Path) -> tuple[list[RunInfo], list[BrokenRun]]:
     """The usable runs directly inside ``models_dir``, and the run folders that are not
-    (a folder with neither FORMAT nor config.yaml is not a run and is left out)."""
+    (a folder with neither FORMAT nor config.yaml is not a run and is left out; a run still
+    training is neither: its model is not final, and the Training tab shows it)."""
     folder = Path(models_dir)
     runs, broken = [], []
     children = sorted(folder.iterdir()) if folder.is_dir() else []
     for path in children:
         if not path.is_dir() or not any((path / n).exists() for n in ("FORMAT", "config.yaml")):
+            continue
+        if is_training(path):
             continue
         try:
             runs.append(RunInfo(path.name, path, check_run(path)))

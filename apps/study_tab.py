@@ -21,7 +21,7 @@ from seq2seq.study.report import REPORT
 from seq2seq.study.settings import STUDY_FILE
 
 IMAGE_LINE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<file>[^)\s]+)\)\s*$")
-RUN_STUDY = "python -m seq2seq.study --preset quickstart --output runs/study"
+RUN_STUDY = "python -m seq2seq.study --preset es-en-small --output runs/study"
 
 
 def list_studies(models_dir: str | Path) -> list[Path]:

@@ -30,6 +30,7 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from apps import plots  # noqa: E402
+from apps.jobs import TrainingJobs  # noqa: E402
 from apps.registry import (  # noqa: E402
     TRAIN_CHAT,
     TRAIN_TRANSLATION,
@@ -38,6 +39,7 @@ from apps.registry import (  # noqa: E402
     UnknownModelError,
 )
 from apps.study_tab import build_study_tab  # noqa: E402
+from apps.training_tab import build_training_tab, keep_fresh, training_banner  # noqa: E402
 from seq2seq.config import ConfigError  # noqa: E402
 from seq2seq.decode_options import METHODS, control_overrides  # noqa: E402
 from seq2seq.runs import RunPaths  # noqa: E402
@@ -353,9 +355,15 @@ def decoding_controls(default_method: str, render: bool = True) -> list[gr.compo
     ]
 
 
-def build_app(models_dir: str | Path, max_input_chars: int = DEFAULT_MAX_INPUT_CHARS) -> gr.Blocks:
-    """The whole app for one models folder (call ``.queue()``/``.launch()`` on it)."""
+def build_app(
+    models_dir: str | Path,
+    max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
+    jobs: TrainingJobs | None = None,
+) -> gr.Blocks:
+    """The whole app for one models folder (call ``.queue()``/``.launch()`` on it);
+    ``jobs``: the trainings it starts and follows (the quickstart passes its own)."""
     registry = Registry(models_dir, max_input_chars=max_input_chars)
+    jobs = jobs or TrainingJobs(registry.models_dir)
     translation_choices = registry.choices("translation")
     dialogue_choices = registry.choices("dialogue")
     all_choices = registry.choices("all")
@@ -370,6 +378,7 @@ def build_app(models_dir: str | Path, max_input_chars: int = DEFAULT_MAX_INPUT_C
             f"this toolkit. Models folder: `{registry.models_dir}`."
         )
         notice = gr.Markdown(notice_text, visible=bool(notice_text), elem_id="empty-notice")
+        banner = training_banner(jobs)
         with gr.Tabs():
             with gr.Tab("Translate", id="translate", elem_id="translate-tab"):
                 with gr.Row():
@@ -449,9 +458,13 @@ def build_app(models_dir: str | Path, max_input_chars: int = DEFAULT_MAX_INPUT_C
             with gr.Tab("Study", id="study", elem_id="study-tab"):
                 build_study_tab(registry.models_dir)
 
+            with gr.Tab("Training", id="training", elem_id="training-tab"):
+                build_training_tab(jobs)
+
         refresh_btn = gr.Button("Refresh model list", size="sm")
         r_fn = functools.partial(refresh, registry)
         refresh_btn.click(r_fn, None, [notice, t_model, c_model, m_model], api_visibility="private")
+        keep_fresh(registry, jobs, banner, r_fn, [notice, t_model, c_model, m_model])
     return demo
 
 
@@ -480,24 +493,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, jobs: TrainingJobs | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
             "listening on %s: the app has no login; anyone who can reach it can use it", args.host
         )
-    demo = build_app(args.models, max_input_chars=args.max_input_chars)
+    jobs = jobs or TrainingJobs(args.models)
+    demo = build_app(args.models, max_input_chars=args.max_input_chars, jobs=jobs)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=args.share,
-        ssr_mode=False,
-        mcp_server=False,
-        show_error=False,
-        footer_links=["api"],
-    )
+    try:
+        demo.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            ssr_mode=False,
+            mcp_server=False,
+            show_error=False,
+            footer_links=["api"],
+        )
+    finally:
+        jobs.cancel()  # a training the app started stops with it, resumable
     return 0
 
 

@@ -1,8 +1,12 @@
-"""Training callbacks: the run's record of each epoch, the best model, resumable patience."""
+"""Training callbacks: the run's record of each epoch, the best model, resumable patience,
+and where training is right now (``progress.json``)."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import socket
 import time
 
 import keras
@@ -93,3 +97,58 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.wait += 1
             if self._is_improvement(value, self.best):
                 self.best, self.best_epoch, self.wait = value, entry["epoch"] - 1, 0
+
+
+class ProgressRecorder(keras.callbacks.Callback):
+    """``progress.json``: the epoch and step training is at, its running loss and times.
+
+    Rewritten atomically every ``every_s`` seconds and at each epoch's start and end, so the
+    app's Training tab and the quickstart's progress bars can follow any run, also one
+    started from the command line, by reading its folder. ``pid`` and ``host`` let a reader
+    tell a live run from one that was killed. ``steps`` is the epoch's step count when it is
+    known (``train.steps_per_epoch``, or the length of an epoch already run), else ``None``.
+    """
+
+    def __init__(self, paths: RunPaths, every_s: float = 2.0):
+        super().__init__()
+        self.paths = paths
+        self.every_s = every_s
+        self.state: dict = {}
+        self.written = 0.0
+
+    def on_train_begin(self, logs=None):
+        now = time.time()
+        self.state = {
+            "state": "training",
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "epochs": self.params.get("epochs"),
+            "steps": self.params.get("steps"),
+            "started": now,
+            "epoch_started": now,
+            "updated": now,
+        }
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.state.update(epoch=epoch + 1, step=0, epoch_started=time.time())
+        self.state.pop("loss", None)
+        self.write()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.state["step"] = batch + 1
+        if logs and "loss" in logs:
+            self.state["loss"] = float(logs["loss"])
+        if time.time() - self.written >= self.every_s:
+            self.write()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state["steps"] = self.params.get("steps") or self.state.get("step")
+        self.write()
+
+    def on_train_end(self, logs=None):
+        self.state["state"] = "finished"
+        self.write()
+
+    def write(self) -> None:
+        self.written = self.state["updated"] = time.time()
+        write_text_atomically(self.paths.progress, json.dumps(self.state, sort_keys=True))

@@ -4,7 +4,8 @@ Layout: ``config.yaml``, ``FORMAT`` (run-folder format version), ``source_vocab/
 ``target_vocab/``, ``model.keras`` (best by the selection metric), ``last.keras``,
 ``backup/`` (the training state of the last completed epochs, for ``--resume``),
 ``checkpoints/`` (the last ``train.keep_checkpoints`` epochs' weights, for averaging),
-``metrics.json``, ``history.csv`` and ``logs/`` (TensorBoard).
+``metrics.json``, ``history.csv``, ``progress.json`` (where training is now: epoch, step,
+loss, for the app and the quickstart's progress bars) and ``logs/`` (TensorBoard).
 
 Every file is written under a temporary name in the same folder, flushed and renamed, so a
 run killed at any instant keeps the previous complete version of each file.
@@ -71,6 +72,10 @@ class RunPaths:
     @property
     def history(self) -> Path:
         return self.root / "history.csv"
+
+    @property
+    def progress(self) -> Path:
+        return self.root / "progress.json"
 
     @property
     def logs(self) -> Path:
@@ -190,6 +195,16 @@ def read_metrics(paths: RunPaths) -> dict[str, Any]:
 
 def write_metrics(paths: RunPaths, metrics: dict[str, Any]) -> None:
     write_text_atomically(paths.metrics, json.dumps(metrics, indent=2, sort_keys=True))
+
+
+def read_progress(paths: RunPaths) -> dict[str, Any]:
+    """``progress.json``: {} when there is none yet, or it cannot be read (it is rewritten
+    every few seconds, and a reader must never take a run down with it)."""
+    try:
+        progress = json.loads(paths.progress.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return progress if isinstance(progress, dict) else {}
 
 
 def list_runs(folder: str | Path) -> list[Path]:

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seq2seq.callbacks import ResumableEarlyStopping, RunRecorder
+from seq2seq.callbacks import ProgressRecorder, ResumableEarlyStopping, RunRecorder
 from seq2seq.checkpoints import restore_latest, save_epoch_weights, save_state
 from seq2seq.cluster import ClusterError, cluster_task, make_strategy
 from seq2seq.config import Config, TrainConfig
@@ -155,6 +155,7 @@ def make_callbacks(
     callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
     if is_chief:
         callbacks.append(RunRecorder(paths, select_best_by=train.select_best_by))
+        callbacks.append(ProgressRecorder(paths))
         callbacks.append(
             keras.callbacks.TensorBoard(str(paths.logs), write_graph=False, profile_batch=0)
         )

@@ -91,6 +91,7 @@ def tiny_run(tmp_path_factory) -> Path:
             "model.dropout=0.0",
             "train.epochs=5",
             "train.learning_rate=0.01",
+            "train.label_smoothing=0.0",  # the evaluation's teacher-forced loss must match
             "train.select_best_by=bleu",  # records dev BLEU, which the app's model info shows
             "data.lowercase=true",
             "train.batch_size=32",

@@ -93,3 +93,36 @@ def test_translate_and_chat_in_chromium(browser, app_url, tmp_path):
         expect(page.locator("#chat-tab [data-testid='user']").last).to_contain_text("one nine .")
     finally:
         page.close()
+
+
+def test_training_tab_starts_and_cancels_a_training(browser, app_url, tiny_models):
+    """Start a training from the Training tab, see it run, cancel it: the run stays
+    resumable. Bad input (an empty name) gets a clear message and starts nothing."""
+    import shutil
+
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1500})
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(app_url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Training").click()
+        job = page.locator("#training-job")
+        expect(job).to_contain_text("No training started")
+
+        page.locator("#training-start").click()  # no name yet
+        expect(page.get_by_text("Invalid run name").first).to_be_visible()
+
+        name = page.locator("#training-name textarea, #training-name input").first
+        name.fill("browser-run")
+        page.locator("#training-start").click()
+        expect(job).to_contain_text("browser-run", timeout=30_000)
+        expect(job).to_contain_text("running")
+        expect(page.locator("#training-runs")).to_contain_text("browser-run", timeout=30_000)
+
+        page.locator("#training-cancel").click()
+        expect(job).to_contain_text("cancelled", timeout=60_000)
+        expect(job).to_contain_text("Resume")
+    finally:
+        page.close()
+        shutil.rmtree(tiny_models / "browser-run", ignore_errors=True)

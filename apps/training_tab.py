@@ -1,0 +1,321 @@
+"""The web app's Training tab: follow every run of the models folder, start one, cancel it.
+
+Every run folder that is training or has trained is listed with its epoch, a step progress
+bar, its loss and dev BLEU (or perplexity) curves and the time left, read from the folder
+(``apps.run_status``), so a run started from the command line shows up too; a timer keeps
+the tab live. A preset can be trained with a small budget (``apps.jobs``: one training at a
+time, in a ``nice``d subprocess); Cancel leaves a run that Resume continues. Run names from
+the browser are only looked up in the folder listing, and new ones must match a strict
+pattern, so nothing is read or written outside the models folder.
+
+``keep_fresh`` also tells the other tabs which models are still training, and refreshes their
+model lists the moment a run is complete.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from apps import plots
+from apps.jobs import JobError, Request, TrainingJobs
+from apps.registry import Registry
+from apps.run_status import FINISHED, STARTING, TRAINING, RunStatus, format_duration
+from seq2seq.config import preset_names
+from seq2seq.runs import RunPaths, read_metrics
+
+POLL_S = 2.0
+DEFAULT_PRESET = "quickstart"
+TABLE_HEADERS = ["run", "state", "epoch", "progress", "loss", "best dev BLEU", "time left"]
+
+
+def refuse(message: str) -> gr.Error:
+    return gr.Error(message, print_exception=False)
+
+
+def best_bleu(path: Path) -> float | None:
+    try:
+        best = read_metrics(RunPaths(path)).get("best") or {}
+    except (ValueError, OSError):
+        return None
+    value = best.get("dev_bleu")
+    return round(float(value), 1) if isinstance(value, int | float) else None
+
+
+def runs_table(jobs: TrainingJobs) -> list[list[Any]]:
+    """One row per run: name, state, epoch, progress %, loss, best dev BLEU, time left."""
+    rows = []
+    for status in jobs.statuses():
+        left = status.seconds_left
+        rows.append(
+            [
+                status.name,
+                status.state,
+                f"{status.epoch}/{status.epochs}",
+                f"{status.fraction:.0%}",
+                round(status.loss, 3) if status.loss is not None else None,
+                best_bleu(jobs.models_dir / status.name),
+                format_duration(left) if left is not None and status.state == TRAINING else "",
+            ]
+        )
+    return rows
+
+
+def find_status(jobs: TrainingJobs, name: Any) -> RunStatus:
+    """The run called ``name`` from the folder listing (never a path built from it)."""
+    statuses = {status.name: status for status in jobs.statuses()}
+    if isinstance(name, str) and name in statuses:
+        return statuses[name]
+    if not statuses:
+        raise JobError(f"There is no run in {jobs.models_dir} yet; start one above.")
+    shown = repr(name)[:60] if name else "none"
+    raise JobError(
+        f"The run {shown} is not in the models folder (deleted or renamed?); choose one of: "
+        f"{', '.join(statuses)}."
+    )
+
+
+def progress_bar(status: RunStatus) -> str:
+    """An HTML progress bar for the current epoch's steps (the whole budget when done)."""
+    if status.state == FINISHED:
+        value, maximum, text = 1, 1, status.summary
+    else:
+        maximum = status.steps or 1
+        value = min(status.step, maximum)
+        text = status.summary
+    return (
+        f'<div class="training-progress"><progress value="{value}" max="{maximum}" '
+        f'style="width:100%;height:1.2em"></progress>'
+        f"<div>{html.escape(text)}</div></div>"
+    )
+
+
+def run_detail(jobs: TrainingJobs, name: Any):
+    """-> (Markdown summary, progress-bar HTML, training-curves figure) for one run.
+    A run that has vanished reads as a message, not an error: the timer asks every few
+    seconds and the user may have deleted it on purpose."""
+    try:
+        status = find_status(jobs, name)
+    except JobError as error:
+        return str(error), "", plots.training_figure([])
+    path = jobs.models_dir / status.name
+    try:
+        metrics = read_metrics(RunPaths(path))
+    except (ValueError, OSError):
+        metrics = {}
+    rows = plots.epoch_rows(metrics, RunPaths(path).history)
+    bleu = best_bleu(path)
+    text = f"### {status.name}" + (f"\n\nbest dev BLEU {bleu}" if bleu is not None else "")
+    return text, progress_bar(status), plots.training_figure(rows, title=status.name)
+
+
+def job_text(jobs: TrainingJobs) -> str:
+    """What the app's own training is doing (Markdown)."""
+    job = jobs.job
+    if job is None:
+        return "No training started from the app. Pick a preset and a budget, then *Start*."
+    outcome = job.outcome
+    text = f"**{job.request.name}**: {outcome}."
+    if outcome == "running":
+        text += " *Cancel* stops it; the run can be resumed later."
+    elif outcome == "cancelled":
+        text += " Select it below and press *Resume* to continue from its last epoch."
+    elif outcome.startswith("failed"):
+        if not job.path.is_dir():
+            text += " Its run folder was deleted while it trained."
+        tail = job.log_tail()
+        if tail:
+            text += f"\n\n```\n{tail}\n```"
+    if jobs.waiting:
+        text += "\n\nWaiting their turn: " + ", ".join(r.name for r in jobs.waiting) + "."
+    return text
+
+
+def start_training(jobs: TrainingJobs, preset: Any, name: Any, epochs: Any, steps: Any) -> str:
+    """Start ``preset`` as the run ``name`` with a budget of ``epochs`` (of at most ``steps``
+    steps each; 0 or empty: whole passes over the data)."""
+    overrides = []
+    try:
+        if steps not in (None, "", 0):
+            if not isinstance(steps, int | float) or steps < 0 or not float(steps).is_integer():
+                raise JobError(f"Steps per epoch must be a whole number ≥ 0; got {steps!r}.")
+            overrides.append(f"train.steps_per_epoch={int(steps)}")
+        name = name.strip() if isinstance(name, str) else name
+        request = Request(
+            name, preset=preset, epochs=epochs_value(epochs), overrides=tuple(overrides)
+        )
+        jobs.start(request)
+    except JobError as error:
+        raise refuse(str(error)) from error
+    return job_text(jobs)
+
+
+def epochs_value(epochs: Any) -> Any:
+    """gr.Number sends floats; a whole float is the int it stands for."""
+    if isinstance(epochs, float) and epochs.is_integer():
+        return int(epochs)
+    return epochs
+
+
+def resume_training(jobs: TrainingJobs, name: Any, epochs: Any) -> str:
+    """Continue the listed run ``name``; ``epochs`` above its budget raises it."""
+    try:
+        status = find_status(jobs, name)
+        epochs = epochs_value(epochs)
+        wanted = epochs if isinstance(epochs, int) and epochs > status.epochs else None
+        jobs.start(Request(status.name, epochs=wanted, resume=True))
+    except JobError as error:
+        raise refuse(str(error)) from error
+    return job_text(jobs)
+
+
+def cancel_training(jobs: TrainingJobs) -> str:
+    if jobs.cancel() is None:
+        raise refuse("No training started from the app is running: nothing to cancel.")
+    return job_text(jobs)
+
+
+def run_choices(jobs: TrainingJobs, current: Any, known: list[str] | None = None):
+    """The run dropdown with the folder's runs; ``gr.skip()`` when they are still ``known``
+    (re-sending the same list every tick would close a dropdown the user has open)."""
+    names = [status.name for status in jobs.statuses()]
+    if names == known:
+        return gr.skip(), names
+    value = current if current in names else (names[0] if names else None)
+    return gr.Dropdown(choices=names, value=value), names
+
+
+def tick(jobs: TrainingJobs, name: Any, shown_epochs: int, known: list[str] | None = None):
+    """The timer: table, run list, job line and, when the chosen run moved on, its detail.
+    The figure is only redrawn when an epoch was added (or the run changed)."""
+    summary, bar, _ = run_detail(jobs, name) if name else ("", "", None)
+    epochs = -1
+    if name:
+        try:
+            epochs = find_status(jobs, name).epochs_done
+        except JobError:
+            epochs = -1
+    figure = gr.skip()
+    if epochs != shown_epochs:
+        figure = run_detail(jobs, name)[2] if name else plots.training_figure([])
+    choices, names = run_choices(jobs, name, known)
+    return runs_table(jobs), choices, job_text(jobs), summary, bar, figure, epochs, names
+
+
+def build_training_tab(jobs: TrainingJobs) -> None:
+    """The tab's components and events; call inside ``gr.Tab``."""
+    presets = preset_names()
+    job = gr.Markdown(job_text(jobs), elem_id="training-job")
+    with gr.Row():
+        preset = gr.Dropdown(
+            presets,
+            value=DEFAULT_PRESET if DEFAULT_PRESET in presets else presets[0],
+            label="preset",
+            elem_id="training-preset",
+        )
+        name = gr.Textbox(label="new run name", placeholder="e.g. my-run", elem_id="training-name")
+        epochs = gr.Number(1, label="epochs", precision=0, minimum=1, elem_id="training-epochs")
+        steps = gr.Number(
+            200,
+            label="steps per epoch (0: whole data)",
+            precision=0,
+            minimum=0,
+            elem_id="training-steps",
+        )
+    with gr.Row():
+        start = gr.Button("Start", variant="primary", elem_id="training-start")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="training-cancel")
+    table = gr.Dataframe(
+        runs_table(jobs),
+        headers=TABLE_HEADERS,
+        label="runs in the models folder",
+        interactive=False,
+        elem_id="training-runs",
+    )
+    names = [status.name for status in jobs.statuses()]
+    with gr.Row():
+        chosen = gr.Dropdown(
+            names, value=names[0] if names else None, label="run", elem_id="training-run"
+        )
+        resume = gr.Button("Resume", elem_id="training-resume")
+    detail_text, detail_bar, detail_figure = (
+        run_detail(jobs, names[0]) if names else ("", "", plots.training_figure([]))
+    )
+    summary = gr.Markdown(detail_text, elem_id="training-summary")
+    bar = gr.HTML(detail_bar, elem_id="training-bar")
+    curves = gr.Plot(detail_figure, label="loss and dev BLEU / perplexity per epoch")
+    shown, known = gr.State(-2), gr.State(names)  # epochs drawn, runs offered
+    timer = gr.Timer(POLL_S)
+    outputs = [table, chosen, job, summary, bar, curves, shown, known]
+    update = functools.partial(tick, jobs)
+    timer.tick(update, [chosen, shown, known], outputs, show_progress="hidden")
+    chosen.change(update, [chosen, gr.State(-2), known], outputs, show_progress="hidden")
+    start.click(
+        functools.partial(start_training, jobs),
+        [preset, name, epochs, steps],
+        [job],
+        api_name="start_training",
+    )
+    cancel.click(functools.partial(cancel_training, jobs), None, [job], api_name="cancel_training")
+    resume.click(
+        functools.partial(resume_training, jobs),
+        [chosen, epochs],
+        [job],
+        api_name="resume_training",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The other tabs: which models are still training, and fresh model lists when one is done
+
+
+def training_banner_text(jobs: TrainingJobs) -> str:
+    """'quickstart is still training (...)' for every live run and queued request; ''
+    when nothing trains."""
+    lines, training = [], set()
+    for status in jobs.statuses():
+        if status.state in (TRAINING, STARTING):
+            lines.append(f"- **{status.name}** — {status.summary} ({status.fraction:.0%})")
+            training.add(status.name)
+    for request in jobs.waiting:
+        if request.name not in training:
+            lines.append(f"- **{request.name}** — waits its turn")
+    if not lines:
+        return ""
+    head = (
+        "⏳ **Still training** (each model appears in the Translate or Chat tab when it is "
+        "done; follow it in the *Training* tab):"
+    )
+    return head + "\n" + "\n".join(lines)
+
+
+def training_banner(jobs: TrainingJobs) -> gr.Markdown:
+    text = training_banner_text(jobs)
+    return gr.Markdown(text, visible=bool(text), elem_id="training-banner")
+
+
+def keep_fresh(
+    registry: Registry,
+    jobs: TrainingJobs,
+    banner: gr.Markdown,
+    refresh: Callable[[], tuple],
+    refreshed: list[gr.components.Component],
+) -> None:
+    """Every few seconds: update the banner, and call ``refresh`` (the app's model-list
+    refresh, for the ``refreshed`` components) only when the set of usable runs changed,
+    so a user's choice is not reset for nothing."""
+
+    def update(known: list[str]):
+        text = training_banner_text(jobs)
+        usable = [run.name for run in registry.runs()]
+        fresh = refresh() if usable != known else [gr.skip()] * len(refreshed)
+        return gr.Markdown(text, visible=bool(text)), *fresh, usable
+
+    known = gr.State([run.name for run in registry.runs()])  # what the page was built with
+    timer = gr.Timer(POLL_S * 2)
+    timer.tick(update, [known], [banner, *refreshed, known], show_progress="hidden")

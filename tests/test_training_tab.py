@@ -1,0 +1,362 @@
+"""Training progress and the Training tab: progress.json, run status, jobs started and
+cancelled from the app, the tab's data functions and bad input, and the quickstart flow."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import pytest  # noqa: E402
+
+from apps import quickstart, training_tab  # noqa: E402
+from apps.jobs import JobError, Request, TrainingJobs  # noqa: E402
+from apps.registry import survey  # noqa: E402
+from apps.run_status import FINISHED, STOPPED, TRAINING, run_status  # noqa: E402
+from seq2seq.callbacks import ProgressRecorder  # noqa: E402
+from seq2seq.config import config_yaml, load_config  # noqa: E402
+from seq2seq.runs import RunPaths, read_progress, write_metrics  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample" / "pairs.tsv"
+# A run of the sample file that trains in seconds: tiny model, word vocabularies.
+TINY = (
+    "data.corpus=tsv",
+    f"data.path={SAMPLE}",
+    "data.reverse=false",
+    "data.max_pairs=null",
+    "data.context_turns=0",
+    "data.tokenizer=word",
+    "data.source_vocab_size=200",
+    "data.target_vocab_size=200",
+    "data.dev_fraction=0.1",
+    "data.test_fraction=0.1",
+    "model.embedding_dim=16",
+    "model.hidden_size=16",
+    "train.dev_bleu_sentences=4",
+    "train.mixed_precision='off'",
+)
+
+
+def wait_for(condition, timeout: float = 240.0, every: float = 0.5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
+
+
+def fake_run(folder: Path, progress: dict | None = None, metrics: dict | None = None) -> Path:
+    """A run folder as training leaves it mid-way: FORMAT, config.yaml, metrics, progress."""
+    paths = RunPaths(folder).create()
+    paths.config.write_text(config_yaml(load_config("quickstart")), encoding="utf-8")
+    write_metrics(paths, metrics or {"pairs": {"train": 6400}, "dropped_by_length": {"train": 0}})
+    if progress is not None:
+        paths.progress.write_text(json.dumps(progress), encoding="utf-8")
+    return folder
+
+
+def live_progress(**fields) -> dict:
+    now = time.time()
+    progress = {
+        "state": "training",
+        "pid": os.getpid(),
+        "host": __import__("socket").gethostname(),
+        "epochs": 8,
+        "steps": None,
+        "epoch": 1,
+        "step": 50,
+        "loss": 3.5,
+        "started": now - 100,
+        "epoch_started": now - 100,
+        "updated": now,
+    }
+    progress.update(fields)
+    return progress
+
+
+# ---------------------------------------------------------------------------------------
+# progress.json and run status (no training)
+
+
+def test_progress_recorder_writes_the_epoch_step_and_loss(tmp_path):
+    paths = RunPaths(tmp_path).create()
+    recorder = ProgressRecorder(paths, every_s=0.0)
+    recorder.set_params({"epochs": 3, "steps": None, "verbose": 0})
+    recorder.on_train_begin()
+    recorder.on_epoch_begin(1)  # a resumed run starting at its second epoch
+    for step in range(5):
+        recorder.on_train_batch_end(step, {"loss": 2.0 - step / 10})
+    progress = read_progress(paths)
+    assert progress["state"] == "training" and progress["pid"] == os.getpid()
+    assert (progress["epoch"], progress["epochs"], progress["step"]) == (2, 3, 5)
+    assert progress["loss"] == pytest.approx(1.6) and progress["steps"] is None
+    recorder.on_epoch_end(1)
+    assert read_progress(paths)["steps"] == 5  # an epoch's length, known once one has run
+    recorder.on_train_end()
+    assert read_progress(paths)["state"] == "finished"
+    assert not list(tmp_path.glob(".partial-*"))
+
+
+def test_progress_recorder_writes_at_most_every_few_seconds(tmp_path):
+    paths = RunPaths(tmp_path).create()
+    recorder = ProgressRecorder(paths, every_s=3600.0)
+    recorder.set_params({"epochs": 1, "steps": 100})
+    recorder.on_train_begin()
+    recorder.on_epoch_begin(0)
+    for step in range(10):
+        recorder.on_train_batch_end(step, {"loss": 1.0})
+    assert read_progress(paths)["step"] == 0  # written at the epoch's start, not per step
+
+
+def test_damaged_progress_file_reads_as_empty(tmp_path):
+    paths = RunPaths(tmp_path).create()
+    paths.progress.write_text('{"epoch": 3, "st', encoding="utf-8")
+    assert read_progress(paths) == {}
+    paths.progress.write_text("[1, 2]", encoding="utf-8")
+    assert read_progress(paths) == {}
+
+
+def test_status_of_a_live_run_estimates_steps_and_time_left(tmp_path):
+    run = fake_run(tmp_path / "run", live_progress())
+    status = run_status(run)
+    assert status.state == TRAINING and status.estimated
+    # 6,400 pairs / batch 64, plus at most one partly filled batch per length bucket
+    assert 100 < status.steps <= 100 + 40 // 4 + 1
+    assert (status.epoch, status.epochs, status.step) == (1, 8, 50)
+    # 2 s a step: the rest of this epoch, then 7 more epochs
+    steps = status.steps
+    assert status.seconds_left == pytest.approx((steps - 50) * 2 + 7 * steps * 2, rel=0.05)
+    assert "epoch 1/8" in status.summary and "left" in status.summary
+    assert 0 < status.fraction < 1 / 8
+
+
+def test_status_of_a_killed_run_is_stopped_and_of_a_finished_one_finished(tmp_path):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    run = fake_run(tmp_path / "killed", live_progress(pid=int(dead.stdout)))
+    assert run_status(run).state == STOPPED
+    assert "resumable" in run_status(run).summary
+    done = {"finished": True, "epochs": [{"epoch": e, "loss": 1.0} for e in (1, 2, 3, 4)]}
+    finished = fake_run(tmp_path / "done", live_progress(epochs=4), metrics=done)
+    assert run_status(finished).state == FINISHED and run_status(finished).fraction == 1.0
+    assert run_status(tmp_path / "not-a-run") is None
+
+
+def test_registry_leaves_out_a_run_in_training(tmp_path):
+    fake_run(tmp_path / "busy", live_progress())
+    fake_run(tmp_path / "half", live_progress(pid=2**22 + 7, host="elsewhere", updated=0))
+    runs, broken = survey(tmp_path)
+    assert not runs
+    assert [b.name for b in broken] == ["half"]  # stopped without a model: shown as unusable
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input to the jobs and the tab
+
+
+@pytest.mark.parametrize("name", ["", "../x", "/tmp/x", "a b", ".hidden", "x" * 65, None, 3])
+def test_bad_run_names_are_refused(tmp_path, name):
+    jobs = TrainingJobs(tmp_path)
+    with pytest.raises(JobError, match="Invalid run name"):
+        jobs.start(Request(name, preset="quickstart", epochs=1))
+    with pytest.raises(gr.Error, match="Invalid run name"):
+        training_tab.start_training(jobs, "quickstart", name, 1, 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_name_that_is_a_link_out_of_the_models_folder_is_refused(tmp_path):
+    models, outside = tmp_path / "models", tmp_path / "outside"
+    models.mkdir()
+    outside.mkdir()
+    (models / "link").symlink_to(outside)
+    with pytest.raises(JobError, match="models folder"):
+        TrainingJobs(models).start(Request("link", preset="quickstart", epochs=1))
+    assert list(outside.iterdir()) == []
+
+
+def test_unknown_preset_bad_budget_and_existing_run_are_refused(tmp_path):
+    jobs = TrainingJobs(tmp_path)
+    with pytest.raises(gr.Error, match="Unknown preset 'no-such'; choose one of: .*quickstart"):
+        training_tab.start_training(jobs, "no-such", "new", 1, 0)
+    for epochs in (0, -1, 1.5, "many", 10_000):
+        with pytest.raises(gr.Error, match="Epochs must be a whole number"):
+            training_tab.start_training(jobs, "quickstart", "new", epochs, 0)
+    with pytest.raises(gr.Error, match="Steps per epoch"):
+        training_tab.start_training(jobs, "quickstart", "new", 1, -5)
+    fake_run(tmp_path / "taken")
+    with pytest.raises(gr.Error, match="already exists"):
+        training_tab.start_training(jobs, "quickstart", "taken", 1, 0)
+    assert jobs.job is None
+
+
+def test_a_models_folder_that_is_not_writable_is_refused(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(gr.Error, match="not writable"):
+        training_tab.start_training(TrainingJobs(blocker), "quickstart", "run", 1, 0)
+    assert blocker.read_text(encoding="utf-8") == "not a folder"
+    if os.geteuid() != 0:  # root writes into a read-only folder anyway
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(gr.Error, match="not writable"):
+            training_tab.start_training(TrainingJobs(locked), "quickstart", "run", 1, 0)
+
+
+def test_a_run_being_trained_elsewhere_cannot_be_started_or_resumed(tmp_path):
+    fake_run(tmp_path / "busy", live_progress())
+    jobs = TrainingJobs(tmp_path)
+    with pytest.raises(gr.Error, match="another process"):
+        training_tab.resume_training(jobs, "busy", 1)
+
+
+def test_a_deleted_run_reads_as_a_message_and_cannot_be_resumed(tmp_path):
+    jobs = TrainingJobs(tmp_path)
+    fake_run(tmp_path / "gone", live_progress(pid=2**22 + 7, host="elsewhere", updated=0))
+    fake_run(tmp_path / "kept")
+    assert [row[0] for row in training_tab.runs_table(jobs)] == ["gone", "kept"]
+    shutil.rmtree(tmp_path / "gone")
+    text, bar, figure = training_tab.run_detail(jobs, "gone")
+    assert "not in the models folder (deleted or renamed?)" in text and bar == ""
+    assert [row[0] for row in training_tab.runs_table(jobs)] == ["kept"]
+    with pytest.raises(gr.Error, match="not in the models folder"):
+        training_tab.resume_training(jobs, "gone", 1)
+    with pytest.raises(gr.Error, match="not in the models folder"):
+        training_tab.resume_training(jobs, "../kept", 1)
+    with pytest.raises(gr.Error, match="nothing to cancel"):
+        training_tab.cancel_training(jobs)
+
+
+# ---------------------------------------------------------------------------------------
+# Real trainings in a subprocess (seconds each)
+
+
+@pytest.mark.slow
+def test_start_cancel_resume_a_training(tmp_path):
+    jobs = TrainingJobs(tmp_path)
+    job = jobs.start(Request("tiny", preset="quickstart", epochs=40, overrides=TINY))
+    assert "tiny" in training_tab.job_text(jobs) and "running" in training_tab.job_text(jobs)
+    with pytest.raises(gr.Error, match="already running"):
+        training_tab.start_training(jobs, "quickstart", "other", 1, 0)
+    with pytest.raises(gr.Error, match="already running"):
+        training_tab.resume_training(jobs, "tiny", 1)
+    # live progress read from the folder, then one completed epoch
+    wait_for(lambda: (s := run_status(tmp_path / "tiny")) and s.epochs_done >= 1)
+    rows = training_tab.runs_table(jobs)
+    assert rows[0][0] == "tiny" and rows[0][1] == TRAINING and rows[0][2].endswith("/40")
+    text, bar, _ = training_tab.run_detail(jobs, "tiny")
+    assert "<progress" in bar and "epoch" in bar and "### tiny" in text
+    assert "tiny" in training_tab.training_banner_text(jobs)
+
+    assert "cancelled" in training_tab.cancel_training(jobs)
+    assert not job.running
+    stopped = run_status(tmp_path / "tiny")
+    assert stopped.state == STOPPED and stopped.epochs_done >= 1
+    assert "Resume" in training_tab.job_text(jobs)
+    assert training_tab.training_banner_text(jobs) == ""
+
+    # Resume keeps the budget (40 epochs); early stopping (patience 3) ends this tiny run
+    training_tab.resume_training(jobs, "tiny", 1)
+    wait_for(lambda: not jobs.job.running)
+    assert jobs.job.outcome == "finished", jobs.job.log_tail()
+    finished = run_status(tmp_path / "tiny")
+    assert finished.state == FINISHED and finished.epochs_done > stopped.epochs_done
+    assert "finished" in training_tab.runs_table(jobs)[0][1]
+    with pytest.raises(gr.Error, match="is finished"):
+        training_tab.resume_training(jobs, "tiny", 1)
+
+
+@pytest.mark.slow
+def test_a_failed_training_shows_its_error(tmp_path):
+    jobs = TrainingJobs(tmp_path)
+    jobs.start(Request("bad", preset="quickstart", epochs=1, overrides=(*TINY, "data.path=/nope")))
+    wait_for(lambda: not jobs.job.running)
+    text = training_tab.job_text(jobs)
+    assert "failed (exit 2)" in text and "/nope" in text
+
+
+SETTINGS = [arg for setting in TINY for arg in ("--set", setting)]  # quickstart's flags
+
+
+@pytest.mark.slow
+def test_quickstart_opens_the_app_before_training_ends_and_reuses_models(tmp_path, capsys):
+    from test_app import free_port
+
+    models, port = tmp_path / "models", free_port()
+    app = subprocess.Popen(
+        [sys.executable, "-m", "apps.quickstart", "--models", str(models), *SETTINGS]
+        + ["--set", "train.epochs=200", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    try:
+
+        def app_up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_for(app_up, timeout=180)
+        status = run_status(models / "quickstart")
+        assert status is None or status.state != FINISHED  # the app came first
+        wait_for(lambda: (s := run_status(models / "quickstart")) and s.state == TRAINING)
+        trainer = read_progress(RunPaths(models / "quickstart"))["pid"]
+    finally:
+        app.send_signal(signal.SIGINT)  # Ctrl-C
+        app.wait(60)
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(trainer, 0)  # the trainer stopped with the app
+    assert run_status(models / "quickstart").state == STOPPED  # resumable
+
+    # train only: the stopped run is resumed (200 epochs is its budget: raise none, so
+    # finish it by hand with a smaller one), the chat run is new
+    resumed = TrainingJobs(models)
+    done = run_status(models / "quickstart").epochs_done
+    resumed.start(Request("quickstart", epochs=done + 1, resume=True))
+    wait_for(lambda: not resumed.job.running)
+    assert run_status(models / "quickstart").state == FINISHED
+    assert quickstart.main(["--models", str(models), "--no-app", *SETTINGS]) == 0
+    assert run_status(models / "quickstart-chat").state == FINISHED
+    capsys.readouterr()
+    assert quickstart.main(["--models", str(models), "--no-app"]) == 0
+    out = capsys.readouterr().out
+    assert "quickstart: trained, reused" in out and "quickstart-chat: trained, reused" in out
+    assert "training in the background" not in out
+
+
+def test_the_timer_redraws_only_what_changed(tmp_path):
+    from matplotlib.figure import Figure
+
+    jobs = TrainingJobs(tmp_path)
+    done = {"finished": True, "epochs": [{"epoch": 1, "loss": 2.0, "val_perplexity": 9.0}]}
+    fake_run(tmp_path / "chat", live_progress(epochs=1), metrics=done)
+    table, choices, job, summary, bar, figure, epochs, names = training_tab.tick(jobs, "chat", -2)
+    assert table[0][:3] == ["chat", FINISHED, "1/1"] and names == ["chat"]
+    assert isinstance(choices, gr.Dropdown) and isinstance(figure, Figure)
+    assert "### chat" in summary and "finished" in bar and "<progress" in bar and epochs == 1
+    assert "perplexity" in figure.axes[1].get_ylabel()  # no dev BLEU: perplexity instead
+    again = training_tab.tick(jobs, "chat", epochs, names)
+    assert not isinstance(again[1], gr.Dropdown) and not isinstance(again[5], Figure)
+    fake_run(tmp_path / "new")
+    assert isinstance(training_tab.tick(jobs, "chat", epochs, names)[1], gr.Dropdown)
