@@ -8,6 +8,12 @@ Blank lines are ignored; only ``\\n`` ends a message and undecodable bytes are r
 (reported as ``<stdin>:N``), so a stray byte never ends the conversation. Commands:
 ``/reset`` forgets the conversation, ``/quit`` (or end of input) exits, ``/help`` lists
 them. Command feedback and notices go to stderr.
+
+Interactive replies stream: the words appear as the decoder produces them (greedy search
+and sampling; beam search and MMI reranking print the whole reply when it is found).
+Ctrl-C during a reply stops it there (the partial reply stays in the conversation) and
+the prompt comes back; Ctrl-C at the prompt, or Ctrl-D, quits. ``--mmi-lambda`` reranks
+by mutual information with the backward run ``RUN-backward`` (or ``--backward-model``).
 """
 
 from __future__ import annotations
@@ -15,13 +21,16 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import sys
+import threading
 from typing import Any, TextIO
 
 from seq2seq import textio
 from seq2seq.config import ConfigError, load_run_config
 from seq2seq.corpora.spec import licence_note
 from seq2seq.decode_options import add_decode_arguments, overrides_from_args, resolve_decode
+from seq2seq.mmi import require_backward
 from seq2seq.runs import RunError, open_run
 
 HELP = "commands: /reset (forget the conversation), /quit (exit; so does Ctrl-D), /help"
@@ -41,12 +50,60 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="K",
         help="earlier turns given to the model (default: the run's data.context_turns)",
     )
-    add_decode_arguments(parser, n_best=False)
+    add_decode_arguments(parser, n_best=False, mmi=True)
     return parser.parse_args(argv)
 
 
 def note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+class StopOnInterrupt:
+    """While active, Ctrl-C (SIGINT) asks the reply being decoded to stop (the decoder
+    checks between chunks) instead of raising ``KeyboardInterrupt``; outside, Ctrl-C
+    behaves as usual (at the prompt it quits)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def __enter__(self) -> StopOnInterrupt:
+        self.requested = False
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._interrupt)
+        return self
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def speak(session: Any, message: str, out: TextIO, interactive: bool, overrides: dict) -> None:
+    """Decode the reply to ``message``: streamed to ``out`` when interactive (``bot> `` and
+    the words as they come), else printed as one line at the end. Ctrl-C stops it."""
+    printed = ""
+    text = ""
+    with StopOnInterrupt() as stop:
+        if interactive:
+            print("bot> ", end="", file=out, flush=True)
+        for text in session.stream_reply(message, stop=stop, **overrides):
+            if not interactive:
+                continue
+            if text.startswith(printed):
+                print(text[len(printed) :], end="", file=out, flush=True)
+            else:  # the detokeniser revised earlier characters: rewrite the line
+                print(f"\r\033[Kbot> {text}", end="", file=out, flush=True)
+            printed = text
+    print(text if not interactive else "", file=out, flush=True)
+    if stop.requested:
+        note("(reply stopped)")
 
 
 def run_loop(
@@ -67,10 +124,7 @@ def run_loop(
         if interactive:
             try:
                 line = input("you> ")
-            except EOFError:
-                print(file=out)
-                return 0
-            except KeyboardInterrupt:
+            except (EOFError, KeyboardInterrupt):
                 print(file=out)
                 return 0
         else:
@@ -94,13 +148,13 @@ def run_loop(
             note(HELP)
             continue
         try:
-            reply = session.reply(message, **overrides)
+            speak(session, message, out, interactive, overrides)
         except error_types as error:
+            if interactive:
+                print(file=out, flush=True)
             note(f"error: {error}")
             if not interactive:
                 print(file=out, flush=True)
-            continue
-        print(f"bot> {reply}" if interactive else reply, file=out, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,13 +163,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         paths = open_run(args.model)
         overrides = overrides_from_args(args)
-        resolve_decode(load_run_config(paths.config), overrides)  # before TensorFlow loads
+        config = load_run_config(paths.config)
+        decode = resolve_decode(config, overrides)  # before TensorFlow loads
         if args.context_turns is not None and args.context_turns < 0:
             raise ConfigError("--context-turns must be >= 0")
+        backward = args.backward_model
+        if decode.mmi_lambda is not None:
+            backward = require_backward(paths.root, config, backward)
         from seq2seq.dialogue import ChatSession
         from seq2seq.translator import InputError, Translator
 
-        translator = Translator.from_run(paths.root)
+        translator = Translator.from_run(paths.root, backward=backward)
     except (RunError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -141,11 +199,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout,
             interactive,
             overrides,
-            (InputError, ConfigError),
+            (InputError, ConfigError, RunError),
         )
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         return textio.silence_stdout()
-    except KeyboardInterrupt:  # Ctrl-C while a reply is decoded: end like Ctrl-D, quietly
+    except KeyboardInterrupt:  # Ctrl-C outside a reply and the prompt: end quietly
         print(file=sys.stderr)
         return 130
 

@@ -10,66 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.dialogue import build_source
-
 REPO = Path(__file__).resolve().parents[1]
-
-GREETINGS = ["hi", "hello", "good morning", "hey there", "good evening"]
-QUESTIONS = ["how are you", "what is new", "where are you going", "what time is it"]
-ANSWERS = ["i am fine thanks", "nothing much", "to the market", "it is late"]
-
-
-def synthetic_dialogues() -> list[list[str]]:
-    dialogues = []
-    for greeting in GREETINGS:
-        for question, answer in zip(QUESTIONS, ANSWERS, strict=True):
-            for mark in ("!", ".", "?"):
-                dialogues.append(
-                    [f"{greeting}{mark}", f"{greeting} to you.", f"{question}?", answer]
-                )
-    return dialogues
-
-
-@pytest.fixture(scope="session")
-def tiny_dialogue_run(tmp_path_factory) -> Path:
-    """A word-level model on (previous turn <sep> message, reply) pairs written as a TSV."""
-    from seq2seq.config import load_config
-    from seq2seq.training import train
-
-    folder = tmp_path_factory.mktemp("tiny-chat")
-    corpus = folder / "dialogue.tsv"
-    lines = []
-    for turns in synthetic_dialogues():
-        for i in range(1, len(turns)):
-            lines.append(f"{build_source(turns[: i - 1], turns[i - 1], 1, '<sep>')}\t{turns[i]}\n")
-    corpus.write_text("".join(lines), encoding="utf-8")
-    config = load_config(
-        overrides=[
-            "data.corpus=tsv",
-            f"data.path={corpus}",
-            "data.context_turns=1",
-            "data.tokenizer=word",
-            "data.dev_fraction=0.15",
-            "data.test_fraction=0.15",
-            "data.source_vocab_size=64",
-            "data.target_vocab_size=64",
-            "model.embedding_dim=16",
-            "model.hidden_size=16",
-            "model.dropout=0.0",
-            "train.epochs=1",
-            "train.batch_size=16",
-            "train.select_best_by=loss",
-            "decode.method=sample",
-            "decode.top_p=0.9",
-            "decode.temperature=0.8",
-            "decode.min_length=2",
-            "decode.max_length=8",
-            "decode.no_repeat_ngram_size=3",
-        ]
-    )
-    run = folder / "run"
-    train(config, run, verbose=0)
-    return run
 
 
 def chat(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
