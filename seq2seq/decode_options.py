@@ -100,11 +100,8 @@ OPTIONS: tuple[Option, ...] = (
         "rerank an n-best list (beams or samples) by mutual information: log p(reply|msg) "
         "+ L*log p(msg|reply) + G*reply tokens; needs the backward run RUN-backward",
         MMI_METHODS,
-        "beam",
     ),
-    Option(
-        "--mmi-gamma", "mmi_gamma", float, "G", "MMI: score per reply token", MMI_METHODS, "beam"
-    ),
+    Option("--mmi-gamma", "mmi_gamma", float, "G", "MMI: score per reply token", MMI_METHODS),
     Option(
         "--mmi-candidates",
         "mmi_candidates",

@@ -126,7 +126,8 @@ def test_evaluate_with_mmi_on_a_tiny_run(tiny_dialogue_run, tiny_dialogue_backwa
     from seq2seq.evaluate import main
 
     out = tmp_path / "eval"
-    args = ["--model", str(tiny_dialogue_run), "--max-sentences", "12", "--output-dir", str(out)]
+    args = ["--model", str(tiny_dialogue_run), "--split", "dev", "--max-sentences", "12"]
+    args += ["--output-dir", str(out)]
     assert main([*args, "--mmi-lambda", "0.5", "--mmi-candidates", "3", "--seed", "3"]) == 0
     import json
 
