@@ -19,11 +19,13 @@ by mutual information with the backward run ``RUN-backward`` (or ``--backward-mo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from seq2seq import textio
@@ -58,51 +60,79 @@ def note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-class StopOnInterrupt:
-    """While active, Ctrl-C (SIGINT) asks the reply being decoded to stop (the decoder
-    checks between chunks) instead of raising ``KeyboardInterrupt``; outside, Ctrl-C
-    behaves as usual (at the prompt it quits)."""
+class CtrlC:
+    """Ctrl-C in a chat whose decoder runs in many threads.
+
+    The kernel hands SIGINT to any thread that does not block it, and a TensorFlow (or
+    OpenBLAS) thread getting it would leave the prompt waiting in ``input()``. So SIGINT
+    is blocked everywhere but at the prompt (``deliverable``: there Ctrl-C raises
+    ``KeyboardInterrupt``, which quits), from before NumPy and TensorFlow start their
+    threads, which inherit the mask (this module imports neither at its top). During a
+    reply it stays pending and ``pressed`` takes it: the decoder asks between chunks and
+    stops. Without POSIX signal masks (or off the main thread) Ctrl-C keeps Python's
+    default behaviour.
+    """
 
     def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
+        self.active = hasattr(signal, "pthread_sigmask") and (
+            threading.current_thread() is threading.main_thread()
+        )
+        self._mask: Any = None
 
-    def __call__(self) -> bool:
-        return self.requested
-
-    def __enter__(self) -> StopOnInterrupt:
-        self.requested = False
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._interrupt)
+    def __enter__(self) -> CtrlC:
+        if self.active:
+            self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         return self
 
-    def _interrupt(self, signum: int, frame: Any) -> None:
-        self.requested = True
-
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
+
+    @contextlib.contextmanager
+    def deliverable(self) -> Iterator[None]:
+        """Ctrl-C raises ``KeyboardInterrupt`` inside this block (the prompt)."""
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        try:
+            yield
+        finally:
+            if self.active:
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def pressed(self) -> bool:
+        """Whether Ctrl-C was pressed (outside the prompt) since the last call."""
+        if self.active and signal.SIGINT in signal.sigpending():
+            signal.sigwait({signal.SIGINT})
+            return True
+        return False
 
 
-def speak(session: Any, message: str, out: TextIO, interactive: bool, overrides: dict) -> None:
+def speak(
+    session: Any, message: str, out: TextIO, interactive: bool, overrides: dict, ctrl_c: CtrlC
+) -> None:
     """Decode the reply to ``message``: streamed to ``out`` when interactive (``bot> `` and
     the words as they come), else printed as one line at the end. Ctrl-C stops it."""
     printed = ""
     text = ""
-    with StopOnInterrupt() as stop:
-        if interactive:
-            print("bot> ", end="", file=out, flush=True)
-        for text in session.stream_reply(message, stop=stop, **overrides):
-            if not interactive:
-                continue
-            if text.startswith(printed):
-                print(text[len(printed) :], end="", file=out, flush=True)
-            else:  # the detokeniser revised earlier characters: rewrite the line
-                print(f"\r\033[Kbot> {text}", end="", file=out, flush=True)
-            printed = text
+    stopped = False
+
+    def stop() -> bool:
+        nonlocal stopped
+        stopped = stopped or ctrl_c.pressed()
+        return stopped
+
+    if interactive:
+        print("bot> ", end="", file=out, flush=True)
+    for text in session.stream_reply(message, stop=stop, **overrides):
+        if not interactive:
+            continue
+        if text.startswith(printed):
+            print(text[len(printed) :], end="", file=out, flush=True)
+        else:  # the detokeniser revised earlier characters: rewrite the line
+            print(f"\r\033[Kbot> {text}", end="", file=out, flush=True)
+        printed = text
     print(text if not interactive else "", file=out, flush=True)
-    if stop.requested:
+    if stopped:
         note("(reply stopped)")
 
 
@@ -113,22 +143,26 @@ def run_loop(
     interactive: bool,
     overrides: dict[str, Any],
     error_types: tuple[type[BaseException], ...],
+    ctrl_c: CtrlC | None = None,
 ) -> int:
     """Read messages from ``stream`` until /quit or end of input; returns the exit code.
 
     Undecodable bytes in a message are replaced (with a notice naming ``<stdin>:N``), so
     a stray byte never ends the conversation."""
+    ctrl_c = ctrl_c or CtrlC()
     number = 0
     while True:
         number += 1
         if interactive:
             try:
-                line = input("you> ")
+                with ctrl_c.deliverable():
+                    line = input("you> ")
             except (EOFError, KeyboardInterrupt):
                 print(file=out)
                 return 0
         else:
-            line = stream.readline()
+            with ctrl_c.deliverable():
+                line = stream.readline()
             if not line:
                 return 0
         text, notices = textio.clean_text(line.rstrip("\r\n"))
@@ -148,7 +182,7 @@ def run_loop(
             note(HELP)
             continue
         try:
-            speak(session, message, out, interactive, overrides)
+            speak(session, message, out, interactive, overrides, ctrl_c)
         except error_types as error:
             if interactive:
                 print(file=out, flush=True)
@@ -160,6 +194,11 @@ def run_loop(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with CtrlC() as ctrl_c:  # before TensorFlow starts threads
+        return chat(args, ctrl_c)
+
+
+def chat(args: argparse.Namespace, ctrl_c: CtrlC) -> int:
     try:
         paths = open_run(args.model)
         overrides = overrides_from_args(args)
@@ -177,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     except (RunError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if ctrl_c.pressed():  # Ctrl-C while the model loaded
+        return 130
     session = ChatSession(translator, context_turns=args.context_turns)
     # Undecodable bytes reach run_loop as surrogates (it replaces them), and only "\n"
     # ends a message, so replies stay aligned with piped lines holding a lone "\r".
@@ -200,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             interactive,
             overrides,
             (InputError, ConfigError, RunError),
+            ctrl_c,
         )
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         return textio.silence_stdout()

@@ -16,21 +16,24 @@ answers *this* message makes the message likely; a generic reply does not.
 
 The backward run is found beside the chat run as ``RUN-backward`` (``backward_run``)
 unless given explicitly; ``check_backward`` refuses a run that is not a backward
-dialogue model of the same corpus. This module imports TensorFlow only when scoring.
+dialogue model of the same corpus. This module imports NumPy and TensorFlow only when
+scoring, so that the chat CLI reads it before any library starts threads (see
+``seq2seq.chat.CtrlC``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from seq2seq.config import Config, ConfigError, DecodeConfig, load_run_config
 from seq2seq.constants import UNK
 from seq2seq.corpora.spec import is_dialogue
 from seq2seq.runs import RunError, open_run
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BACKWARD_SUFFIX = "-backward"
 TRAIN_BACKWARD = "python -m seq2seq.train --preset chat-backward --output {run}-backward"
@@ -48,6 +51,8 @@ def mmi_scores(
     >>> mmi_scores([-2.0, -1.0], [-3.0, -9.0], [4, 2], 0.5, 0.1).round(2).tolist()
     [-3.1, -5.3]
     """
+    import numpy as np
+
     forward, backward = np.asarray(forward, np.float64), np.asarray(backward, np.float64)
     return forward + mmi_lambda * backward + mmi_gamma * np.asarray(lengths, np.float64)
 

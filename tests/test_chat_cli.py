@@ -59,3 +59,60 @@ def test_chat_bad_run_folder_exits_2(tmp_path):
     result = chat("--model", str(tmp_path / "missing"), stdin="hi\n")
     assert result.returncode == 2
     assert "run folder not found" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_reply_and_keeps_the_session(tiny_dialogue_run):
+    """In a terminal (a pty), Ctrl-C during a streamed reply stops that reply and the
+    prompt comes back; Ctrl-C at the prompt then quits."""
+    import pty
+    import select
+    import signal
+    import time
+
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # a reply of 900+ tokens at one chunk of 4 steps per call: long enough to interrupt
+    flags = ["--min-length", "900", "--max-length", "1000", "--seed", "1"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seq2seq.chat", "--model", str(tiny_dialogue_run), *flags],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        cwd=REPO,
+        env=env,
+    )
+    os.close(terminal)
+    seen = b""
+
+    def read_until(marker: bytes, after: int, timeout: float = 240.0) -> int:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen[after:]:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
+            ready, _, _ = select.select([controller], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(controller, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+        return seen.index(marker, after) + len(marker)
+
+    try:
+        at = read_until(b"you> ", 0)
+        os.write(controller, b"hi!\n")
+        at = read_until(b"bot> ", at)
+        read_until(b" ", at)  # the first words are out: the reply is being decoded
+        process.send_signal(signal.SIGINT)
+        at = read_until(b"(reply stopped)", at)
+        at = read_until(b"you> ", at)  # still in the session
+        os.write(controller, b"/help\n")
+        at = read_until(b"/reset", at)
+        at = read_until(b"you> ", at)
+        process.send_signal(signal.SIGINT)  # at the prompt: quit
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(controller)
+    assert b"Traceback" not in seen
