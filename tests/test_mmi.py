@@ -155,3 +155,26 @@ def test_commands_refuse_mmi_without_backward_model(tiny_dialogue_run, tmp_path,
         assert "mmi_lambda is -2.0" in capsys.readouterr().err
         assert main(["--model", str(lonely), "--method", "greedy", "--mmi-lambda", "1"]) == 2
         assert "--mmi-lambda applies to beam search and sampling" in capsys.readouterr().err
+
+
+def test_chat_table_script_writes_one_row_per_setting(
+    tiny_dialogue_run, tiny_dialogue_backward, tmp_path
+):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("chat_table", REPO / "scripts/chat_table.py")
+    chat_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(chat_table)
+    out = tmp_path / "table.md"
+    args = ["--model", str(tiny_dialogue_run), "--split", "dev", "--max-sentences", "8"]
+    args += ["--mmi-candidates", "3", "--samples", "3", "--output", str(out)]
+    assert chat_table.main([*args, "--output-dir", str(tmp_path / "reports")]) == 0
+    text = out.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    names = ["greedy", "beam 5", "sample", "MMI beam (3)", "MMI sample (3)", "Seq2Seq"]
+    assert [row.split(" | ")[0][2:].split(",")[0] for row in rows[1:]] == names
+    assert text.count("**") == 2 * 3 and "*MMI sample (3)*:" in text
+    assert "floor smoothing" in text
+    assert chat_table.main(["--model", str(tmp_path / "missing")]) == 2
