@@ -318,10 +318,12 @@ def bench_workers(config_name: str, args) -> dict:
 
 
 def time_stream(translator, sources: list[str], settings: dict) -> dict:
-    """Time-to-first-token and tokens/s of ``Translator.stream`` over ``sources`` (after
-    one untimed reply, which compiles the chunk loop), and the same replies not streamed."""
-    translator.translate_one(sources[0], **settings)
-    list(translator.stream(sources[0], **settings))
+    """Time-to-first-token and tokens/s of ``Translator.stream`` over ``sources``, and the
+    same replies not streamed, after an untimed pass over the same calls (XLA compiles
+    once per padded source width: ``decoding.compiled_shape``)."""
+    for source in sources:
+        translator.translate_one(source, **settings)
+        list(translator.stream(source, **settings))
     first, totals, tokens = [], [], 0
     for source in sources:
         start = time.perf_counter()
@@ -373,7 +375,8 @@ def bench_chat(run: str | None, args) -> dict:
             return result
         for method in ("beam", "sample"):
             settings = {"method": method, "mmi_lambda": 0.5, "mmi_candidates": 10}
-            translator.translate_one(sources[0], **settings)  # compile, load the backward run
+            for source in sources:  # untimed: compile, load the backward run
+                translator.translate_one(source, **settings)
             seconds = []
             for source in sources:
                 start = time.perf_counter()
