@@ -181,8 +181,8 @@ def chat(
     top_p: float = 0.9,
     max_length: int = 40,
     mmi: bool = False,
-    mmi_lambda: float = 0.5,
-    mmi_gamma: float = 0.0,
+    mmi_lambda: float = 1.0,
+    mmi_gamma: float = 1.0,
     mmi_candidates: int = 10,
 ) -> Iterator[str]:
     """Streams the reply as the decoder produces it (greedy search and sampling, chunk by
@@ -458,8 +458,8 @@ def build_app(models_dir: str | Path, max_input_chars: int = DEFAULT_MAX_INPUT_C
                 has_mmi = {"visible": backward is not None, "render": False}
                 c_mmi = [
                     gr.Checkbox(value=False, label=mmi_label, elem_id="chat-mmi", **has_mmi),
-                    gr.Slider(0, 2, value=0.5, step=0.05, label="MMI λ (backward)", **has_mmi),
-                    gr.Slider(-1, 1, value=0.0, step=0.05, label="MMI γ (per token)", **has_mmi),
+                    gr.Slider(0, 2, value=1.0, step=0.05, label="MMI λ (backward)", **has_mmi),
+                    gr.Slider(-1, 3, value=1.0, step=0.05, label="MMI γ (per token)", **has_mmi),
                     gr.Slider(2, 20, value=10, step=1, label="MMI candidates", **has_mmi),
                 ]
                 gr.ChatInterface(

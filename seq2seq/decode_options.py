@@ -243,8 +243,8 @@ def control_overrides(
     top_p: Any,
     max_length: Any,
     mmi: Any = False,
-    mmi_lambda: Any = 0.5,
-    mmi_gamma: Any = 0.0,
+    mmi_lambda: Any = 1.0,
+    mmi_gamma: Any = 1.0,
     mmi_candidates: Any = 10,
 ) -> dict[str, Any]:
     """The app's decoding controls as overrides: the chosen search's own controls only.
