@@ -9,6 +9,11 @@ the loop is XLA-compiled (see ``Searcher``): buffers then have the static length
 ``max_length`` and the searches return the number of steps run, which ``Searcher`` cuts
 them to.
 
+Greedy search and sampling also stream (``Searcher.stream``): their one loop
+(``token_steps``) runs in chunks of a few steps, one compiled call each, the state carried
+between calls, so a chat UI shows tokens as they are produced and can stop between chunks;
+the streamed result equals the one-shot search's for the same seed.
+
 Shared logit processors (all three searches, inside the loop, in this order):
 
 1. repetition penalty (CTRL, Keskar et al. 2019): the logit of every token already
