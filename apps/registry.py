@@ -142,8 +142,8 @@ class Registry:
         runs = [run for run in discover(self.models_dir) if run.name not in self._failed]
         if kind == "translation":
             return [r for r in runs if not r.dialogue]
-        if kind == "dialogue":
-            return [r for r in runs if r.dialogue]
+        if kind == "dialogue":  # backward (reply -> message) runs only serve MMI reranking
+            return [r for r in runs if r.dialogue and not r.config.data.reverse]
         return runs
 
     def broken(self) -> list[BrokenRun]:

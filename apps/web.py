@@ -47,7 +47,6 @@ from seq2seq.runs import RunPaths  # noqa: E402
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_INPUT_CHARS = 1000
-STREAM_DELAY_S = 0.03
 CHAT_EXAMPLES = ["Hi! How are you?", "What are you doing this weekend?", "Thank you so much."]
 TRANSLATE_EXAMPLES = ["Hola, ¿cómo estás?", "Tengo hambre.", "¿Dónde está la estación?"]
 
@@ -168,6 +167,9 @@ def translate(
     return result.text, rows, figure, notes
 
 
+THINKING = "💭 thinking…"  # shown while beam search or MMI reranking runs (no stream)
+
+
 def chat(
     registry: Registry,
     message: str,
@@ -180,26 +182,63 @@ def chat(
     top_k: int = 0,
     top_p: float = 0.9,
     max_length: int = 40,
+    mmi: bool = False,
+    mmi_lambda: float = 1.0,
+    mmi_gamma: float = 1.0,
+    mmi_candidates: int = 10,
 ) -> Iterator[str]:
-    """Streams the reply word by word; the source is built from the visible history."""
+    """Streams the reply as the decoder produces it (greedy search and sampling, chunk by
+    chunk: ``ChatSession.stream_reply``); beam search and MMI reranking show "thinking…"
+    until the whole reply is found. The source is built from the visible history. Stop
+    cancels this generator: decoding ends within one chunk and the partial reply stays in
+    the conversation."""
+    from seq2seq.decoding import STREAMABLE
     from seq2seq.dialogue import ChatSession
+    from seq2seq.translator import InputError
 
     message = check_text(message, registry.max_input_chars, what="message")
     run = find_run(registry, run_name, "dialogue")
-    overrides = decode_overrides(method, beam_size, n_best, temperature, top_k, top_p, max_length)
+    controls = (beam_size, n_best, temperature, top_k, top_p, max_length)
+    overrides = decode_overrides(method, *controls, mmi, mmi_lambda, mmi_gamma, mmi_candidates)
     translator = load_translator(registry, run)
+    if mmi and translator.backward_dir is None:
+        raise refuse(
+            f"MMI reranking needs the backward model {run.name}-backward beside {run.name} "
+            f"in the models folder: train it with `python -m seq2seq.train --preset "
+            f"chat-backward --output {registry.models_dir.name}/{run.name}-backward`."
+        )
     session = ChatSession(translator)
     session.history = history_turns(history)
-    source = session.source_for(message)
-    reply = run_translation(translator, source, overrides).text
-    words = reply.split()
-    if not words:
-        yield "…"
-        return
-    for count in range(1, len(words) + 1):
-        yield " ".join(words[:count])
-        if count < len(words):
-            time.sleep(STREAM_DELAY_S)
+    if method not in STREAMABLE or mmi:
+        yield THINKING
+    try:
+        for text in session.stream_reply(message, **overrides):
+            yield text or "…"
+    except InputError as error:
+        raise refuse(str(error)) from error
+    except ValueError as error:  # ConfigError; RunError: a damaged backward run
+        raise refuse(f"Invalid decoding setting: {error}") from error
+
+
+def backward_of(registry: Registry, run_name: Any):
+    """The backward run beside the chat run ``run_name`` (``RUN-backward``), or None."""
+    from seq2seq.mmi import find_backward
+
+    try:
+        run = registry.resolve(run_name, "dialogue")
+    except UnknownModelError:
+        return None
+    return find_backward(run.path)
+
+
+def mmi_controls(registry: Registry, run_name: Any) -> list[dict[str, Any]]:
+    """Updates of the MMI controls: shown only for a chat run with a backward model
+    beside it; hidden, the switch is off, so MMI never applies without one."""
+    backward = backward_of(registry, run_name)
+    if backward is None:
+        return [gr.update(visible=False, value=False), *(gr.update(visible=False),) * 3]
+    label = f"rerank by MMI (backward model: {backward.name})"
+    return [gr.update(visible=True, label=label), *(gr.update(visible=True),) * 3]
 
 
 def parameter_table(registry: Registry, run: RunInfo) -> list[list[Any]]:
@@ -423,15 +462,27 @@ def build_app(
                     label="chat model",
                     elem_id="chat-model",
                 )
+                backward = backward_of(registry, first(dialogue_choices))
+                mmi_label = f"rerank by MMI (backward model: {backward.name})" if backward else ""
+                has_mmi = {"visible": backward is not None, "render": False}
+                c_mmi = [
+                    gr.Checkbox(value=False, label=mmi_label, elem_id="chat-mmi", **has_mmi),
+                    gr.Slider(0, 2, value=1.0, step=0.05, label="MMI λ (backward)", **has_mmi),
+                    gr.Slider(-1, 3, value=1.0, step=0.05, label="MMI γ (per token)", **has_mmi),
+                    gr.Slider(2, 20, value=10, step=1, label="MMI candidates", **has_mmi),
+                ]
                 gr.ChatInterface(
                     functools.partial(chat, registry),
-                    additional_inputs=[c_model, *decoding_controls("sample", render=False)],
+                    additional_inputs=[c_model, *decoding_controls("sample", render=False), *c_mmi],
                     additional_inputs_accordion="decoding",
                     examples=[[example] for example in CHAT_EXAMPLES],
                     api_name="chat",
                     save_history=False,
                     fill_height=False,
+                    stop_btn="Stop",
                 )
+                mmi_fn = functools.partial(mmi_controls, registry)
+                c_model.change(mmi_fn, [c_model], c_mmi, api_visibility="private")
 
             with gr.Tab("Model", id="model", elem_id="model-tab"):
                 m_model = gr.Dropdown(

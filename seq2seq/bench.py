@@ -6,7 +6,8 @@ vocabularies, batch 64) and at a preset's size. Training speed is target tokens 
 after warm-up, for the length-bucketed pipeline and for plain padded batches in the same
 process. Decoding is timed on a trained run when ``--model`` is given (an untrained model
 rarely emits END, so it would always run to ``max_length``), else on the briefly trained
-benchmark model.
+benchmark model. ``--only chat`` times chat replies: time to the first streamed token,
+tokens/s of the stream (greedy, sampling) and the latency of MMI reranking.
 """
 
 from __future__ import annotations
@@ -316,6 +317,110 @@ def bench_workers(config_name: str, args) -> dict:
     return results
 
 
+def time_stream(translator, sources: list[str], settings: dict) -> dict:
+    """Time-to-first-token and tokens/s of ``Translator.stream`` over ``sources``, and the
+    same replies not streamed, after an untimed pass over the same calls (XLA compiles
+    once per padded source width: ``decoding.compiled_shape``)."""
+    for source in sources:
+        translator.translate_one(source, **settings)
+        list(translator.stream(source, **settings))
+    first, totals, tokens = [], [], 0
+    for source in sources:
+        start = time.perf_counter()
+        parts = translator.stream(source, **settings)
+        last = next(parts)
+        first.append(time.perf_counter() - start)
+        for last in parts:  # noqa: B007 (the last part is the reply)
+            pass
+        totals.append(time.perf_counter() - start)
+        tokens += len(last.tokens) + 1  # END is decoded too
+    whole = []
+    for source in sources:
+        start = time.perf_counter()
+        translator.translate_one(source, **settings)
+        whole.append(time.perf_counter() - start)
+    return {
+        "time_to_first_token": percentiles(first),
+        "reply": percentiles(totals),
+        "not_streamed_reply": percentiles(whole),
+        "tokens_per_s": tokens / sum(totals),
+        "avg_tokens": tokens / len(sources),
+    }
+
+
+def bench_chat(run: str | None, args) -> dict:
+    """Streaming (greedy, sampling) and MMI reply latency of a dialogue run on its test
+    split, one message at a time; without ``--model`` on the ``chat`` preset and its
+    backward model trained ``--train-steps`` steps here (their replies run long, to
+    ``decode.max_length``, as an untrained model seldom ends a reply)."""
+    from seq2seq.corpora.loading import load_splits
+    from seq2seq.translator import Translator
+
+    with tempfile.TemporaryDirectory() as folder:
+        if run is None:
+            run = str(Path(folder) / "chat")
+            train_briefly("chat", run, args)
+            train_briefly("chat-backward", f"{run}-backward", args)
+        translator = Translator.from_run(run, jit_compile=not args.no_jit)
+        test = load_splits(translator.config.data)["test"]
+        sources = [p.source for p in test if p.source.strip()][: args.chat_messages]
+        result: dict = {"run": run, "messages": len(sources), "chunk_steps": translator.chunk_steps}
+        for name, settings in (
+            ("greedy", {"method": "greedy"}),
+            ("sample", {"method": "sample", "seed": 1}),
+        ):
+            result[name] = time_stream(translator, sources, settings)
+        if translator.backward_dir is None:
+            result["mmi"] = None
+            return result
+        for method in ("beam", "sample"):
+            settings = {"method": method, "mmi_lambda": 0.5, "mmi_candidates": 10}
+            for source in sources:  # untimed: compile, load the backward run
+                translator.translate_one(source, **settings)
+            seconds = []
+            for source in sources:
+                start = time.perf_counter()
+                translator.translate_one(source, **settings)
+                seconds.append(time.perf_counter() - start)
+            result[f"mmi_{method}10"] = percentiles(seconds)
+        return result
+
+
+def train_briefly(preset: str, output: str, args) -> None:
+    from seq2seq.config import load_config
+    from seq2seq.training import train
+
+    overrides = [
+        "train.epochs=1",
+        f"train.steps_per_epoch={args.train_steps}",
+        "train.select_best_by=loss",
+        "train.keep_checkpoints=0",
+    ]
+    train(load_config(preset, overrides=overrides), Path(output), verbose=0)
+
+
+def chat_lines(chat: dict) -> list[str]:
+    lines = [
+        f"chat: {chat['messages']} test messages one at a time, chunks of "
+        f"{chat['chunk_steps']} decoder steps"
+    ]
+    for name in ("greedy", "sample"):
+        d = chat[name]
+        lines.append(
+            f"stream {name:6s} first token p50 {d['time_to_first_token']['p50_ms']:.1f} ms"
+            f" p95 {d['time_to_first_token']['p95_ms']:.1f} ms; {d['tokens_per_s']:.0f} tok/s;"
+            f" reply p50 {d['reply']['p50_ms']:.1f} ms ({d['avg_tokens']:.1f} tokens),"
+            f" not streamed {d['not_streamed_reply']['p50_ms']:.1f} ms"
+        )
+    for name in ("mmi_beam10", "mmi_sample10"):
+        if chat.get(name):
+            d = chat[name]
+            lines.append(f"{name} reply p50 {d['p50_ms']:.1f} ms p95 {d['p95_ms']:.1f} ms")
+    if "mmi_beam10" not in chat:
+        lines.append("MMI: no backward run (RUN-backward) beside the run")
+    return lines
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m seq2seq.bench", description=__doc__)
     parser.add_argument(
@@ -327,7 +432,13 @@ def parse_args(argv):
     parser.add_argument("--decode-sentences", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=100, help="batch-1 decodes per search")
     parser.add_argument(
-        "--only", choices=("reference", "preset", "model", "workers"), help="run one part"
+        "--only",
+        choices=("reference", "preset", "model", "workers", "chat"),
+        help="run one part (chat: streaming and MMI latency; on --model, a dialogue run, "
+        "else on the chat preset trained briefly)",
+    )
+    parser.add_argument(
+        "--chat-messages", type=int, default=50, help="chat: test messages to reply to"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
@@ -389,6 +500,8 @@ def report(results: dict) -> str:
             lines.append(f"beam-5 / greedy latency x{decoding['beam5_over_greedy_latency']:.2f}")
         if "export" in part:
             lines.extend(export_lines(part["export"]))
+        if "chat" in part:
+            lines.extend(chat_lines(part["chat"]))
         if "workers" in part:
             w = part["workers"]
             lines.append(
@@ -413,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(bench_config(f"preset {args.preset}", load_config(args.preset), args))
         if args.only in (None, "workers"):
             parts.append({"config": "local workers", "workers": bench_workers(args.preset, args)})
+        if args.only == "chat":
+            parts.append({"config": "chat", "chat": bench_chat(args.model, args)})
         if args.model and args.only in (None, "model"):
             parts.append(bench_run(args.model, args))
             if args.export:

@@ -8,20 +8,31 @@ Blank lines are ignored; only ``\\n`` ends a message and undecodable bytes are r
 (reported as ``<stdin>:N``), so a stray byte never ends the conversation. Commands:
 ``/reset`` forgets the conversation, ``/quit`` (or end of input) exits, ``/help`` lists
 them. Command feedback and notices go to stderr.
+
+Interactive replies stream: the words appear as the decoder produces them (greedy search
+and sampling; beam search and MMI reranking print the whole reply when it is found).
+Ctrl-C during a reply stops it there (the partial reply stays in the conversation) and
+the prompt comes back; Ctrl-C at the prompt, or Ctrl-D, quits. ``--mmi-lambda`` reranks
+by mutual information with the backward run ``RUN-backward`` (or ``--backward-model``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from seq2seq import textio
 from seq2seq.config import ConfigError, load_run_config
 from seq2seq.corpora.spec import licence_note
 from seq2seq.decode_options import add_decode_arguments, overrides_from_args, resolve_decode
+from seq2seq.mmi import require_backward
 from seq2seq.runs import RunError, open_run
 
 HELP = "commands: /reset (forget the conversation), /quit (exit; so does Ctrl-D), /help"
@@ -41,12 +52,88 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="K",
         help="earlier turns given to the model (default: the run's data.context_turns)",
     )
-    add_decode_arguments(parser, n_best=False)
+    add_decode_arguments(parser, n_best=False, mmi=True)
     return parser.parse_args(argv)
 
 
 def note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+class CtrlC:
+    """Ctrl-C in a chat whose decoder runs in many threads.
+
+    The kernel hands SIGINT to any thread that does not block it, and a TensorFlow (or
+    OpenBLAS) thread getting it would leave the prompt waiting in ``input()``. So SIGINT
+    is blocked everywhere but at the prompt (``deliverable``: there Ctrl-C raises
+    ``KeyboardInterrupt``, which quits), from before NumPy and TensorFlow start their
+    threads, which inherit the mask (this module imports neither at its top). During a
+    reply it stays pending and ``pressed`` takes it: the decoder asks between chunks and
+    stops. Without POSIX signal masks (or off the main thread) Ctrl-C keeps Python's
+    default behaviour.
+    """
+
+    def __init__(self) -> None:
+        self.active = hasattr(signal, "pthread_sigmask") and (
+            threading.current_thread() is threading.main_thread()
+        )
+        self._mask: Any = None
+
+    def __enter__(self) -> CtrlC:
+        if self.active:
+            self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
+
+    @contextlib.contextmanager
+    def deliverable(self) -> Iterator[None]:
+        """Ctrl-C raises ``KeyboardInterrupt`` inside this block (the prompt)."""
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        try:
+            yield
+        finally:
+            if self.active:
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def pressed(self) -> bool:
+        """Whether Ctrl-C was pressed (outside the prompt) since the last call."""
+        if self.active and signal.SIGINT in signal.sigpending():
+            signal.sigwait({signal.SIGINT})
+            return True
+        return False
+
+
+def speak(
+    session: Any, message: str, out: TextIO, interactive: bool, overrides: dict, ctrl_c: CtrlC
+) -> None:
+    """Decode the reply to ``message``: streamed to ``out`` when interactive (``bot> `` and
+    the words as they come), else printed as one line at the end. Ctrl-C stops it."""
+    printed = ""
+    text = ""
+    stopped = False
+
+    def stop() -> bool:
+        nonlocal stopped
+        stopped = stopped or ctrl_c.pressed()
+        return stopped
+
+    if interactive:
+        print("bot> ", end="", file=out, flush=True)
+    for text in session.stream_reply(message, stop=stop, **overrides):
+        if not interactive:
+            continue
+        if text.startswith(printed):
+            print(text[len(printed) :], end="", file=out, flush=True)
+        else:  # the detokeniser revised earlier characters: rewrite the line
+            print(f"\r\033[Kbot> {text}", end="", file=out, flush=True)
+        printed = text
+    print(text if not interactive else "", file=out, flush=True)
+    if stopped:
+        note("(reply stopped)")
 
 
 def run_loop(
@@ -56,25 +143,26 @@ def run_loop(
     interactive: bool,
     overrides: dict[str, Any],
     error_types: tuple[type[BaseException], ...],
+    ctrl_c: CtrlC | None = None,
 ) -> int:
     """Read messages from ``stream`` until /quit or end of input; returns the exit code.
 
     Undecodable bytes in a message are replaced (with a notice naming ``<stdin>:N``), so
     a stray byte never ends the conversation."""
+    ctrl_c = ctrl_c or CtrlC()
     number = 0
     while True:
         number += 1
         if interactive:
             try:
-                line = input("you> ")
-            except EOFError:
-                print(file=out)
-                return 0
-            except KeyboardInterrupt:
+                with ctrl_c.deliverable():
+                    line = input("you> ")
+            except (EOFError, KeyboardInterrupt):
                 print(file=out)
                 return 0
         else:
-            line = stream.readline()
+            with ctrl_c.deliverable():
+                line = stream.readline()
             if not line:
                 return 0
         text, notices = textio.clean_text(line.rstrip("\r\n"))
@@ -94,31 +182,42 @@ def run_loop(
             note(HELP)
             continue
         try:
-            reply = session.reply(message, **overrides)
+            speak(session, message, out, interactive, overrides, ctrl_c)
         except error_types as error:
+            if interactive:
+                print(file=out, flush=True)
             note(f"error: {error}")
             if not interactive:
                 print(file=out, flush=True)
-            continue
-        print(f"bot> {reply}" if interactive else reply, file=out, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with CtrlC() as ctrl_c:  # before TensorFlow starts threads
+        return chat(args, ctrl_c)
+
+
+def chat(args: argparse.Namespace, ctrl_c: CtrlC) -> int:
     try:
         paths = open_run(args.model)
         overrides = overrides_from_args(args)
-        resolve_decode(load_run_config(paths.config), overrides)  # before TensorFlow loads
+        config = load_run_config(paths.config)
+        decode = resolve_decode(config, overrides)  # before TensorFlow loads
         if args.context_turns is not None and args.context_turns < 0:
             raise ConfigError("--context-turns must be >= 0")
+        backward = args.backward_model
+        if decode.mmi_lambda is not None:
+            backward = require_backward(paths.root, config, backward)
         from seq2seq.dialogue import ChatSession
         from seq2seq.translator import InputError, Translator
 
-        translator = Translator.from_run(paths.root)
+        translator = Translator.from_run(paths.root, backward=backward)
     except (RunError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if ctrl_c.pressed():  # Ctrl-C while the model loaded
+        return 130
     session = ChatSession(translator, context_turns=args.context_turns)
     # Undecodable bytes reach run_loop as surrogates (it replaces them), and only "\n"
     # ends a message, so replies stay aligned with piped lines holding a lone "\r".
@@ -141,11 +240,12 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout,
             interactive,
             overrides,
-            (InputError, ConfigError),
+            (InputError, ConfigError, RunError),
+            ctrl_c,
         )
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         return textio.silence_stdout()
-    except KeyboardInterrupt:  # Ctrl-C while a reply is decoded: end like Ctrl-D, quietly
+    except KeyboardInterrupt:  # Ctrl-C outside a reply and the prompt: end quietly
         print(file=sys.stderr)
         return 130
 

@@ -126,6 +126,9 @@ class DecodeConfig:
     replace_unk: bool = False
     seed: int | None = None
     jit_compile: bool = True
+    mmi_lambda: float | None = None
+    mmi_gamma: float = 0.0
+    mmi_candidates: int = 10
 
 
 @dataclass
@@ -383,6 +386,9 @@ RANGES: dict[str, Range] = {
     "decode.no_repeat_ngram_size": Range(0, MAX_SEQUENCE_LENGTH),
     "decode.repetition_penalty": Range(1, 100),
     "decode.seed": Range(0, 2**63 - 1, optional=True),
+    "decode.mmi_lambda": Range(0, 100, optional=True),
+    "decode.mmi_gamma": Range(-100, 100),
+    "decode.mmi_candidates": Range(2, MAX_BEAM_SIZE),
 }
 
 
@@ -426,6 +432,11 @@ def validate(config: Config) -> None:
     )
     require(decode.n_best <= decode.beam_size, "decode.n_best must not exceed decode.beam_size")
     require(decode.min_length < decode.max_length, "decode.min_length must be < decode.max_length")
+    require(
+        decode.mmi_lambda is None or decode.method in ("beam", "sample"),
+        "decode.mmi_lambda: MMI reranks an n-best list, which greedy search does not give; "
+        "use method beam or sample",
+    )
     require(
         model.input_feeding is False or model.attention != "none",
         "model.input_feeding needs an attention mechanism (model.attention is 'none')",

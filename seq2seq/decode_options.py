@@ -6,7 +6,9 @@ module, so a flag means the same thing everywhere:
 - ``--method`` chooses the search. Without it, a flag that belongs to one search chooses
   it: ``--beam`` and ``--length-penalty`` mean beam search; ``--temperature``, ``--top-k``
   and ``--top-p`` mean sampling; ``--n-best N`` (N > 1) means beam search unless a
-  sampling flag is given too. With neither, the run's ``decode.method`` is used.
+  sampling flag is given too. With neither, the run's ``decode.method`` is used. The MMI
+  flags (``--mmi-lambda``, ``--mmi-gamma``, ``--mmi-candidates``) rerank the n-best list
+  of beam search or sampling and choose neither.
 - A setting that belongs to another search than the one chosen is an error that says so
   (``--method greedy --temperature 0.7``, or ``--seed`` for a run that decodes greedily),
   never silently ignored.
@@ -25,6 +27,7 @@ from typing import Any
 from seq2seq.config import CHOICES, Config, ConfigError, DecodeConfig, build_section, validate
 
 METHODS: tuple[str, ...] = CHOICES["decode.method"]
+MMI_METHODS = ("beam", "sample")  # the searches that give an n-best list to rerank
 
 
 @dataclass(frozen=True)
@@ -89,18 +92,40 @@ OPTIONS: tuple[Option, ...] = (
         "N",
         "never repeat an N-gram of the output (0: off)",
     ),
+    Option(
+        "--mmi-lambda",
+        "mmi_lambda",
+        float,
+        "L",
+        "rerank an n-best list (beams or samples) by mutual information: log p(reply|msg) "
+        "+ L*log p(msg|reply) + G*reply tokens; needs the backward run RUN-backward",
+        MMI_METHODS,
+    ),
+    Option("--mmi-gamma", "mmi_gamma", float, "G", "MMI: score per reply token", MMI_METHODS),
+    Option(
+        "--mmi-candidates",
+        "mmi_candidates",
+        int,
+        "N",
+        "MMI: how many beams or samples are reranked",
+        MMI_METHODS,
+    ),
 )
+MMI_FIELDS = ("mmi_lambda", "mmi_gamma", "mmi_candidates")
 BY_FIELD: Mapping[str, Option] = {option.field: option for option in OPTIONS}
 SEARCH_NAMES = {"greedy": "greedy search", "beam": "beam search", "sample": "sampling"}
 
 
-def add_decode_arguments(parser: argparse.ArgumentParser, n_best: bool = True) -> None:
+def add_decode_arguments(
+    parser: argparse.ArgumentParser, n_best: bool = True, mmi: bool = False
+) -> None:
     """The decoding flags (default: the run's ``decode`` settings). ``n_best=False`` leaves
-    out ``--n-best`` for commands that use one output per input."""
+    out ``--n-best`` for commands that use one output per input; ``mmi=True`` adds the
+    MMI reranking flags and ``--backward-model`` (dialogue commands)."""
     group = parser.add_argument_group("decoding (default: the run's decode settings)")
     group.add_argument("--method", choices=METHODS, help="the search")
     for option in OPTIONS:
-        if option.field == "n_best" and not n_best:
+        if (option.field == "n_best" and not n_best) or (option.field in MMI_FIELDS and not mmi):
             continue
         applies = "" if option.methods == METHODS else f" [{', '.join(option.methods)}]"
         group.add_argument(
@@ -109,6 +134,13 @@ def add_decode_arguments(parser: argparse.ArgumentParser, n_best: bool = True) -
             type=option.type,
             metavar=option.metavar,
             help=option.help + applies,
+        )
+    if mmi:
+        group.add_argument(
+            "--backward-model",
+            metavar="RUN",
+            help="MMI: the backward (reply -> message) run (default: RUN-backward beside "
+            "--model, when it exists)",
         )
     group.add_argument(
         "--replace-unk",
@@ -187,6 +219,13 @@ def resolve_decode(config: Config, overrides: Mapping[str, Any]) -> DecodeConfig
                 f"{SEARCH_NAMES[decode.method]}, the method in use: choose the method "
                 f"(--method {' or '.join(option.methods)}) or leave it out"
             )
+    if decode.mmi_lambda is None:
+        stray = [field for field in ("mmi_gamma", "mmi_candidates") if field in overrides]
+        if stray:
+            raise ConfigError(
+                f"decode.{stray[0]} is an MMI setting but MMI reranking is off: give "
+                "--mmi-lambda too (0 reranks by length alone)"
+            )
     if decode.method == "greedy" and decode.n_best > 1:
         raise ConfigError(
             f"decode.n_best is {decode.n_best} but greedy search gives one hypothesis; "
@@ -203,12 +242,18 @@ def control_overrides(
     top_k: Any,
     top_p: Any,
     max_length: Any,
+    mmi: Any = False,
+    mmi_lambda: Any = 1.0,
+    mmi_gamma: Any = 1.0,
+    mmi_candidates: Any = 10,
 ) -> dict[str, Any]:
     """The app's decoding controls as overrides: the chosen search's own controls only.
 
     The app shows every control at once, each labelled with its search; the n-best
     control is beam search's (greedy search and the app's sampling give one output).
-    ``ConfigError`` names a control whose value is not a number.
+    With ``mmi`` (the chat tab's MMI switch, offered when a backward model exists) the
+    three MMI controls apply too. ``ConfigError`` names a control whose value is not a
+    number.
     """
     if method not in METHODS:
         raise ConfigError(f"decoding method is {method!r}; allowed: {', '.join(METHODS)}")
@@ -221,6 +266,13 @@ def control_overrides(
             "top_p": (float, top_p),
         },
     }[method]
+    if mmi:
+        controls = {
+            **controls,
+            "mmi_lambda": (float, mmi_lambda),
+            "mmi_gamma": (float, mmi_gamma),
+            "mmi_candidates": (int, mmi_candidates),
+        }
     overrides: dict[str, Any] = {"method": method, "n_best": 1}
     for field, (kind, value) in {**controls, "max_length": (int, max_length)}.items():
         try:

@@ -9,6 +9,11 @@ the loop is XLA-compiled (see ``Searcher``): buffers then have the static length
 ``max_length`` and the searches return the number of steps run, which ``Searcher`` cuts
 them to.
 
+Greedy search and sampling also stream (``Searcher.stream``): their one loop
+(``token_steps``) runs in chunks of a few steps, one compiled call each, the state carried
+between calls, so a chat UI shows tokens as they are produced and can stop between chunks;
+the streamed result equals the one-shot search's for the same seed.
+
 Shared logit processors (all three searches, inside the loop, in this order):
 
 1. repetition penalty (CTRL, Keskar et al. 2019): the logit of every token already
@@ -34,6 +39,7 @@ the hypothesis returned.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,25 +200,39 @@ def empty_rows(mask):
     return tf.logical_not(tf.reduce_any(mask, axis=-1))
 
 
-def token_loop(model, encoded, copies, max_length, settings: Processors, pick):
-    """Greedy/sampling loop over ``copies`` rows per input, from ``model.encode``'s output.
-
-    Returns ids [B*copies,L], scores [B*copies], attention [B*copies,L,S] and the number
-    of steps run T (L = max_length; steps from T on are PAD / zeros). Full-length buffers
-    keep every shape static for XLA; ``Searcher`` cuts them to T.
-    """
+def token_start(model, encoded, copies, max_length):
+    """The state greedy/sampling starts from, ``copies`` rows per input of ``model.encode``'s
+    output: ``(memory, mask, state)`` with ``state = (t, tokens, finished, decoder states,
+    scores, history, weights, seen)``; the buffers are ``max_length`` long."""
     memory, mask, states = tile_rows(encoded, copies)
     rows = tf.shape(mask)[0]
     source_length = tf.shape(mask)[1]
-    tokens = tf.fill([rows], tf.constant(START, tf.int32))
-    finished = empty_rows(mask)
-    scores = tf.zeros([rows], tf.float32)
-    history = tf.zeros([rows, max_length], tf.int32)
-    weights = tf.zeros([rows, max_length, source_length], tf.float32)
-    seen = tf.zeros([rows, model.target_vocab_size], tf.bool)
+    state = (
+        tf.constant(0),
+        tf.fill([rows], tf.constant(START, tf.int32)),
+        empty_rows(mask),
+        states,
+        tf.zeros([rows], tf.float32),
+        tf.zeros([rows, max_length], tf.int32),
+        tf.zeros([rows, max_length, source_length], tf.float32),
+        tf.zeros([rows, model.target_vocab_size], tf.bool),
+    )
+    return memory, mask, state
+
+
+def token_steps(model, memory, mask, state, stop, max_length, settings: Processors, pick):
+    """Greedy/sampling steps from ``state`` until step ``stop`` (exclusive), ``max_length``
+    or every row has ended; returns the new state.
+
+    The one loop of both searches: the one-shot search runs it to ``max_length``, the
+    stream (``Searcher.stream``) in chunks, carrying the state between calls. A step's
+    choice depends only on the state and the step number (the sampler's noise is keyed by
+    (seed, step)), so both give the same tokens.
+    """
 
     def not_done(t, tokens, finished, *_):
-        return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
+        running = tf.logical_and(t < stop, t < max_length)
+        return tf.logical_and(running, tf.logical_not(tf.reduce_all(finished)))
 
     def step(t, tokens, finished, states, scores, history, weights, seen):
         logits, states, attention = model.decode_step(tokens, states, memory, mask)
@@ -236,12 +256,19 @@ def token_loop(model, encoded, copies, max_length, settings: Processors, pick):
             seen,
         )
 
-    steps, _, _, _, scores, history, weights, _ = tf.while_loop(
-        not_done,
-        step,
-        (tf.constant(0), tokens, finished, states, scores, history, weights, seen),
-        maximum_iterations=max_length,
-    )
+    return tf.while_loop(not_done, step, state, maximum_iterations=max_length)
+
+
+def token_loop(model, encoded, copies, max_length, settings: Processors, pick):
+    """Greedy/sampling loop over ``copies`` rows per input, from ``model.encode``'s output.
+
+    Returns ids [B*copies,L], scores [B*copies], attention [B*copies,L,S] and the number
+    of steps run T (L = max_length; steps from T on are PAD / zeros). Full-length buffers
+    keep every shape static for XLA; ``Searcher`` cuts them to T.
+    """
+    memory, mask, state = token_start(model, encoded, copies, max_length)
+    state = token_steps(model, memory, mask, state, max_length, max_length, settings, pick)
+    steps, _, _, _, scores, history, weights, _ = state
     return history, scores, weights, steps
 
 
@@ -353,6 +380,8 @@ def _scalar(dtype):
 
 
 SOURCE_WIDTH_STEP = 8
+STREAM_CHUNK_STEPS = 4  # decoder steps per streamed chunk: a few tokens at a time
+STREAMABLE = ("greedy", "sample")
 
 
 def compiled_shape(rows: int, width: int) -> tuple[int, int]:
@@ -433,6 +462,26 @@ class Searcher:
                 _scalar(tf.int64),
             ],
         )
+
+        # The stream: the same start and loop as greedy/sampling, compiled as two steps
+        # (encode and start; run up to a given step) so the state can leave between chunks.
+        def stream_start(source, max_length):
+            return token_start(model, model.encode(source), 1, max_length)
+
+        def compile_steps(make_pick):
+            def run_steps(memory, mask, state, stop, max_length, min_length, penalty, ngram, *pick):
+                settings = Processors(min_length, penalty, ngram)
+                return token_steps(
+                    model, memory, mask, state, stop, max_length, settings, make_pick(*pick)
+                )
+
+            return tf.function(run_steps, jit_compile=jit_compile or None)
+
+        self._stream_start = tf.function(stream_start, jit_compile=fuse_encoder or None)
+        self._stream_steps = {
+            "greedy": compile_steps(lambda: pick_greedy),
+            "sample": compile_steps(lambda n, *sampler: make_sampler(*sampler)),
+        }
 
     def _common(self, source, max_length, min_length, repetition_penalty, no_repeat_ngram_size):
         """Validated tensor arguments, the source padded to its compiled shape."""
@@ -537,6 +586,15 @@ class Searcher:
         The same ``seed`` with the same batch gives the same samples; ``seed=None`` draws a
         fresh one. ``top_k = 0`` and ``top_p = 1`` turn those filters off.
         """
+        args = self._common(
+            source, max_length, min_length, repetition_penalty, no_repeat_ngram_size
+        )
+        found = self._sample(*args, *self._sampling(n, temperature, top_k, top_p, seed))
+        return self._result(*found, source)
+
+    @staticmethod
+    def _sampling(n, temperature, top_k, top_p, seed) -> tuple[tf.Tensor, ...]:
+        """Validated sampler settings as tensors; ``seed=None`` draws a fresh seed."""
         if n < 1:
             raise ValueError(f"n is {n}; allowed: >= 1")
         if temperature <= 0:
@@ -547,18 +605,54 @@ class Searcher:
             raise ValueError(f"top_p is {top_p}; allowed: 0 < top_p <= 1")
         if seed is None:
             seed = secrets.randbits(62)
-        args = self._common(
-            source, max_length, min_length, repetition_penalty, no_repeat_ngram_size
-        )
-        found = self._sample(
-            *args,
+        return (
             tf.constant(n, tf.int32),
             tf.constant(temperature, tf.float32),
             tf.constant(top_k, tf.int32),
             tf.constant(top_p, tf.float32),
             tf.constant(int(seed) % (2**63), tf.int64),
         )
-        return self._result(*found, source)
+
+    def stream(
+        self, source: np.ndarray, decode, chunk_steps: int = STREAM_CHUNK_STEPS
+    ) -> Iterator[SearchResult]:
+        """Greedy search or one sample per input, ``chunk_steps`` decoder steps at a time.
+
+        Yields the hypotheses so far after every chunk (a ``SearchResult`` whose ``T``
+        grows by up to ``chunk_steps``); the last equals ``search(source, decode)`` for the
+        same seed. Each chunk is one call of the compiled loop of the one-shot search
+        (``token_steps``), the decoder state carried from call to call, so closing the
+        generator stops decoding within one chunk. Beam search cannot stream (its best
+        hypothesis is known only at the end): ``ValueError``.
+        """
+        if decode.method not in STREAMABLE:
+            raise ValueError(
+                f"{decode.method} search cannot stream; allowed: {', '.join(STREAMABLE)}"
+            )
+        if decode.method == "sample" and decode.n_best != 1:
+            raise ValueError(f"a stream gives one sample per input, not n_best={decode.n_best}")
+        if chunk_steps < 1:
+            raise ValueError(f"chunk_steps is {chunk_steps}; allowed: >= 1")
+        pick: tuple[tf.Tensor, ...] = ()
+        if decode.method == "sample":
+            pick = self._sampling(1, decode.temperature, decode.top_k, decode.top_p, decode.seed)
+        padded, max_length, *settings = self._common(
+            source,
+            decode.max_length,
+            decode.min_length,
+            decode.repetition_penalty,
+            decode.no_repeat_ngram_size,
+        )
+        memory, mask, state = self._stream_start(padded, max_length)
+        run_steps = self._stream_steps[decode.method]
+        limit = decode.max_length
+        while True:
+            stop = tf.constant(min(int(state[0]) + chunk_steps, limit), tf.int32)
+            state = run_steps(memory, mask, state, stop, max_length, *settings, *pick)
+            steps, _, finished, _, scores, history, weights, _ = state
+            yield self._result(history, scores, weights, steps, source, n_axis=True)
+            if int(steps) >= limit or bool(np.all(finished.numpy())):
+                return
 
     def search(self, source: np.ndarray, decode) -> SearchResult:
         """Dispatch on ``decode.method`` (a ``DecodeConfig``); greedy returns one hypothesis."""

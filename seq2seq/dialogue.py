@@ -114,15 +114,36 @@ class ChatSession:
         self.history.extend([message, text])
         return text
 
-    def stream_reply(self, message: str, **decode_overrides: Any) -> Iterator[str]:
-        """Like ``reply`` but yields the reply growing word by word (for a chat UI):
-        ``"I"``, ``"I am"``, ``"I am fine."``. The whole reply is decoded first and added to
-        the history before the first yield, so stopping the generator early is safe."""
-        text = self.reply(message, **decode_overrides)
-        words = text.split()
-        if not words:
-            yield text
-            return
-        for count in range(1, len(words)):
-            yield " ".join(words[:count])
-        yield text
+    def stream_reply(
+        self, message: str, stop: Callable[[], bool] | None = None, **decode_overrides: Any
+    ) -> Iterator[str]:
+        """Like ``reply`` but yields the reply as the decoder produces it: a longer text
+        after every chunk of decoder steps (``Translator.stream``: greedy search and
+        sampling), the last equal to what ``reply`` gives with the same seed. Beam search
+        and MMI reranking yield once, the whole reply.
+
+        ``stop()`` is asked after every chunk; when it says yes (a Stop button), or the
+        caller closes the generator, or Ctrl-C interrupts a chunk, decoding ends there and
+        the reply so far joins the history, as a finished one does. Errors before the
+        first text (a refused message) leave the history unchanged.
+        """
+        self.check(message)
+        source = self.source_for(message)
+        stream = getattr(self.translator, "stream", None)
+        if stream is None:  # a translator without streaming: the whole reply at once
+            parts = iter([self.translator.translate_one(source, **decode_overrides)])
+        else:
+            parts = stream(source, **decode_overrides)
+        text: str | None = None
+        try:
+            for part in parts:
+                if part.text != text:
+                    text = part.text
+                    yield text
+                if stop is not None and stop():
+                    break
+        finally:
+            if hasattr(parts, "close"):
+                parts.close()
+            if text is not None:
+                self.history.extend([message, text])

@@ -1,11 +1,13 @@
 """``python -m seq2seq.evaluate``: score a trained run on a split or a pairs file.
 
 Translation runs get corpus BLEU and chrF (sacrebleu defaults, signatures printed), loss
-and perplexity; dialogue runs add distinct-1/2, the average reply length and the
-degenerate-reply check (a WARNING above ``--degenerate-threshold``). The work is done by
-``seq2seq.evaluation``; outputs land in ``--output-dir`` (default ``<run>/eval-<split>/``):
-``hypotheses.txt`` and ``report.json``. Bad arguments, a bad run folder or a bad pairs file
-print ``error: ...`` and exit with status 2.
+and perplexity; dialogue runs add per-sentence BLEU-1/2 (defined in ``seq2seq.metrics``),
+distinct-1/2, the average reply length and the degenerate-reply check (a WARNING above
+``--degenerate-threshold``), for any decoding setting including MMI reranking
+(``--mmi-lambda``, with the backward run ``<run>-backward`` or ``--backward-model``).
+The work is done by ``seq2seq.evaluation``; outputs land in ``--output-dir`` (default
+``<run>/eval-<split>/``): ``hypotheses.txt`` and ``report.json``. Bad arguments, a bad run
+folder or a bad pairs file print ``error: ...`` and exit with status 2.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from seq2seq.config import ConfigError
 from seq2seq.corpora.errors import CorpusError
 from seq2seq.decode_options import (
+    MMI_FIELDS,
     OPTIONS,
     add_decode_arguments,
     overrides_from_args,
@@ -26,6 +29,7 @@ from seq2seq.decode_options import (
 )
 from seq2seq.evaluation import SPLITS, TASKS, EvaluationError, evaluate_run, run_config
 from seq2seq.metrics import DEFAULT_DEGENERATE_THRESHOLD, DEFAULT_STOCK_FRACTION
+from seq2seq.mmi import require_backward
 from seq2seq.runs import RunError
 
 
@@ -48,6 +52,8 @@ def format_report(result: dict[str, Any]) -> str:
     ]
     if result["task"] == "dialogue":
         lines += [
+            f"BLEU-1 {metrics['bleu_1']:.4f}  BLEU-2 {metrics['bleu_2']:.4f}  "
+            f"({metrics['bleu_n_definition']})",
             f"distinct-1 {metrics['distinct_1']:.4f}  distinct-2 {metrics['distinct_2']:.4f}  "
             f"(references: {metrics['reference_distinct_1']:.4f} / "
             f"{metrics['reference_distinct_2']:.4f})",
@@ -70,7 +76,10 @@ def decode_summary(settings: dict[str, Any]) -> list[tuple[str, Any]]:
     """The settings that shape this search (a beam size means nothing to sampling)."""
     method = settings["method"]
     shown = [("method", method)]
+    mmi = settings.get("mmi_lambda") is not None
     for option in OPTIONS:
+        if option.field in MMI_FIELDS and not mmi:
+            continue
         if method in option.methods and option.field in settings:
             shown.append((option.field, settings[option.field]))
     return shown
@@ -114,7 +123,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="dialogue: a reply given to at least this share of distinct inputs (and to "
         f"at least 2) is a stock reply (default {DEFAULT_STOCK_FRACTION})",
     )
-    add_decode_arguments(parser, n_best=False)
+    add_decode_arguments(parser, n_best=False, mmi=True)
     return parser.parse_args(argv)
 
 
@@ -125,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # A missing or incompatible run, or bad flags, fail before TensorFlow loads.
         overrides = overrides_from_args(args)
-        resolve_decode(run_config(args.model), overrides)
+        config = run_config(args.model)
+        if resolve_decode(config, overrides).mmi_lambda is not None:
+            require_backward(args.model, config, args.backward_model)
     except (RunError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -141,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             stock_fraction=args.stock_fraction,
             skip_bad_lines=args.skip_bad_lines,
             batch_size=args.batch_size,
+            backward_model=args.backward_model,
             **overrides,
         )
     except (RunError, EvaluationError, CorpusError, ConfigError) as error:

@@ -3,8 +3,9 @@
 Translation runs get corpus BLEU and chrF (sacrebleu defaults: cased, 13a tokenisation;
 the signatures are kept) plus the model's teacher-forced loss and perplexity on the same
 pairs. Dialogue runs (a dialogue corpus in the corpus table, any run with
-``data.context_turns > 0``, or ``task="dialogue"``) also get distinct-1/2, the average
-reply length and the degenerate-model check of ``seq2seq.metrics``.
+``data.context_turns > 0``, or ``task="dialogue"``) also get per-sentence BLEU-1/2,
+distinct-1/2, the average reply length and the degenerate-model check of
+``seq2seq.metrics`` (BLEU-n as defined there).
 
 Loss is masked cross-entropy without label smoothing, averaged over all target tokens
 (END included): ``perplexity = exp(loss)``. Sources are shortened to
@@ -27,12 +28,15 @@ from seq2seq.corpora.readers import LineReport, read_anki
 from seq2seq.corpora.spec import is_dialogue
 from seq2seq.decode_options import resolve_decode
 from seq2seq.metrics import (
+    BLEU_DEFINITION,
     DEFAULT_DEGENERATE_THRESHOLD,
     DEFAULT_STOCK_FRACTION,
     average_words,
     dialogue_metrics,
     distinct_n,
+    sentence_bleu_n,
 )
+from seq2seq.mmi import require_backward
 from seq2seq.prediction import corpus_scores, teacher_forced_loss
 from seq2seq.runs import RunError, open_run
 
@@ -144,7 +148,7 @@ def score(
         translator.target_tokenizer.encode_batch(references),
         max_source_length=data.max_source_length,
         batch_size=batch_size,
-        bucket_width=data.bucket_width,
+        scorer=translator.scorer,
     )
 
 
@@ -162,6 +166,9 @@ def reply_metrics(
         stock_fraction=stock_fraction,
         degenerate_threshold=degenerate_threshold,
     )
+    metrics["bleu_1"] = sentence_bleu_n(hypotheses, references, 1)
+    metrics["bleu_2"] = sentence_bleu_n(hypotheses, references, 2)
+    metrics["bleu_n_definition"] = BLEU_DEFINITION
     metrics["reference_distinct_1"] = distinct_n(references, 1)
     metrics["reference_distinct_2"] = distinct_n(references, 2)
     metrics["reference_avg_words"] = average_words(references)
@@ -181,13 +188,15 @@ def evaluate_run(
     skip_bad_lines: bool = False,
     batch_size: int = 64,
     translator: Any = None,
+    backward_model: str | Path | None = None,
     **decode: Any,
 ) -> dict[str, Any]:
     """Evaluate the run in ``run_dir``; returns the report (also written as
     ``report.json`` with ``hypotheses.txt`` in ``output_dir``, by default
     ``<run>/eval-<split>/`` or ``<run>/eval-<pairs file stem>/``).
 
-    ``decode`` holds ``DecodeConfig`` overrides (method, beam_size, temperature, ...).
+    ``decode`` holds ``DecodeConfig`` overrides (method, beam_size, temperature, ...;
+    ``mmi_lambda`` reranks by MMI with ``backward_model``, by default ``<run>-backward``).
     Raises ``RunError`` (missing/incompatible run), ``EvaluationError`` (bad pairs file or
     options), ``CorpusError`` (split data not found) and ``ConfigError`` (bad decode
     settings). Everything is checked before the (slow) model load.
@@ -200,6 +209,8 @@ def evaluate_run(
     config = translator.config if translator is not None else run_config(run_dir)
     settings = dataclasses.asdict(resolve_decode(config, decode))
     chosen_task = resolve_task(config, task)
+    if settings["mmi_lambda"] is not None and translator is None:
+        backward_model = require_backward(run_dir, config, backward_model)
     report = LineReport()
     if pairs_file is not None:
         pairs, report = read_pairs_file(pairs_file, config.data.reverse, skip_bad_lines)
@@ -210,7 +221,9 @@ def evaluate_run(
     if translator is None:
         from seq2seq.translator import Translator
 
-        translator = Translator.from_run(run_dir, max_input_chars=MAX_INPUT_CHARS)
+        translator = Translator.from_run(
+            run_dir, max_input_chars=MAX_INPUT_CHARS, backward=backward_model
+        )
     available = len(pairs)
     pairs = pairs[:max_sentences] if max_sentences else pairs
     sources = [source for source, _ in pairs]

@@ -1,6 +1,17 @@
-"""Corpus metrics for generated replies: distinct-n, reply length and a degenerate check.
+"""Corpus metrics for generated replies: BLEU-1/2, distinct-n, reply length and a
+degenerate check.
 
-Pure Python (no TensorFlow). Words are whitespace-separated tokens, as written.
+No TensorFlow. Distinct-n and lengths count whitespace-separated words, as written.
+
+BLEU-1 and BLEU-2 (``sentence_bleu_n``) follow the dialogue papers' per-sentence
+definition (PLATO, DialoGPT era, there with NLTK) computed with sacrebleu: for each reply,
+sentence BLEU against its one reference with uniform weights over 1..n-grams
+(``BLEU(max_ngram_order=n)``), zero n-gram matches floored at 0.1 (``smooth_method=
+"floor"``, Chen and Cherry 2014 method 1, the same as NLTK's ``SmoothingFunction().method1``),
+orders longer than the reply left out (``effective_order``), both texts lower-cased and
+tokenised with sacrebleu's ``13a`` tokeniser (punctuation split off, as mteval-v13a);
+scores divided by 100 (0..1) and averaged over the replies. PLATO's published row used
+NLTK's method7 smoothing, which gives other numbers: compare trends, not decimals.
 
 The degenerate-model check answers "does the model give (nearly) the same answer to
 everything?", the usual failure of a chat model trained with maximum likelihood:
@@ -26,6 +37,42 @@ from typing import Any
 DEFAULT_STOCK_FRACTION = 0.02
 DEFAULT_DEGENERATE_THRESHOLD = 0.2
 SHOWN_STOCK_REPLIES = 5
+
+
+BLEU_DEFINITION = (
+    "per-sentence BLEU-n, uniform 1..n-gram weights, floor smoothing 0.1 (NLTK method1), "
+    "effective order, lower-cased, 13a tokenised (sacrebleu), 0..1, mean over replies"
+)
+
+
+def sentence_bleu_n(hypotheses: Sequence[str], references: Sequence[str], n: int) -> float:
+    """Mean per-sentence BLEU-n of ``hypotheses`` against one reference each (0..1; the
+    definition is in the module docstring). 0.0 for no pairs.
+
+    >>> round(sentence_bleu_n(["the cat sat"], ["the cat sat down"], 1), 4)  # 3/3 x e^(1-4/3)
+    0.7165
+    """
+    from sacrebleu.metrics import BLEU
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not hypotheses:
+        return 0.0
+    metric = BLEU(
+        max_ngram_order=n,
+        smooth_method="floor",
+        smooth_value=0.1,
+        effective_order=True,
+        lowercase=True,
+        tokenize="13a",
+    )
+    scores = [
+        metric.sentence_score(hypothesis, [reference]).score / 100.0
+        for hypothesis, reference in zip(hypotheses, references, strict=True)
+    ]
+    return sum(scores) / len(scores)
 
 
 def ngrams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:

@@ -7,9 +7,9 @@ everything above it (``Translator``, the dev-set callback, ``evaluate``, ``bench
   longest output ends, so similar lengths waste fewer steps. Every batch carries its own
   sampling seed derived from the job's (``batch_seed``).
 - ``search_batches`` / ``decode_corpus`` run a ``DecodeConfig`` over every batch.
-- ``teacher_forced_loss`` scores references with the training pipeline's own framing
-  (START + ids -> ids + END) and loss (``MaskedCrossEntropy``), weighting every target
-  token equally.
+- ``SequenceScorer`` gives log p(target | source) per pair with the training framing
+  (START + ids -> ids + END); ``teacher_forced_loss`` is its token-weighted mean (the
+  masked cross-entropy without label smoothing) and MMI reranking reuses it.
 - ``corpus_scores`` is sacrebleu's corpus BLEU and chrF with default settings.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from seq2seq.constants import MAX_LOG_PERPLEXITY, PAD
+from seq2seq.constants import END, MAX_LOG_PERPLEXITY, PAD, START
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,57 @@ def perplexity(loss: float) -> float:
     return math.exp(min(loss, MAX_LOG_PERPLEXITY)) if math.isfinite(loss) else float("nan")
 
 
+class SequenceScorer:
+    """Teacher-forced log-probabilities of whole targets, one number per pair.
+
+    ``log p(target | source)`` is the sum over the target's tokens and END of the model's
+    log-probability of each token given the source and the tokens before it: the training
+    framing (START + ids -> ids + END), no label smoothing, not length-normalised. The
+    one scoring path of the toolkit: ``teacher_forced_loss`` (evaluation perplexity) and
+    mutual-information reranking (``seq2seq.mmi``) both use it. Holds one compiled pass
+    per model, so repeated small calls (a chat reply's candidates) do not retrace.
+    """
+
+    def __init__(self, model: Any):
+        import tensorflow as tf
+
+        self.model = model
+
+        def summed(source, target_in, target_out):
+            logits = tf.cast(model((source, target_in), training=False), tf.float32)
+            picked = tf.gather(tf.nn.log_softmax(logits, axis=-1), target_out, batch_dims=2)
+            mask = tf.cast(tf.not_equal(target_out, PAD), tf.float32)
+            return tf.reduce_sum(picked * mask, axis=-1)
+
+        self._summed = tf.function(summed, reduce_retracing=True)
+
+    def log_probs(
+        self,
+        source_ids: IdLists,
+        target_ids: IdLists,
+        *,
+        max_source_length: int,
+        batch_size: int = 64,
+    ) -> np.ndarray:
+        """float64 ``[N]``: log p(target_i | source_i), in input order.
+
+        Sources are cut to ``max_source_length`` tokens (as when decoding) and must not be
+        empty; an empty target scores log p(END | source).
+        """
+        if len(source_ids) != len(target_ids):
+            raise ValueError(f"{len(source_ids)} sources but {len(target_ids)} targets")
+        sources = [list(ids[:max_source_length]) for ids in source_ids]
+        if any(not ids for ids in sources):
+            raise ValueError("an empty source cannot be scored")
+        scores = np.zeros(len(sources), np.float64)
+        for batch in batches(sources, batch_size):
+            targets = [list(target_ids[i]) for i in batch.positions]
+            target_in = pad_batch([[START, *ids] for ids in targets])
+            target_out = pad_batch([[*ids, END] for ids in targets])
+            scores[batch.positions] = self._summed(batch.source, target_in, target_out).numpy()
+        return scores
+
+
 def teacher_forced_loss(
     model: Any,
     source_ids: IdLists,
@@ -124,41 +175,30 @@ def teacher_forced_loss(
     *,
     max_source_length: int,
     batch_size: int = 64,
-    bucket_width: int = 4,
+    scorer: SequenceScorer | None = None,
 ) -> dict[str, Any]:
-    """Masked cross-entropy (no label smoothing) of the references, token-weighted.
+    """Masked cross-entropy (no label smoothing) of the references, token-weighted:
+    minus the summed ``SequenceScorer`` log-probabilities over the number of target
+    tokens (END included).
 
     Sources are cut to ``max_source_length`` tokens, as when decoding; pairs are never
-    dropped for length, only for an empty side (``loss_skipped_pairs``). Batches come
-    from the training pipeline (``make_dataset``), so START/END framing and padding are
-    exactly those the model was trained with.
+    dropped for length, only for an empty side (``loss_skipped_pairs``).
     """
-    from seq2seq.losses import MaskedCrossEntropy
-    from seq2seq.pipeline import filter_by_length, make_dataset
-
-    sources = [list(ids[:max_source_length]) for ids in source_ids]
-    longest_target = max((len(ids) for ids in target_ids), default=0)
-    kept, _, skipped = filter_by_length(sources, target_ids, max_source_length, longest_target)
-    result = {"loss_pairs": len(kept), "loss_skipped_pairs": skipped}
+    kept = [
+        (source, target)
+        for source, target in zip(source_ids, target_ids, strict=True)
+        if len(source) and len(target)
+    ]
+    result = {"loss_pairs": len(kept), "loss_skipped_pairs": len(source_ids) - len(kept)}
     if not kept:
         return {**result, "loss": float("nan"), "perplexity": float("nan"), "loss_tokens": 0}
-    dataset = make_dataset(
-        sources,
-        target_ids,
-        batch_size=batch_size,
-        max_source_length=max_source_length,
-        max_target_length=longest_target,
-        bucket_width=bucket_width,
-        shuffle=False,
-        seed=0,
+    scorer = scorer or SequenceScorer(model)
+    sources, targets = [s for s, _ in kept], [t for _, t in kept]
+    log_probs = scorer.log_probs(
+        sources, targets, max_source_length=max_source_length, batch_size=batch_size
     )
-    loss_fn = MaskedCrossEntropy()
-    total, tokens = 0.0, 0
-    for inputs, target_out in dataset:
-        count = int(np.count_nonzero(target_out.numpy() != PAD))
-        total += float(loss_fn(target_out, model(inputs, training=False))) * count
-        tokens += count
-    loss = total / tokens
+    tokens = sum(len(target) + 1 for target in targets)
+    loss = float(-log_probs.sum() / tokens)
     return {**result, "loss": loss, "perplexity": perplexity(loss), "loss_tokens": tokens}
 
 

@@ -4,12 +4,17 @@
 and both tokenizers; ``translate(sentences, **decode_overrides)`` normalises, encodes,
 batches by length, searches with the run's ``decode`` settings (overridable per call,
 validated like the config) and returns one ``Translation`` per input, in input order.
+``stream(sentence)`` yields one input's translation as it grows, chunk by chunk of
+decoder steps; with ``mmi_lambda`` set, a dialogue run reranks its n-best lists by mutual
+information with its backward run (``seq2seq.mmi``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +25,34 @@ from seq2seq.config import Config, ConfigError, DecodeConfig, load_run_config
 from seq2seq.constants import UNK
 from seq2seq.corpora.spec import is_dialogue
 from seq2seq.decode_options import resolve_decode
-from seq2seq.decoding import Searcher, SearchResult, strip_ids
+from seq2seq.decoding import STREAM_CHUNK_STEPS, STREAMABLE, Searcher, SearchResult, strip_ids
 from seq2seq.dialogue import drop_oldest_turns, keep_end
-from seq2seq.prediction import search_batches
+from seq2seq.mmi import (
+    BackwardScorer,
+    candidate_decode,
+    find_backward,
+    last_turn,
+    mmi_order,
+    mmi_scores,
+    require_backward,
+)
+from seq2seq.prediction import SequenceScorer, pad_batch, search_batches
 from seq2seq.runs import RunError, RunPaths, model_file, open_run
 from seq2seq.text import Tokenizer, TokenizerError, load_tokenizer, normalize
 from seq2seq.textio import clean_text
 
 BATCH_SIZE = 64
+
+
+@dataclass
+class Hypothesis:
+    """One entry of a search's n-best list for one input."""
+
+    text: str
+    tokens: list[str]
+    score: float
+    attention: np.ndarray
+    ids: list[int]
 
 
 @dataclass
@@ -121,16 +146,27 @@ class Translator:
         self.target_tokenizer = target_tokenizer
         self.max_input_chars = max_input_chars
         self.searcher = Searcher(model, jit_compile=config.decode.jit_compile)
+        self.scorer = SequenceScorer(model)
         self._unk_marker = target_tokenizer.decode([UNK]).strip()
+        self.chunk_steps = STREAM_CHUNK_STEPS  # decoder steps per streamed chunk
+        self.backward_dir: Path | None = None  # MMI: the backward run (``use_backward``)
+        self._backward: BackwardScorer | None = None
+        self._backward_lock = threading.Lock()
 
     @classmethod
     def from_run(
-        cls, run_dir: str | Path, max_input_chars: int = 1000, jit_compile: bool | None = None
+        cls,
+        run_dir: str | Path,
+        max_input_chars: int = 1000,
+        jit_compile: bool | None = None,
+        backward: str | Path | None = None,
     ) -> Translator:
         """Load a run folder once; ``RunError`` if it is missing, incomplete or incompatible.
 
         ``jit_compile`` overrides the run's ``decode.jit_compile`` (XLA pays off once a
-        translator decodes more than a few batches).
+        translator decodes more than a few batches). A dialogue run takes ``backward``
+        (else ``RUN-backward`` when it exists, ``seq2seq.mmi.find_backward``) as its
+        backward model for MMI reranking, loaded on first use.
         """
         paths = open_run(run_dir)
         try:
@@ -151,7 +187,28 @@ class Translator:
             ) from error
         model = load_model(paths)
         check_vocabularies(paths, model, source_tokenizer, target_tokenizer)
-        return cls(config, paths, model, source_tokenizer, target_tokenizer, max_input_chars)
+        translator = cls(config, paths, model, source_tokenizer, target_tokenizer, max_input_chars)
+        if translator.dialogue and not config.data.reverse:
+            found = find_backward(paths.root, backward)
+            if found is not None:
+                translator.use_backward(found)
+        elif backward is not None:
+            translator.use_backward(backward)  # refused: MMI is for dialogue runs
+        return translator
+
+    def use_backward(self, run_dir: str | Path) -> None:
+        """Rerank by MMI with this backward run (checked now, loaded on first use)."""
+        self.backward_dir = require_backward(self.paths.root, self.config, run_dir)
+        self._backward = None
+
+    def backward_scorer(self) -> BackwardScorer:
+        """The loaded backward model, or ``RunError`` saying how to get one."""
+        if self.backward_dir is None:
+            require_backward(self.paths.root, self.config)  # raises: says what to do
+        with self._backward_lock:
+            if self._backward is None:
+                self._backward = BackwardScorer(Translator.from_run(self.backward_dir))
+            return self._backward
 
     # -- settings --------------------------------------------------------------------
 
@@ -232,6 +289,8 @@ class Translator:
 
         Sentences are decoded in length-sorted batches of ``batch_size``
         (``seq2seq.prediction``), each with its own seed derived from ``decode.seed``.
+        With ``decode.mmi_lambda`` set, each input's n-best list is reranked by mutual
+        information (``seq2seq.mmi``); ``RunError`` when there is no backward model.
         """
         if isinstance(sentences, str):
             sentences = [sentences]
@@ -241,20 +300,48 @@ class Translator:
             self.check_input(s, f"input {i + 1}" if many else "input")
             for i, s in enumerate(sentences)
         ]
+        mmi = decode.mmi_lambda is not None
+        backward = self.backward_scorer() if mmi else None
         encoded = [self.encode(text) for text in texts]
-        results: list[Translation | None] = [None] * len(sentences)
+        found_lists: list[list[Hypothesis]] = [[] for _ in sentences]
+        search = candidate_decode(decode) if mmi else decode
         ids = [e.ids for e in encoded]
-        for batch, found in search_batches(self.searcher, ids, decode, batch_size):
+        for batch, found in search_batches(self.searcher, ids, search, batch_size):
             for row, i in enumerate(batch.positions):
-                results[i] = self._translation(sentences[i], encoded[i], found, row, decode)
-        return results  # type: ignore[return-value]
+                found_lists[i] = self._hypotheses(encoded[i], found, row, decode)
+        if backward is not None:
+            found_lists = self._rerank(texts, encoded, found_lists, decode, backward)
+        return [
+            self._translation(sentences[i], encoded[i], hypotheses)
+            for i, hypotheses in enumerate(found_lists)
+        ]
 
     def translate_one(self, sentence: str, **decode_overrides: Any) -> Translation:
         return self.translate([sentence], **decode_overrides)[0]
 
-    def _translation(
-        self, source: str, encoded: Encoded, found: SearchResult, row: int, decode: DecodeConfig
-    ) -> Translation:
+    def stream(
+        self, sentence: str, chunk_steps: int | None = None, **decode_overrides: Any
+    ) -> Iterator[Translation]:
+        """The translation of one sentence as it is decoded: a growing ``Translation`` after
+        every ``chunk_steps`` decoder steps (default ``self.chunk_steps``), the last equal
+        to ``translate_one`` with the same settings (and seed). Beam search and MMI
+        reranking need the whole search: they yield once, at the end. Closing the
+        generator stops decoding within a chunk.
+        """
+        decode = self.decode_config(**decode_overrides)
+        if decode.method not in STREAMABLE or decode.mmi_lambda is not None or decode.n_best > 1:
+            yield self.translate_one(sentence, **decode_overrides)
+            return
+        encoded = self.encode(self.check_input(sentence))
+        source = pad_batch([encoded.ids])
+        chunk_steps = self.chunk_steps if chunk_steps is None else chunk_steps
+        for found in self.searcher.stream(source, decode, chunk_steps):
+            yield self._translation(sentence, encoded, self._hypotheses(encoded, found, 0, decode))
+
+    def _hypotheses(
+        self, encoded: Encoded, found: SearchResult, row: int, decode: DecodeConfig
+    ) -> list[Hypothesis]:
+        """Row ``row`` of a search's n-best list, best first, as text."""
         hypotheses = []
         for k in range(found.ids.shape[1]):
             ids = strip_ids(found.ids[row, k])
@@ -263,16 +350,48 @@ class Translator:
             text = self.target_tokenizer.decode(ids)
             if decode.replace_unk:
                 text, tokens = self._replace_unk(ids, tokens, text, weights, encoded.pieces)
-            hypotheses.append((text, tokens, float(found.scores[row, k]), weights))
-        text, tokens, score, weights = hypotheses[0]
+            hypotheses.append(Hypothesis(text, tokens, float(found.scores[row, k]), weights, ids))
+        return hypotheses
+
+    def _rerank(
+        self,
+        texts: list[str],
+        encoded: list[Encoded],
+        found_lists: list[list[Hypothesis]],
+        decode: DecodeConfig,
+        backward: BackwardScorer,
+    ) -> list[list[Hypothesis]]:
+        """Every input's candidates in MMI order, scored by ``seq2seq.mmi.mmi_scores``
+        (two teacher-forced passes over all candidates of all inputs)."""
+        flat = [(i, h) for i, hypotheses in enumerate(found_lists) for h in hypotheses]
+        separator = self.config.data.context_separator
+        forward = self.scorer.log_probs(
+            [encoded[i].ids for i, _ in flat],
+            [h.ids for _, h in flat],
+            max_source_length=self.config.data.max_source_length,
+        )
+        reverse = backward.log_probs(
+            [last_turn(texts[i], separator) for i, _ in flat], [h.text for _, h in flat]
+        )
+        lengths = [len(h.ids) for _, h in flat]
+        scores = mmi_scores(forward, reverse, lengths, decode.mmi_lambda, decode.mmi_gamma)
+        reranked: list[list[Hypothesis]] = [[] for _ in found_lists]
+        for (i, hypothesis), value in zip(flat, scores, strict=True):
+            reranked[i].append(dataclasses.replace(hypothesis, score=float(value)))
+        return [[h[k] for k in mmi_order([x.score for x in h])] for h in reranked]
+
+    def _translation(
+        self, source: str, encoded: Encoded, hypotheses: list[Hypothesis]
+    ) -> Translation:
+        best = hypotheses[0]
         return Translation(
             source=source,
-            text=text,
-            tokens=tokens,
+            text=best.text,
+            tokens=best.tokens,
             source_tokens=encoded.pieces,
-            score=score,
-            n_best=[(h[0], h[2]) for h in hypotheses],
-            attention=np.asarray(weights, dtype=np.float32),
+            score=best.score,
+            n_best=[(h.text, h.score) for h in hypotheses],
+            attention=np.asarray(best.attention, dtype=np.float32),
             truncated=encoded.truncated,
         )
 

@@ -19,7 +19,13 @@ if "SEQ2SEQ_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is
 
 # Training a run (and compiling its first searches) is most of the suite's time: any test
 # that needs a trained run is in the slow tier, so `pytest -m "not slow"` stays fast.
-TRAINED_RUN_FIXTURES = {"tiny_run", "tiny_translator", "tiny_models", "tiny_dialogue_run"}
+TRAINED_RUN_FIXTURES = {
+    "tiny_run",
+    "tiny_translator",
+    "tiny_models",
+    "tiny_dialogue_run",
+    "tiny_dialogue_backward",
+}
 
 
 def pytest_collection_modifyitems(items):
@@ -131,3 +137,92 @@ def tiny_models(tiny_run, tmp_path_factory) -> Path:
     raw["data"]["context_turns"] = 1
     chat_config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return models
+
+
+# -- tiny_dialogue_run (+ its backward run): chat CLI, streaming and MMI tests ------------
+
+GREETINGS = ["hi", "hello", "good morning", "hey there", "good evening"]
+QUESTIONS = ["how are you", "what is new", "where are you going", "what time is it"]
+ANSWERS = ["i am fine thanks", "nothing much", "to the market", "it is late"]
+TINY_DIALOGUE_SETTINGS = [
+    "data.corpus=tsv",
+    "data.tokenizer=word",
+    "data.dev_fraction=0.15",
+    "data.test_fraction=0.15",
+    "data.source_vocab_size=64",
+    "data.target_vocab_size=64",
+    "model.embedding_dim=16",
+    "model.hidden_size=16",
+    "model.dropout=0.0",
+    "train.epochs=1",
+    "train.batch_size=16",
+    "train.select_best_by=loss",
+]
+
+
+def synthetic_dialogues() -> list[list[str]]:
+    dialogues = []
+    for greeting in GREETINGS:
+        for question, answer in zip(QUESTIONS, ANSWERS, strict=True):
+            for mark in ("!", ".", "?"):
+                dialogues.append(
+                    [f"{greeting}{mark}", f"{greeting} to you.", f"{question}?", answer]
+                )
+    return dialogues
+
+
+@pytest.fixture(scope="session")
+def tiny_dialogue_folder(tmp_path_factory) -> Path:
+    """A folder for ``run`` (the chat run) and ``run-backward`` (its backward run)."""
+    return tmp_path_factory.mktemp("tiny-chat")
+
+
+@pytest.fixture(scope="session")
+def tiny_dialogue_run(tiny_dialogue_folder) -> Path:
+    """A word-level model on (previous turn <sep> message, reply) pairs written as a TSV."""
+    from seq2seq.config import load_config
+    from seq2seq.dialogue import build_source
+    from seq2seq.training import train
+
+    corpus = tiny_dialogue_folder / "dialogue.tsv"
+    lines = []
+    for turns in synthetic_dialogues():
+        for i in range(1, len(turns)):
+            lines.append(f"{build_source(turns[: i - 1], turns[i - 1], 1, '<sep>')}\t{turns[i]}\n")
+    corpus.write_text("".join(lines), encoding="utf-8")
+    config = load_config(
+        overrides=[
+            *TINY_DIALOGUE_SETTINGS,
+            f"data.path={corpus}",
+            "data.context_turns=1",
+            "decode.method=sample",
+            "decode.top_p=0.9",
+            "decode.temperature=0.8",
+            "decode.min_length=2",
+            "decode.max_length=8",
+            "decode.no_repeat_ngram_size=3",
+        ]
+    )
+    run = tiny_dialogue_folder / "run"
+    train(config, run, verbose=0)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_dialogue_backward(tiny_dialogue_folder) -> Path:
+    """The backward run of ``tiny_dialogue_run`` (reply -> message, no context), trained
+    into ``run-backward`` beside it, where MMI reranking finds it."""
+    from seq2seq.config import load_config
+    from seq2seq.training import train
+
+    corpus = tiny_dialogue_folder / "turns.tsv"
+    lines = []
+    for turns in synthetic_dialogues():
+        lines.extend(f"{turns[i - 1]}\t{turns[i]}\n" for i in range(1, len(turns)))
+    corpus.write_text("".join(lines), encoding="utf-8")
+    config = load_config(
+        overrides=[*TINY_DIALOGUE_SETTINGS, f"data.path={corpus}", "data.reverse=true"]
+    )
+    run = tiny_dialogue_folder / "run-backward"
+    train(config, run, verbose=0)
+    return run

@@ -162,23 +162,22 @@ def test_translate_rejects_bad_input(registry):
 
 
 @pytest.mark.slow
-def test_chat_streams_word_by_word_and_uses_the_history(registry, monkeypatch):
+def test_chat_streams_the_reply_and_uses_the_history(registry, monkeypatch):
     steps = list(web.chat(registry, "one nine .", [], "tiny-chat", *DECODING))
     assert steps
     for shorter, longer in zip(steps, steps[1:], strict=False):
-        assert longer.startswith(shorter) and len(longer) > len(shorter)
-    assert len(steps) == len(steps[-1].split())
-
+        assert len(longer) > len(shorter)  # one text per chunk of decoder steps, growing
     translator = registry.translator(registry.resolve("tiny-chat", "dialogue"))
+    assert steps[-1] == translator.translate_one("one nine .", method="greedy", max_length=20).text
+
     seen = []
-    original = translator.translate_one
+    original = translator.stream
 
     def spy(source, **overrides):
         seen.append(source)
         return original(source, **overrides)
 
-    monkeypatch.setattr(translator, "translate_one", spy)
-    monkeypatch.setattr(web, "STREAM_DELAY_S", 0.0)
+    monkeypatch.setattr(translator, "stream", spy)
     history = [
         {"role": "user", "content": "one ."},
         {"role": "assistant", "content": "Uno ."},
@@ -186,10 +185,45 @@ def test_chat_streams_word_by_word_and_uses_the_history(registry, monkeypatch):
     list(web.chat(registry, "two three .", history, "tiny-chat", *DECODING))
     assert seen == ["Uno . <sep> two three ."]  # context_turns=1: the bot's last turn
 
+    beam = ["beam", 3, 1, 1.0, 0, 1.0, 20]
+    steps = list(web.chat(registry, "one nine .", [], "tiny-chat", *beam))
+    assert steps[0] == web.THINKING and len(steps) == 2  # no stream: thinking, then the reply
+
     with pytest.raises(gr.Error, match="Unknown chat model"):
         list(web.chat(registry, "hola", [], "tiny", *DECODING))
     with pytest.raises(gr.Error, match="limit is 50"):
         list(web.chat(registry, "x" * 51, [], "tiny-chat", *DECODING))
+    sample = ["sample", 5, 1, 1.0, 0, 1.0, 20]
+    with pytest.raises(gr.Error, match="needs the backward model tiny-chat-backward"):
+        list(web.chat(registry, "one .", [], "tiny-chat", *sample, True, 0.5, 0.0, 4))
+    assert not web.mmi_controls(registry, "tiny-chat")[0]["visible"]
+
+
+@pytest.mark.slow
+def test_chat_reranks_by_mmi_when_a_backward_model_is_beside_the_run(models_dir, tmp_path):
+    """A models folder with ``tiny-chat-backward`` (here the digit model's weights under a
+    backward config: the app only needs a run that fits) shows and applies MMI."""
+    import shutil
+
+    import yaml
+
+    models = tmp_path / "models"
+    shutil.copytree(models_dir / "tiny-chat", models / "tiny-chat")
+    backward = models / "tiny-chat-backward"
+    shutil.copytree(models_dir / "tiny", backward)
+    raw = yaml.safe_load((backward / "config.yaml").read_text(encoding="utf-8"))
+    raw["data"]["reverse"] = True
+    (backward / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    registry = Registry(models, max_input_chars=50)
+    assert [name for _, name in registry.choices("dialogue")] == ["tiny-chat"]  # not backward
+    shown = web.mmi_controls(registry, "tiny-chat")
+    assert all(update["visible"] for update in shown)
+    assert "tiny-chat-backward" in shown[0]["label"]
+    sample = ["sample", 5, 1, 1.0, 0, 1.0, 12]
+    steps = list(web.chat(registry, "one two .", [], "tiny-chat", *sample, True, 1.0, 0.1, 4))
+    assert steps[0] == web.THINKING and len(steps) == 2 and steps[1]
+    with pytest.raises(gr.Error, match="mmi_candidates is 1"):
+        list(web.chat(registry, "one .", [], "tiny-chat", *sample, True, 1.0, 0.1, 1))
 
 
 @pytest.mark.slow

@@ -126,3 +126,51 @@ def test_training_tab_starts_and_cancels_a_training(browser, app_url, tiny_model
     finally:
         page.close()
         shutil.rmtree(tiny_models / "browser-run", ignore_errors=True)
+
+
+def test_chat_stop_button_ends_the_reply_and_keeps_it(browser, app_url, monkeypatch):
+    """Stop, clicked while a reply streams, ends decoding within one chunk and the words
+    so far stay in the conversation. Chunks are slowed to one step each half second (in
+    this process, where the app runs) so that there is time to click."""
+    import time
+
+    from playwright.sync_api import expect
+
+    from seq2seq.decoding import Searcher
+
+    original = Searcher.stream
+    chunks: list[float] = []
+    finished: list[bool] = []
+
+    def slow(self, source, decode, chunk_steps=4):
+        for part in original(self, source, decode, 1):
+            chunks.append(time.monotonic())
+            time.sleep(0.5)
+            yield part
+        finished.append(True)
+
+    monkeypatch.setattr(Searcher, "stream", slow)
+    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(app_url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Chat").click()
+        box = page.locator("#chat-tab textarea").first
+        box.fill("one two three four five six seven eight nine one two three .")
+        box.press("Enter")
+        reply = page.locator("#chat-tab [data-testid='bot']").last
+        expect(reply).not_to_have_text("", timeout=120_000)  # the first chunk is out
+        stop = page.locator("#chat-tab button", has_text="Stop")
+        expect(stop).to_be_visible()
+        stop.click()
+        clicked = len(chunks)
+        expect(stop).to_be_hidden(timeout=30_000)
+        time.sleep(2.0)  # four chunks' time: none may follow
+        assert len(chunks) <= clicked + 1, "decoding went on after Stop"
+        assert not finished
+        shown = reply.inner_text()
+        assert shown.strip()
+        time.sleep(1.0)
+        assert reply.inner_text() == shown  # the partial reply stays
+    finally:
+        page.close()

@@ -10,66 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.dialogue import build_source
-
 REPO = Path(__file__).resolve().parents[1]
-
-GREETINGS = ["hi", "hello", "good morning", "hey there", "good evening"]
-QUESTIONS = ["how are you", "what is new", "where are you going", "what time is it"]
-ANSWERS = ["i am fine thanks", "nothing much", "to the market", "it is late"]
-
-
-def synthetic_dialogues() -> list[list[str]]:
-    dialogues = []
-    for greeting in GREETINGS:
-        for question, answer in zip(QUESTIONS, ANSWERS, strict=True):
-            for mark in ("!", ".", "?"):
-                dialogues.append(
-                    [f"{greeting}{mark}", f"{greeting} to you.", f"{question}?", answer]
-                )
-    return dialogues
-
-
-@pytest.fixture(scope="session")
-def tiny_dialogue_run(tmp_path_factory) -> Path:
-    """A word-level model on (previous turn <sep> message, reply) pairs written as a TSV."""
-    from seq2seq.config import load_config
-    from seq2seq.training import train
-
-    folder = tmp_path_factory.mktemp("tiny-chat")
-    corpus = folder / "dialogue.tsv"
-    lines = []
-    for turns in synthetic_dialogues():
-        for i in range(1, len(turns)):
-            lines.append(f"{build_source(turns[: i - 1], turns[i - 1], 1, '<sep>')}\t{turns[i]}\n")
-    corpus.write_text("".join(lines), encoding="utf-8")
-    config = load_config(
-        overrides=[
-            "data.corpus=tsv",
-            f"data.path={corpus}",
-            "data.context_turns=1",
-            "data.tokenizer=word",
-            "data.dev_fraction=0.15",
-            "data.test_fraction=0.15",
-            "data.source_vocab_size=64",
-            "data.target_vocab_size=64",
-            "model.embedding_dim=16",
-            "model.hidden_size=16",
-            "model.dropout=0.0",
-            "train.epochs=1",
-            "train.batch_size=16",
-            "train.select_best_by=loss",
-            "decode.method=sample",
-            "decode.top_p=0.9",
-            "decode.temperature=0.8",
-            "decode.min_length=2",
-            "decode.max_length=8",
-            "decode.no_repeat_ngram_size=3",
-        ]
-    )
-    run = folder / "run"
-    train(config, run, verbose=0)
-    return run
 
 
 def chat(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
@@ -118,3 +59,60 @@ def test_chat_bad_run_folder_exits_2(tmp_path):
     result = chat("--model", str(tmp_path / "missing"), stdin="hi\n")
     assert result.returncode == 2
     assert "run folder not found" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_reply_and_keeps_the_session(tiny_dialogue_run):
+    """In a terminal (a pty), Ctrl-C during a streamed reply stops that reply and the
+    prompt comes back; Ctrl-C at the prompt then quits."""
+    import pty
+    import select
+    import signal
+    import time
+
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # a reply of 900+ tokens at one chunk of 4 steps per call: long enough to interrupt
+    flags = ["--min-length", "900", "--max-length", "1000", "--seed", "1"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seq2seq.chat", "--model", str(tiny_dialogue_run), *flags],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        cwd=REPO,
+        env=env,
+    )
+    os.close(terminal)
+    seen = b""
+
+    def read_until(marker: bytes, after: int, timeout: float = 240.0) -> int:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen[after:]:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
+            ready, _, _ = select.select([controller], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(controller, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+        return seen.index(marker, after) + len(marker)
+
+    try:
+        at = read_until(b"you> ", 0)
+        os.write(controller, b"hi!\n")
+        at = read_until(b"bot> ", at)
+        read_until(b" ", at)  # the first words are out: the reply is being decoded
+        process.send_signal(signal.SIGINT)
+        at = read_until(b"(reply stopped)", at)
+        at = read_until(b"you> ", at)  # still in the session
+        os.write(controller, b"/help\n")
+        at = read_until(b"/reset", at)
+        at = read_until(b"you> ", at)
+        process.send_signal(signal.SIGINT)  # at the prompt: quit
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(controller)
+    assert b"Traceback" not in seen

@@ -109,12 +109,15 @@ def test_context_is_dropped_oldest_first_when_too_long():
     assert ChatSession(FakeTranslator(context_turns=2), context_turns=0).context_turns == 0
 
 
-def test_stream_reply_grows_word_by_word_and_records_history():
+def test_stream_reply_records_history_and_takes_a_translator_without_streaming():
+    # (tests/test_streaming.py streams from a real model, chunk by chunk, and stops it)
     session = ChatSession(FakeTranslator(context_turns=0))
-    steps = list(session.stream_reply("I am  fine."))
-    assert steps == ["re:", "re: I", "re: I am", "re: I am  fine."]
+    assert list(session.stream_reply("I am  fine.")) == ["re: I am  fine."]
     assert session.history == ["I am  fine.", "re: I am  fine."]
-    # stopping early still records the whole reply
     stream = session.stream_reply("next")
-    assert next(stream) == "re:"
+    assert next(stream) == "re: next"
+    stream.close()
     assert session.history[-1] == "re: next"
+    with pytest.raises(ValueError):
+        next(session.stream_reply("   "))
+    assert len(session.history) == 4

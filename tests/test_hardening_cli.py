@@ -313,9 +313,10 @@ def test_chat_ctrl_c_while_decoding_ends_without_a_traceback(tiny_run, monkeypat
     from seq2seq.chat import main as chat_main
     from seq2seq.dialogue import ChatSession
 
-    def interrupted(self, message, **overrides):
+    def interrupted(self, message, **overrides):  # Ctrl-C not taken between chunks
         raise KeyboardInterrupt
+        yield
 
-    monkeypatch.setattr(ChatSession, "reply", interrupted)
+    monkeypatch.setattr(ChatSession, "stream_reply", interrupted)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"one .\n"), encoding="utf-8"))
     assert chat_main(["--model", str(tiny_run), "--method", "greedy"]) == 130

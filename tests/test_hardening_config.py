@@ -37,7 +37,7 @@ def test_reference_config_documents_each_range():
     for line in text.splitlines():
         if re.match(r"^\w+:$", line):
             section = line[:-1]
-        found = re.match(r"^  (\w+): .*# [\[(]([\d.]*)\.\.", line)
+        found = re.match(r"^  (\w+): .*# [\[(]([-\d.]*)\.\.", line)
         if found and section:
             documented[f"{section}.{found[1]}"] = found[2]
     for key, allowed in RANGES.items():

@@ -1,0 +1,180 @@
+"""MMI reranking (``seq2seq.mmi``): the formula, finding and checking the backward run,
+reranking on a tiny chat run with its tiny backward run, and the errors of the commands."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from seq2seq.config import ConfigError, load_config
+from seq2seq.decode_options import resolve_decode
+from seq2seq.mmi import (
+    check_backward,
+    find_backward,
+    last_turn,
+    mmi_order,
+    mmi_scores,
+    require_backward,
+)
+from seq2seq.runs import RunError
+
+CHAT = load_config("chat")
+BACKWARD = load_config("chat-backward")
+
+
+def test_formula_on_hand_set_scores():
+    forward = [-1.0, -2.0, -3.0]  # the forward model prefers candidate 0 ...
+    backward = [-10.0, -2.0, -4.0]  # ... which makes the message unlikely
+    lengths = [2, 5, 3]
+    assert mmi_order(mmi_scores(forward, backward, lengths, 0.0, 0.0)) == [0, 1, 2]
+    scores = mmi_scores(forward, backward, lengths, 0.5, 0.0)
+    assert scores.tolist() == [-6.0, -3.0, -5.0]
+    assert mmi_order(scores) == [1, 2, 0]
+    # a length bonus of 1 per token: -4, +2, -2
+    assert mmi_scores(forward, backward, lengths, 0.5, 1.0).tolist() == [-4.0, 2.0, -2.0]
+    # a length penalty (gamma < 0) brings the short candidate back
+    assert mmi_order(mmi_scores(forward, backward, lengths, 0.1, -1.0))[0] == 0
+    assert mmi_order([1.0, 3.0, 3.0, 2.0]) == [1, 2, 3, 0]  # ties keep the search's order
+
+
+def test_backward_run_is_checked_by_its_config(tmp_path):
+    check_backward(CHAT, BACKWARD, "b")  # the two presets fit
+    with pytest.raises(RunError, match="data.reverse is false"):
+        check_backward(CHAT, CHAT.replace(data=CHAT.data.__class__(corpus="daily_dialog")), "b")
+    other = load_config("chat-backward", overrides=["data.corpus=cornell_dialogs"])
+    with pytest.raises(RunError, match="trained on 'cornell_dialogs'"):
+        check_backward(CHAT, other, "b")
+    with pytest.raises(RunError, match="forward"):
+        check_backward(load_config("quickstart"), BACKWARD, "b")
+    assert find_backward(tmp_path / "chat") is None
+    with pytest.raises(RunError, match="not found"):
+        find_backward(tmp_path / "chat", tmp_path / "missing")
+    with pytest.raises(RunError, match="needs a backward model.*chat-backward"):
+        require_backward(tmp_path / "chat", CHAT)
+
+
+def test_mmi_settings_are_validated():
+    assert resolve_decode(CHAT, {"mmi_lambda": 0.5}).mmi_candidates == 10
+    with pytest.raises(ConfigError, match="decode.mmi_lambda is -1.0; allowed"):
+        resolve_decode(CHAT, {"mmi_lambda": -1.0})
+    with pytest.raises(ConfigError, match="greedy"):
+        resolve_decode(CHAT, {"method": "greedy", "mmi_lambda": 0.5})
+    with pytest.raises(ConfigError, match="mmi_candidates is 1"):
+        resolve_decode(CHAT, {"mmi_lambda": 0.5, "mmi_candidates": 1})
+    with pytest.raises(ConfigError, match="give --mmi-lambda too"):
+        resolve_decode(CHAT, {"mmi_gamma": 0.5})
+
+
+@pytest.fixture(scope="module")
+def chat_translator(tiny_dialogue_run, tiny_dialogue_backward):
+    from seq2seq.translator import Translator
+
+    return Translator.from_run(tiny_dialogue_run)
+
+
+@pytest.mark.parametrize("method", ["beam", "sample"])
+def test_mmi_picks_the_candidate_the_formula_says(chat_translator, tiny_dialogue_backward, method):
+    """The reply is the n-best candidate with the highest forward + lambda * backward +
+    gamma * length, each log-probability recomputed here from its parts."""
+    from seq2seq.decoding import strip_ids
+    from seq2seq.mmi import candidate_decode
+    from seq2seq.prediction import pad_batch
+
+    translator = chat_translator
+    assert translator.backward_dir == tiny_dialogue_backward  # found beside the run
+    source = "hi! <sep> how are you?"
+    settings = {"method": method, "mmi_lambda": 2.0, "mmi_gamma": 0.3, "mmi_candidates": 4}
+    if method == "sample":
+        settings["seed"] = 11
+    result = translator.translate_one(source, **settings)
+
+    decode = translator.decode_config(**settings)
+    encoded = translator.encode(translator.check_input(source))
+    found = translator.searcher.search(pad_batch([encoded.ids]), candidate_decode(decode))
+    ids = [strip_ids(row) for row in found.ids[0]]
+    texts = [translator.target_tokenizer.decode(row) for row in ids]
+    assert len(ids) == 4
+    limit = translator.config.data.max_source_length
+    forward = translator.scorer.log_probs([encoded.ids] * 4, ids, max_source_length=limit)
+    message = last_turn(translator.check_input(source), "<sep>")
+    backward = translator.backward_scorer().log_probs([message] * 4, texts)
+    assert np.all(forward < 0) and np.all(backward < 0)
+    expected = forward + 2.0 * backward + 0.3 * np.array([len(row) for row in ids])
+    best = int(np.argmax(expected))
+    assert result.text == texts[best]
+    assert result.score == pytest.approx(expected[best], rel=1e-4)
+    assert [score for _, score in result.n_best] == pytest.approx(sorted(expected)[::-1], rel=1e-4)
+
+
+def test_mmi_without_backward_model_is_refused(tiny_dialogue_run, tmp_path):
+    from seq2seq.translator import Translator
+
+    lonely = tmp_path / "lonely"
+    shutil.copytree(tiny_dialogue_run, lonely)
+    translator = Translator.from_run(lonely)
+    assert translator.backward_dir is None
+    assert translator.translate_one("hi!", method="beam").text is not None  # no MMI: fine
+    with pytest.raises(RunError, match="needs a backward model"):
+        translator.translate_one("hi!", method="beam", mmi_lambda=0.5)
+    with pytest.raises(RunError, match="data.reverse is false"):
+        Translator.from_run(lonely, backward=tiny_dialogue_run)  # a forward run
+
+
+def test_evaluate_with_mmi_on_a_tiny_run(tiny_dialogue_run, tiny_dialogue_backward, tmp_path):
+    from seq2seq.evaluate import main
+
+    out = tmp_path / "eval"
+    args = ["--model", str(tiny_dialogue_run), "--split", "dev", "--max-sentences", "12"]
+    args += ["--output-dir", str(out)]
+    assert main([*args, "--mmi-lambda", "0.5", "--mmi-candidates", "3", "--seed", "3"]) == 0
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    metrics = report["metrics"]
+    assert report["decode"]["mmi_lambda"] == 0.5 and report["decode"]["method"] == "sample"
+    for key in ("bleu_1", "bleu_2", "distinct_1", "distinct_2", "perplexity", "degenerate_share"):
+        assert np.isfinite(metrics[key]), key
+    assert 0.0 <= metrics["bleu_1"] <= 1.0 and 0.0 <= metrics["bleu_2"] <= 1.0
+    assert len((out / "hypotheses.txt").read_text().splitlines()) == 12
+
+
+def test_commands_refuse_mmi_without_backward_model(tiny_dialogue_run, tmp_path, capsys):
+    from seq2seq.chat import main as chat_main
+    from seq2seq.evaluate import main as evaluate_main
+
+    lonely = tmp_path / "lonely"
+    shutil.copytree(tiny_dialogue_run, lonely)
+    for main in (chat_main, evaluate_main):
+        assert main(["--model", str(lonely), "--mmi-lambda", "0.5"]) == 2
+        err = capsys.readouterr().err
+        assert "needs a backward model" in err and "chat-backward" in err
+        assert "Traceback" not in err
+        assert main(["--model", str(lonely), "--mmi-lambda", "-2"]) == 2
+        assert "mmi_lambda is -2.0" in capsys.readouterr().err
+        assert main(["--model", str(lonely), "--method", "greedy", "--mmi-lambda", "1"]) == 2
+        assert "--mmi-lambda applies to beam search and sampling" in capsys.readouterr().err
+
+
+def test_chat_table_script_writes_one_row_per_setting(
+    tiny_dialogue_run, tiny_dialogue_backward, tmp_path
+):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("chat_table", REPO / "scripts/chat_table.py")
+    chat_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(chat_table)
+    out = tmp_path / "table.md"
+    args = ["--model", str(tiny_dialogue_run), "--split", "dev", "--max-sentences", "8"]
+    args += ["--mmi-candidates", "3", "--samples", "3", "--output", str(out)]
+    assert chat_table.main([*args, "--output-dir", str(tmp_path / "reports")]) == 0
+    text = out.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    names = ["greedy", "beam 5", "sample", "MMI beam (3)", "MMI sample (3)", "Seq2Seq"]
+    assert [row.split(" | ")[0][2:].split(",")[0] for row in rows[1:]] == names
+    assert text.count("**") == 2 * 3 and "*MMI sample (3)*:" in text
+    assert "floor smoothing" in text
+    assert chat_table.main(["--model", str(tmp_path / "missing")]) == 2
