@@ -3,15 +3,16 @@ degenerate check.
 
 No TensorFlow. Distinct-n and lengths count whitespace-separated words, as written.
 
-BLEU-1 and BLEU-2 (``sentence_bleu_n``) follow the dialogue papers' per-sentence
-definition (PLATO, DialoGPT era, there with NLTK) computed with sacrebleu: for each reply,
-sentence BLEU against its one reference with uniform weights over 1..n-grams
-(``BLEU(max_ngram_order=n)``), zero n-gram matches floored at 0.1 (``smooth_method=
-"floor"``, Chen and Cherry 2014 method 1, the same as NLTK's ``SmoothingFunction().method1``),
-orders longer than the reply left out (``effective_order``), both texts lower-cased and
-tokenised with sacrebleu's ``13a`` tokeniser (punctuation split off, as mteval-v13a);
-scores divided by 100 (0..1) and averaged over the replies. PLATO's published row used
-NLTK's method7 smoothing, which gives other numbers: compare trends, not decimals.
+BLEU-1/2 and distinct-1/2 are computed the way PLATO's evaluation computed the row that the
+README compares with (Bao et al., 2020; the Seq2Seq baseline on DailyDialog), so the numbers
+are comparable: texts are lower-cased and split into words with punctuation apart
+(``metric_words``: sacrebleu's ``13a`` tokeniser, as mteval-v13a); BLEU-n is NLTK's
+per-sentence ``sentence_bleu`` against the one reference, weights 1/n for the 1..n-grams
+and 0 for the other orders up to 4 (PLATO's ``[1, 0, 0, 0]`` and ``[0.5, 0.5, 0, 0]``),
+``SmoothingFunction().method7`` (Chen and Cherry 2014, methods 4 + 5), 0 for an empty
+reply, averaged over the replies (0..1); distinct-n is over all replies together (unique /
+total n-grams). Method 7 gives much higher per-sentence BLEU than method 1 (the floor) or
+sacrebleu's corpus BLEU: compare only numbers computed this way.
 
 The degenerate-model check answers "does the model give (nearly) the same answer to
 everything?", the usual failure of a chat model trained with maximum likelihood:
@@ -40,19 +41,28 @@ SHOWN_STOCK_REPLIES = 5
 
 
 BLEU_DEFINITION = (
-    "per-sentence BLEU-n, uniform 1..n-gram weights, floor smoothing 0.1 (NLTK method1), "
-    "effective order, lower-cased, 13a tokenised (sacrebleu), 0..1, mean over replies"
+    "per-sentence BLEU-n as in PLATO's evaluation: NLTK sentence_bleu, uniform 1..n-gram "
+    "weights, SmoothingFunction().method7, lower-cased 13a words, 0..1, mean over replies"
 )
+
+
+def metric_words(text: str) -> list[str]:
+    """The words BLEU-n and distinct-n count: lower-cased, punctuation split off (13a)."""
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    return Tokenizer13a()(text.lower()).split()
 
 
 def sentence_bleu_n(hypotheses: Sequence[str], references: Sequence[str], n: int) -> float:
     """Mean per-sentence BLEU-n of ``hypotheses`` against one reference each (0..1; the
     definition is in the module docstring). 0.0 for no pairs.
 
-    >>> round(sentence_bleu_n(["the cat sat"], ["the cat sat down"], 1), 4)  # 3/3 x e^(1-4/3)
-    0.7165
+    >>> round(sentence_bleu_n(["The cat sat."], ["the cat sat down."], 1), 4)
+    0.9519
+    >>> round(sentence_bleu_n(["The cat sat."], ["the cat sat down."], 2), 4)
+    0.7683
     """
-    from sacrebleu.metrics import BLEU
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
@@ -60,18 +70,18 @@ def sentence_bleu_n(hypotheses: Sequence[str], references: Sequence[str], n: int
         raise ValueError(f"n must be >= 1, got {n}")
     if not hypotheses:
         return 0.0
-    metric = BLEU(
-        max_ngram_order=n,
-        smooth_method="floor",
-        smooth_value=0.1,
-        effective_order=True,
-        lowercase=True,
-        tokenize="13a",
-    )
-    scores = [
-        metric.sentence_score(hypothesis, [reference]).score / 100.0
-        for hypothesis, reference in zip(hypotheses, references, strict=True)
-    ]
+    # Four weights, zeros after n, exactly as PLATO passed them: method7's averaging over
+    # neighbouring orders reads the zero-weighted orders too, so (1,) would differ.
+    weights = tuple(1.0 / n if order < n else 0.0 for order in range(max(4, n)))
+    smoothing = SmoothingFunction().method7
+    scores = []
+    for hypothesis, reference in zip(hypotheses, references, strict=True):
+        words = metric_words(hypothesis)
+        scores.append(
+            float(sentence_bleu([metric_words(reference)], words, weights, smoothing))
+            if words
+            else 0.0
+        )
     return sum(scores) / len(scores)
 
 
@@ -151,10 +161,11 @@ def dialogue_metrics(
     ``degenerate_threshold`` and ``warning`` (a message when ``degenerate_share`` is above
     the threshold, else ``None``).
     """
+    words = [" ".join(metric_words(reply)) for reply in replies]
     result: dict[str, Any] = {
         "replies": len(replies),
-        "distinct_1": distinct_n(replies, 1),
-        "distinct_2": distinct_n(replies, 2),
+        "distinct_1": distinct_n(words, 1),
+        "distinct_2": distinct_n(words, 2),
         "avg_reply_words": average_words(replies),
     }
     result.update(degenerate_report(inputs, replies, stock_fraction))

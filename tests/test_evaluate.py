@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from seq2seq.evaluation import EvaluationError, read_pairs_file
-from seq2seq.metrics import degenerate_report, dialogue_metrics, distinct_n
+from seq2seq.metrics import (
+    degenerate_report,
+    dialogue_metrics,
+    distinct_n,
+    metric_words,
+    sentence_bleu_n,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,6 +37,24 @@ def test_distinct_n_exact_values():
         distinct_n(texts, 0)
 
 
+def test_bleu_n_is_plato_s_nltk_method7_per_sentence_mean():
+    # "the cat sat ." against "the cat sat down .": every hypothesis n-gram matches, the
+    # brevity penalty is exp(1 - 5/4); method 7 then raises BLEU-1 (it averages the
+    # precisions of neighbouring orders, the zero-weighted ones too, as PLATO's weights did).
+    assert metric_words("The cat sat.") == ["the", "cat", "sat", "."]
+    one = sentence_bleu_n(["The cat sat."], ["the cat sat down."], 1)
+    two = sentence_bleu_n(["The cat sat."], ["the cat sat down."], 2)
+    assert one == pytest.approx(0.95187, abs=1e-5)
+    assert two == pytest.approx(0.76831, abs=1e-5)
+    # a reply sharing no word scores 0, as does an empty one; the result is the mean
+    assert sentence_bleu_n(["yes", ""], ["no , thanks", "x"], 2) == 0.0
+    mean = sentence_bleu_n(["The cat sat.", "yes"], ["the cat sat down.", "no"], 1)
+    assert mean == pytest.approx(one / 2)
+    assert sentence_bleu_n([], [], 1) == 0.0
+    with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
+        sentence_bleu_n(["a", "b"], ["a"], 1)
+
+
 def test_same_reply_for_every_input_is_degenerate_and_warned():
     inputs = [f"question number {i}?" for i in range(50)]
     replies = ["I don't know."] * 50
@@ -39,7 +63,8 @@ def test_same_reply_for_every_input_is_degenerate_and_warned():
     assert metrics["distinct_replies"] == 1
     assert metrics["stock_replies"][0] == {"reply": "i don't know.", "inputs": 50, "share": 1.0}
     assert metrics["warning"] and "degenerate" in metrics["warning"]
-    assert metrics["distinct_1"] == pytest.approx(3 / 150)
+    # distinct-n counts lower-cased words with punctuation apart: "i don't know ." x 50
+    assert metrics["distinct_1"] == pytest.approx(4 / 200)
     assert metrics["avg_reply_words"] == 3.0
 
 
