@@ -189,13 +189,35 @@ class Registry:
                 # source also carries earlier turns, so the translator gets head-room.
                 limit = self.max_input_chars * (run.config.data.context_turns + 2)
                 try:
-                    translator = Translator.from_run(run.path, max_input_chars=limit)
+                    translator = Translator.from_run(
+                        run.path, max_input_chars=limit, jit_compile=False, eager_until_built=True
+                    )
                 except ValueError as error:  # RunError: damaged files, other vocabularies
                     reason = without_paths(str(error), run.path)
                     self._failed[run.name] = reason
                     raise RunError(reason) from error
+                # One sentence at a time: the plain graph is within milliseconds of XLA
+                # and has no per-shape compiling; until it is built, searches run eagerly.
+                first = "sample" if run.dialogue else "greedy"
+                methods = (first, *(m for m in ("greedy", "beam", "sample") if m != first))
+                translator.searcher.warm_up(methods)
                 self._translators[run.name] = translator
             return self._translators[run.name]
+
+    def preload(self, runs: list[RunInfo]) -> threading.Thread:
+        """Load ``runs`` in a background thread (each then builds its searches in another),
+        so a first request neither waits for a model load nor for a build."""
+
+        def load() -> None:
+            for run in runs:
+                try:
+                    self.translator(run)
+                except (ValueError, OSError) as error:  # reported when the run is used
+                    log.warning("%s: not preloaded: %s", run.name, error)
+
+        thread = threading.Thread(target=load, name="registry-preload", daemon=True)
+        thread.start()
+        return thread
 
     def cached(self, run: RunInfo, key: str, build):
         """Memoise ``build()`` per run (parameter counts, for instance)."""

@@ -200,6 +200,15 @@ def chat(
             time.sleep(STREAM_DELAY_S)
 
 
+def prepare_model(registry: Registry, run_name: Any) -> None:
+    """Load the chosen run in the background as soon as it is picked (no output): the
+    first translation then finds it loaded."""
+    try:
+        registry.preload([registry.resolve(run_name, "all")])
+    except UnknownModelError:
+        pass  # the translate button reports it
+
+
 def parameter_table(registry: Registry, run: RunInfo) -> list[list[Any]]:
     """Rows [part, gru, lstm, rnn]: this run's counts and the same shape with other cells."""
     from seq2seq.model import CELLS, parameter_counts_per_cell
@@ -360,6 +369,10 @@ def build_app(models_dir: str | Path, max_input_chars: int = DEFAULT_MAX_INPUT_C
     dialogue_choices = registry.choices("dialogue")
     all_choices = registry.choices("all")
     notice_text = empty_notice(registry)
+    # The runs the tabs open on are loaded (and their searches built) at once, in the background.
+    registry.preload(
+        [runs[0] for runs in (registry.runs("translation"), registry.runs("dialogue")) if runs]
+    )
 
     def first(choices):
         return choices[0][1] if choices else None
@@ -406,6 +419,13 @@ def build_app(models_dir: str | Path, max_input_chars: int = DEFAULT_MAX_INPUT_C
                 t_fn = functools.partial(translate, registry)
                 go.click(t_fn, t_inputs, t_outputs, api_name="translate")
                 source.submit(t_fn, t_inputs, t_outputs, api_visibility="private")
+                t_model.change(
+                    functools.partial(prepare_model, registry),
+                    [t_model],
+                    None,
+                    api_visibility="private",
+                    queue=False,
+                )
 
             with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
                 c_model = gr.Dropdown(

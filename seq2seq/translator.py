@@ -113,6 +113,7 @@ class Translator:
         source_tokenizer: Tokenizer,
         target_tokenizer: Tokenizer,
         max_input_chars: int = 1000,
+        eager_until_built: bool = False,
     ):
         self.config = config
         self.paths = paths
@@ -120,17 +121,25 @@ class Translator:
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
         self.max_input_chars = max_input_chars
-        self.searcher = Searcher(model, jit_compile=config.decode.jit_compile)
+        self.searcher = Searcher(
+            model, jit_compile=config.decode.jit_compile, eager_until_built=eager_until_built
+        )
         self._unk_marker = target_tokenizer.decode([UNK]).strip()
 
     @classmethod
     def from_run(
-        cls, run_dir: str | Path, max_input_chars: int = 1000, jit_compile: bool | None = None
+        cls,
+        run_dir: str | Path,
+        max_input_chars: int = 1000,
+        jit_compile: bool | None = None,
+        eager_until_built: bool = False,
     ) -> Translator:
         """Load a run folder once; ``RunError`` if it is missing, incomplete or incompatible.
 
         ``jit_compile`` overrides the run's ``decode.jit_compile`` (XLA pays off once a
-        translator decodes more than a few batches).
+        translator decodes more than a few batches). ``eager_until_built``: searches run
+        op by op until their program is built (``Searcher``): for a few sentences, or an
+        app that calls ``searcher.warm_up()``.
         """
         paths = open_run(run_dir)
         try:
@@ -151,7 +160,15 @@ class Translator:
             ) from error
         model = load_model(paths)
         check_vocabularies(paths, model, source_tokenizer, target_tokenizer)
-        return cls(config, paths, model, source_tokenizer, target_tokenizer, max_input_chars)
+        return cls(
+            config,
+            paths,
+            model,
+            source_tokenizer,
+            target_tokenizer,
+            max_input_chars,
+            eager_until_built=eager_until_built,
+        )
 
     # -- settings --------------------------------------------------------------------
 
