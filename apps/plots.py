@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,13 @@ def attention_figure(
     axes.set_title("attention")
     figure.colorbar(image, ax=axes, fraction=0.04)
     return figure
+
+
+def figure_png(figure: Figure) -> bytes:
+    """The figure as PNG bytes, as the app sends it (the first call loads the fonts)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def epoch_rows(metrics: dict[str, Any], history_csv: Path | None = None) -> list[dict[str, float]]:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from seq2seq.config import Config, load_run_config
 from seq2seq.corpora.spec import BY_NAME, TFDS_PREFIX, corpus_languages
@@ -197,23 +200,28 @@ class Registry:
                     self._failed[run.name] = reason
                     raise RunError(reason) from error
                 # One sentence at a time: the plain graph is within milliseconds of XLA
-                # and has no per-shape compiling; until it is built, searches run eagerly.
-                first = "sample" if run.dialogue else "greedy"
-                methods = (first, *(m for m in ("greedy", "beam", "sample") if m != first))
-                translator.searcher.warm_up(methods)
+                # and has no per-shape compiling. Until it is built (the tab's default
+                # method now, the others on first use), searches run eagerly.
+                translator.searcher.warm_up(("sample",) if run.dialogue else ("greedy",))
                 self._translators[run.name] = translator
             return self._translators[run.name]
 
     def preload(self, runs: list[RunInfo]) -> threading.Thread:
-        """Load ``runs`` in a background thread (each then builds its searches in another),
-        so a first request neither waits for a model load nor for a build."""
+        """Load ``runs`` and build their default search, one after the other in a
+        background thread, so a first request neither waits for a model load nor for a
+        build (nor competes with more than one of them)."""
 
         def load() -> None:
             for run in runs:
+                started = time.perf_counter()
                 try:
-                    self.translator(run)
+                    self.translator(run).searcher.wait_until_built()
+                    log.info("%s: loaded, ready in %.1f s", run.name, time.perf_counter() - started)
                 except (ValueError, OSError) as error:  # reported when the run is used
                     log.warning("%s: not preloaded: %s", run.name, error)
+            from apps.plots import attention_figure, figure_png
+
+            figure_png(attention_figure(np.eye(2), ["a", "b"], ["a", "b"]))  # loads the fonts
 
         thread = threading.Thread(target=load, name="registry-preload", daemon=True)
         thread.start()

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import queue
 import secrets
 import threading
 from dataclasses import dataclass
@@ -413,6 +414,9 @@ def search_runs_on_cpu() -> bool:
     return not tf.config.list_physical_devices("GPU")
 
 
+SEARCHES = ("greedy", "beam", "sample")
+
+
 class Searcher:
     """Holds the search programs of one model, each traced once per input signature.
 
@@ -439,7 +443,11 @@ class Searcher:
         self.eager_until_built = eager_until_built
         self._built: set[tuple] = set()  # program keys (``_key``) built so far
         self._local = threading.local()
-        self._warm_up: threading.Thread | None = None
+        self._jobs: queue.SimpleQueue | None = None  # builds for the builder thread
+        self._pending = 0  # builds queued or running
+        self._active = 0  # eager searches running
+        self._queued: set[tuple] = set()  # program keys whose build was queued
+        self._idle = threading.Condition()
         fuse_encoder = jit_compile and search_runs_on_cpu()
         loop_jit = jit_compile and not fuse_encoder
         source_spec = tf.TensorSpec([None, None], tf.int32)
@@ -455,7 +463,11 @@ class Searcher:
                 settings = Processors(min_length, penalty, ngram)
                 return loop(model, encoded, max_length, settings, *extra)
 
-            compiled_loop = tf.function(run_loop, jit_compile=True) if loop_jit else run_loop
+            # autograph=False: the loops use tf.while_loop/tf.cond themselves, and skipping
+            # autograph's source conversion halves the time a first trace takes.
+            compiled_loop = (
+                tf.function(run_loop, jit_compile=True, autograph=False) if loop_jit else run_loop
+            )
 
             def encode_and_search(source, *args):
                 return compiled_loop(model.encode(source), *args)
@@ -470,6 +482,7 @@ class Searcher:
                 functools.partial(encode_and_search),
                 input_signature=[source_spec, *common, *extra_specs],
                 jit_compile=fuse_encoder or None,
+                autograph=False,
             )
             return program, eager
 
@@ -503,46 +516,80 @@ class Searcher:
 
     def _run(self, method: str, source: np.ndarray, common: tuple, extra: tuple, sizes=()):
         """One search: its program (building it first unless ``eager_until_built``), or
-        the same loop op by op while that program is not built yet."""
-        program, eager = self._searches[method]
+        the same loop op by op while that program is not built yet (after ``warm_up``,
+        the builder thread then builds it for the next call)."""
         key = self._key(method, source.shape, int(common[0]), sizes)
-        building = getattr(self._local, "building", False)  # the warm-up thread builds
-        if self.eager_until_built and key not in self._built and not building:
+        building = getattr(self._local, "building", False)  # the builder thread builds
+        if not self.eager_until_built or key in self._built or building:
+            return self._build(method, key, source, common, extra)
+        with self._idle:
+            queue_it = self._jobs is not None and key not in self._queued
+            if queue_it:
+                self._queued.add(key)
+        if queue_it:
+            self._submit(functools.partial(self._build, method, key, source, common, extra))
+        _, eager = self._searches[method]
+        with self._idle:
+            self._active += 1
+        try:
             return eager(tf.constant(source), *common, *extra)
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def _build(self, method: str, key: tuple, source: np.ndarray, common: tuple, extra: tuple):
+        """Run ``method``'s program (tracing or compiling it the first time) and mark it built."""
+        program, _ = self._searches[method]
         if self.jit_compile:
             source = pad_source(source, compiled_shape(*source.shape))
         found = program(tf.constant(source), *common, *extra)
         self._built.add(key)
         return found
 
-    def warm_up(
-        self, methods: tuple[str, ...] = ("greedy", "beam", "sample"), max_length: int = 60
-    ) -> threading.Thread:
-        """Build the ``methods``' programs in a background thread (a one-word source; with
-        XLA, for that shape and ``max_length`` only); returns the started thread.
+    def warm_up(self, methods: tuple[str, ...] = ("greedy",), max_length: int = 60) -> None:
+        """Build the ``methods``' programs in a background builder thread, one after the
+        other (on a one-word source; with XLA, for that shape and ``max_length`` only).
 
         With ``eager_until_built`` the searches run eagerly meanwhile, so a caller never
-        waits for a build: an app calls this once its model is loaded.
+        waits for a build, and from now on a search without a program queues its build
+        on first use: an app calls this once its model is loaded.
         """
+        source = np.full((1, 1), UNK, np.int32)
+        for method in methods:
+            search = getattr(self, method, None)
+            if method not in self._searches or search is None:
+                raise ValueError(f"no search called {method!r}; allowed: {', '.join(SEARCHES)}")
+            self._submit(functools.partial(search, source, max_length=max_length))
 
-        def build() -> None:
-            self._local.building = True
-            source = np.full((1, 1), UNK, np.int32)
-            for method in methods:
-                try:
-                    getattr(self, method)(source, max_length=max_length)
-                except Exception:  # a failed warm-up only leaves searches eager
-                    log.exception("building the %s search failed; it stays eager", method)
+    def _submit(self, job) -> None:
+        with self._idle:
+            if self._jobs is None:
+                self._jobs = queue.SimpleQueue()
+                threading.Thread(target=self._builder, name="searcher-builder", daemon=True).start()
+            self._pending += 1
+        self._jobs.put(job)
 
-        self._warm_up = threading.Thread(target=build, name="searcher-warm-up", daemon=True)
-        self._warm_up.start()
-        return self._warm_up
+    def _builder(self) -> None:
+        """The builder thread: runs queued builds in order, for ever (a daemon)."""
+        self._local.building = True
+        while True:
+            job = self._jobs.get()
+            with self._idle:  # a waiting person comes first: start no build during a search
+                self._idle.wait_for(lambda: self._active == 0)
+            try:
+                job()
+            except Exception:  # a failed build only leaves that search eager
+                log.exception("building a search program failed; that search stays eager")
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
 
     def wait_until_built(self, timeout: float | None = None) -> bool:
-        """Wait for ``warm_up``'s thread (if any); whether it has finished."""
-        if self._warm_up is not None:
-            self._warm_up.join(timeout)
-        return self._warm_up is None or not self._warm_up.is_alive()
+        """Wait until every queued build has finished; False if ``timeout`` came first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def _common(self, source, max_length, min_length, repetition_penalty, no_repeat_ngram_size):
         """The validated source array and the shared tensor arguments."""
