@@ -38,6 +38,7 @@ from apps.registry import (  # noqa: E402
     UnknownModelError,
 )
 from apps.study_tab import build_study_tab  # noqa: E402
+from seq2seq import quiet  # noqa: E402
 from seq2seq.config import ConfigError  # noqa: E402
 from seq2seq.decode_options import METHODS, control_overrides  # noqa: E402
 from seq2seq.runs import RunPaths  # noqa: E402
@@ -492,6 +493,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency", type=int, default=2, help="requests decoded at the same time (default 2)"
     )
+    quiet.add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.max_input_chars < 1:
         parser.error("--max-input-chars must be >= 1")
@@ -502,6 +504,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    quiet.setup(args.verbose)  # before TensorFlow loads (in the background preload)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 from typing import Any, TextIO
 
-from seq2seq import textio
+from seq2seq import quiet, textio
 from seq2seq.config import ConfigError, load_run_config
 from seq2seq.corpora.spec import licence_note
 from seq2seq.decode_options import add_decode_arguments, overrides_from_args, resolve_decode
@@ -105,7 +104,7 @@ def run_loop(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet.setup()  # before TensorFlow loads
     try:
         paths = open_run(args.model)
         overrides = overrides_from_args(args)

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from seq2seq import textio
+from seq2seq import quiet, textio
 from seq2seq.decode_options import add_decode_arguments, overrides_from_args, resolve_decode
 from seq2seq.line_translation import CHUNK, flag_truncated, format_translation, translate_lines
 
@@ -59,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     jit.add_argument(
         "--no-jit", dest="jit", action="store_const", const=False, help="never XLA-compile"
     )
+    quiet.add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.output and not args.input:
         parser.error("--output needs --input")
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet.setup(args.verbose)  # before TensorFlow loads
     from seq2seq.config import ConfigError
     from seq2seq.runs import RunError
 
