@@ -169,7 +169,7 @@ class Registry:
         if not runs:
             command = TRAIN_CHAT if kind == "dialogue" else TRAIN_TRANSLATION
             raise UnknownModelError(
-                f"No trained {what} in {self.models_dir}. Train one with `{command}`."
+                f"No trained {what} in {self.models_dir}. Train one with: {command}"
             )
         shown = repr(name)[:60] if name else "none"
         names = ", ".join(r.name for r in runs)
