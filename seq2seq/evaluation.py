@@ -213,7 +213,8 @@ def evaluate_run(
         from seq2seq.decoding import plan_searches
         from seq2seq.translator import Translator
 
-        plan = plan_searches(len(pairs))  # XLA only where its compiling pays off
+        # XLA only where its compiling pays off, and where the run allows it
+        plan = plan_searches(len(pairs), None if config.decode.jit_compile else False)
         translator = Translator.from_run(
             run_dir,
             max_input_chars=MAX_INPUT_CHARS,

@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def check_run_and_flags(args: argparse.Namespace, overrides: dict) -> None:
+def check_run_and_flags(args: argparse.Namespace, overrides: dict):
     """The run folder, its config and the decoding flags, checked before TensorFlow loads
     (a mistyped flag fails in a fraction of a second, not after the model load)."""
     from seq2seq.config import ConfigError, load_run_config
@@ -85,6 +85,7 @@ def check_run_and_flags(args: argparse.Namespace, overrides: dict) -> None:
         textio.check_input_file(Path(args.input))
         if args.output:
             textio.check_output(Path(args.output), Path(args.input))
+    return config
 
 
 def translate_arguments(translator, sentences: list[str], overrides: dict, n_best: bool) -> None:
@@ -132,7 +133,7 @@ def job_size(args: argparse.Namespace, stdin_head: list | None) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(args)
-    check_run_and_flags(args, overrides)
+    config = check_run_and_flags(args, overrides)
     interactive = not args.sentences and not args.input and sys.stdin.isatty()
     stdin_lines = stdin_head = None
     if not args.sentences and not args.input and not interactive:
@@ -143,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
     from seq2seq.decoding import plan_searches
     from seq2seq.translator import Translator
 
-    plan = plan_searches(size, args.jit)
+    # --jit / --no-jit force it; else the job's size decides (decode.jit_compile: false: no XLA)
+    jit = False if args.jit is None and not config.decode.jit_compile else args.jit
+    plan = plan_searches(size, jit)
     translator = Translator.from_run(
         args.model,
         max_input_chars=args.max_input_chars,
