@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -14,29 +15,66 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+WORD_START = "\u2581"  # SentencePiece's mark of a piece that starts a word
+LONGEST_LABEL = 14  # characters; longer pieces (word vocabularies) are cut with "…"
+
+
+def piece_labels(pieces: list[str]) -> list[str]:
+    """Readable tick labels: SentencePiece's ``▁`` dropped from word starts and a ``·``
+    put before pieces that continue a word (so "▁esta", "ción" reads "esta", "·ción");
+    word-vocabulary tokens as they are. Long labels are cut."""
+    subwords = any(piece.startswith(WORD_START) for piece in pieces)
+    labels = []
+    for piece in pieces:
+        if subwords:
+            piece = piece[1:] if piece.startswith(WORD_START) else "·" + piece
+        piece = piece or "␣"
+        labels.append(piece if len(piece) <= LONGEST_LABEL else piece[: LONGEST_LABEL - 1] + "…")
+    return labels
+
 
 def attention_figure(
     attention: np.ndarray, source_tokens: list[str], output_tokens: list[str]
 ) -> Figure:
-    """Heat map of attention weights: output pieces (rows) × source pieces (columns)."""
+    """Heat map of attention weights: output pieces (rows) × source pieces (columns).
+
+    The figure grows with the sentence (about a label's height per piece), so long
+    sentences keep readable labels; source labels turn vertical beyond 12 pieces.
+    """
     weights = np.asarray(attention, dtype=np.float32)
     if weights.ndim != 2 or weights.size == 0:
         weights = np.zeros((max(len(output_tokens), 1), max(len(source_tokens), 1)), np.float32)
     rows, columns = weights.shape
-    sources = (list(source_tokens) + [""] * columns)[:columns]
-    outputs = (list(output_tokens) + [""] * rows)[:rows]
-    width = min(2.5 + 0.45 * columns, 14.0)
-    height = min(1.8 + 0.35 * rows, 12.0)
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    sources = piece_labels((list(source_tokens) + [""] * columns)[:columns])
+    outputs = piece_labels((list(output_tokens) + [""] * rows)[:rows])
+    fontsize = 10 if max(rows, columns) <= 30 else 8
+    vertical = columns > 12
+    label_room = 0.09 * max(map(len, sources)) * (1.0 if vertical else 0.6)
+    width = 2.4 + 0.09 * max(map(len, outputs)) + (0.24 if vertical else 0.42) * columns
+    height = 1.2 + label_room + 0.28 * rows
+    figure = Figure(figsize=(max(width, 4.0), max(height, 2.5)), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     image = axes.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
-    axes.set_xticks(range(columns), sources, rotation=60, ha="right", fontsize=9)
-    axes.set_yticks(range(rows), outputs, fontsize=9)
+    axes.set_xticks(
+        range(columns),
+        sources,
+        rotation=90 if vertical else 45,
+        ha="center" if vertical else "right",
+        rotation_mode="anchor" if not vertical else "default",
+        fontsize=fontsize,
+    )
+    axes.set_yticks(range(rows), outputs, fontsize=fontsize)
     axes.set_xlabel("source pieces")
     axes.set_ylabel("output pieces")
-    axes.set_title("attention")
-    figure.colorbar(image, ax=axes, fraction=0.04)
+    figure.colorbar(image, ax=axes, fraction=0.04, label="attention weight")
     return figure
+
+
+def figure_png(figure: Figure) -> bytes:
+    """The figure as PNG bytes, as the app sends it (the first call loads the fonts)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def epoch_rows(metrics: dict[str, Any], history_csv: Path | None = None) -> list[dict[str, float]]:

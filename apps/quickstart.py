@@ -22,6 +22,7 @@ from pathlib import Path
 
 from apps.jobs import JobError, Request, TrainingJobs, check_writable
 from apps.run_status import FINISHED, STOPPED, run_status
+from seq2seq import quiet
 
 QUICKSTART_PRESETS = ("quickstart", "quickstart-chat")
 BAR_FORMAT = "{desc:<16}{percentage:3.0f}%|{bar:20}| {unit}"  # unit: the status line
@@ -129,6 +130,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args, web_args = parse_args(argv)
+    quiet.setup("--verbose" in web_args)  # before anything imports TensorFlow
     models = Path(args.models)
     jobs = TrainingJobs(models)
     try:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from apps.run_status import is_training
 from seq2seq.config import Config, load_run_config
@@ -170,7 +173,7 @@ class Registry:
         if not runs:
             command = TRAIN_CHAT if kind == "dialogue" else TRAIN_TRANSLATION
             raise UnknownModelError(
-                f"No trained {what} in {self.models_dir}. Train one with `{command}`."
+                f"No trained {what} in {self.models_dir}. Train one with: {command}"
             )
         shown = repr(name)[:60] if name else "none"
         names = ", ".join(r.name for r in runs)
@@ -193,13 +196,40 @@ class Registry:
                 # source also carries earlier turns, so the translator gets head-room.
                 limit = self.max_input_chars * (run.config.data.context_turns + 2)
                 try:
-                    translator = Translator.from_run(run.path, max_input_chars=limit)
+                    translator = Translator.from_run(
+                        run.path, max_input_chars=limit, jit_compile=False, eager_until_built=True
+                    )
                 except ValueError as error:  # RunError: damaged files, other vocabularies
                     reason = without_paths(str(error), run.path)
                     self._failed[run.name] = reason
                     raise RunError(reason) from error
+                # One sentence at a time: the plain graph is within milliseconds of XLA
+                # and has no per-shape compiling. Until it is built (the tab's default
+                # method now, the others on first use), searches run eagerly.
+                translator.searcher.warm_up(("sample",) if run.dialogue else ("greedy",))
                 self._translators[run.name] = translator
             return self._translators[run.name]
+
+    def preload(self, runs: list[RunInfo]) -> threading.Thread:
+        """Load ``runs`` and build their default search, one after the other in a
+        background thread, so a first request neither waits for a model load nor for a
+        build (nor competes with more than one of them)."""
+
+        def load() -> None:
+            for run in runs:
+                started = time.perf_counter()
+                try:
+                    self.translator(run).searcher.wait_until_built()
+                    log.info("%s: loaded, ready in %.1f s", run.name, time.perf_counter() - started)
+                except (ValueError, OSError) as error:  # reported when the run is used
+                    log.warning("%s: not preloaded: %s", run.name, error)
+            from apps.plots import attention_figure, figure_png
+
+            figure_png(attention_figure(np.eye(2), ["a", "b"], ["a", "b"]))  # loads the fonts
+
+        thread = threading.Thread(target=load, name="registry-preload", daemon=True)
+        thread.start()
+        return thread
 
     def cached(self, run: RunInfo, key: str, build):
         """Memoise ``build()`` per run (parameter counts, for instance)."""

@@ -9,7 +9,6 @@ path.
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 
@@ -77,21 +76,39 @@ def refresh_studies(models_dir: str | Path) -> gr.Dropdown:
 
 
 def build_study_tab(models_dir: str | Path) -> None:
-    """The tab's components and events; call inside ``gr.Tab``."""
+    """The tab's components and events; call inside ``gr.Tab``. With no study yet, only
+    the notice (how to run one) and the refresh button show."""
     names = [path.name for path in list_studies(models_dir)]
-    with gr.Row():
+    with gr.Row(visible=bool(names)) as picker:
         choice = gr.Dropdown(
             names, value=names[0] if names else None, label="study", elem_id="study-name"
         )
         show = gr.Button("Show", variant="primary")
-        refresh = gr.Button("Refresh studies", size="sm")
+    refresh = gr.Button("Refresh studies", size="sm")
     # The first study is shown at once: an empty tab waiting for a click reads as broken.
     text, images = show_study(models_dir, names[0] if names else None)
     report = gr.Markdown(text, elem_id="study-report")
-    plots = gr.Gallery(images, label="plots", columns=1, height="auto", elem_id="study-plots")
-    handler = functools.partial(show_study, models_dir)
-    show.click(handler, [choice], [report, plots], api_name="study")
-    choice.change(handler, [choice], [report, plots], api_visibility="private")
-    refresh.click(
-        functools.partial(refresh_studies, models_dir), None, [choice], api_visibility="private"
+    plots = gr.Gallery(
+        images,
+        label="plots",
+        columns=1,
+        height="auto",
+        elem_id="study-plots",
+        visible=bool(images),
     )
+
+    def show_report(name: str | None):
+        text, images = show_study(models_dir, name)
+        return text, gr.Gallery(images, visible=bool(images))
+
+    def refresh_tab():
+        """A new study shows through ``choice.change``; with none left, the notice."""
+        dropdown = refresh_studies(models_dir)
+        if dropdown.choices:
+            return gr.Row(visible=True), dropdown, gr.skip(), gr.skip()
+        notice = no_study_notice(models_dir)
+        return gr.Row(visible=False), dropdown, notice, gr.Gallery([], visible=False)
+
+    show.click(show_report, [choice], [report, plots], api_name="study")
+    choice.change(show_report, [choice], [report, plots], api_visibility="private")
+    refresh.click(refresh_tab, None, [picker, choice, report, plots], api_visibility="private")

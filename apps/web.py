@@ -40,6 +40,7 @@ from apps.registry import (  # noqa: E402
 )
 from apps.study_tab import build_study_tab  # noqa: E402
 from apps.training_tab import build_training_tab, keep_fresh, training_banner  # noqa: E402
+from seq2seq import quiet  # noqa: E402
 from seq2seq.config import ConfigError  # noqa: E402
 from seq2seq.decode_options import METHODS, control_overrides  # noqa: E402
 from seq2seq.runs import RunPaths  # noqa: E402
@@ -49,6 +50,25 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_INPUT_CHARS = 1000
 CHAT_EXAMPLES = ["Hi! How are you?", "What are you doing this weekend?", "Thank you so much."]
 TRANSLATE_EXAMPLES = ["Hola, ¿cómo estás?", "Tengo hambre.", "¿Dónde está la estación?"]
+
+# Layout fixes Gradio's defaults need (pass to launch(css=CSS); checked in a real browser
+# at 1280 and 390 px by tests/test_browser.py): outputs keep their place while empty (no
+# jumping), the heat map scrolls sideways inside its box on a phone instead of shrinking
+# to unreadable, and commands in notices wrap instead of widening the page.
+CSS = """
+#header { align-items: center; flex-wrap: wrap; }
+#header h1 { margin-bottom: 0.2em; }
+#title { min-width: min(100%, 420px) !important; }
+#translate-notes { min-height: 1.6em; }
+#attention-plot { min-height: 320px; padding-top: 2em; }
+#attention-plot .matplotlib { justify-content: flex-start; height: auto; overflow-x: auto; }
+#attention-plot img { margin: 0 auto; max-width: 100%; min-width: 560px; height: auto;
+  max-height: none; }
+.prose pre, .prose pre code { white-space: pre-wrap !important; word-break: break-word; }
+@media (max-width: 640px) {
+  #header h1 { font-size: 1.6em; }
+}
+"""
 
 
 # ---------------------------------------------------------------------------------------
@@ -241,6 +261,15 @@ def mmi_controls(registry: Registry, run_name: Any) -> list[dict[str, Any]]:
     return [gr.update(visible=True, label=label), *(gr.update(visible=True),) * 3]
 
 
+def prepare_model(registry: Registry, run_name: Any) -> None:
+    """Load the chosen run in the background as soon as it is picked (no output): the
+    first translation then finds it loaded."""
+    try:
+        registry.preload([registry.resolve(run_name, "all")])
+    except UnknownModelError:
+        pass  # the translate button reports it
+
+
 def parameter_table(registry: Registry, run: RunInfo) -> list[list[Any]]:
     """Rows [part, gru, lstm, rnn]: this run's counts and the same shape with other cells."""
     from seq2seq.model import CELLS, parameter_counts_per_cell
@@ -298,6 +327,15 @@ def model_info(registry: Registry, run_name: str):
     return summary, rows, figure, metrics_markdown(metrics, epochs)
 
 
+def model_tab_opened(registry: Registry, run_name: Any):
+    """``model_info`` for the selected run, or (with no runs) what to do: opening a tab
+    shows no error."""
+    if not registry.runs("all"):
+        notice = f"**No trained run in `{registry.models_dir}` yet.** Train one with:"
+        return f"{notice}\n\n```\n{TRAIN_TRANSLATION}\n```", [], None, ""
+    return model_info(registry, run_name)
+
+
 def metrics_markdown(metrics: dict[str, Any], epochs: list[dict[str, float]]) -> str:
     best = metrics.get("best") or {}
     lines = ["| metric | value |", "|---|---|"]
@@ -344,7 +382,7 @@ def empty_notice(registry: Registry) -> str:
     broken = registry.broken()
     if broken:
         rows = "\n".join(f"- `{run.name}`: {run.reason}" for run in broken)
-        lines.append(f"**Run folders that cannot be used** (not offered above):\n\n{rows}")
+        lines.append(f"**Run folders not offered** (still training, or damaged):\n\n{rows}")
     return "\n\n".join(lines)
 
 
@@ -407,21 +445,30 @@ def build_app(
     dialogue_choices = registry.choices("dialogue")
     all_choices = registry.choices("all")
     notice_text = empty_notice(registry)
+    # The runs the tabs open on are loaded (and their searches built) at once, in the background.
+    registry.preload(
+        [runs[0] for runs in (registry.runs("translation"), registry.runs("dialogue")) if runs]
+    )
 
     def first(choices):
         return choices[0][1] if choices else None
 
     with gr.Blocks(title="seq2seq: translate and chat") as demo:
-        gr.Markdown(
-            "# seq2seq\nRecurrent encoder-decoder models (GRU/LSTM + attention) trained with "
-            f"this toolkit. Models folder: `{registry.models_dir}`."
-        )
+        with gr.Row(elem_id="header"):
+            gr.Markdown(
+                "# seq2seq\nRecurrent encoder-decoder models (GRU/LSTM + attention) trained "
+                f"with this toolkit. Models folder: `{registry.models_dir}`.",
+                elem_id="title",
+            )
+            refresh_btn = gr.Button(
+                "Refresh model list", size="sm", scale=0, min_width=170, elem_id="refresh-models"
+            )
         notice = gr.Markdown(notice_text, visible=bool(notice_text), elem_id="empty-notice")
         banner = training_banner(jobs)
         with gr.Tabs():
             with gr.Tab("Translate", id="translate", elem_id="translate-tab"):
-                with gr.Row():
-                    with gr.Column(scale=3):
+                with gr.Row(equal_height=False):
+                    with gr.Column(min_width=300):
                         t_model = gr.Dropdown(
                             translation_choices,
                             value=first(translation_choices),
@@ -434,26 +481,55 @@ def build_app(
                             placeholder="Type a sentence…",
                             elem_id="translate-input",
                         )
-                        go = gr.Button("Translate", variant="primary", elem_id="translate-btn")
+                        go = gr.Button(
+                            "Translate",
+                            variant="primary",
+                            interactive=bool(translation_choices),  # the notice says why not
+                            elem_id="translate-btn",
+                        )
                         gr.Examples(TRANSLATE_EXAMPLES, inputs=[source])
-                    with gr.Column(scale=2):
-                        with gr.Accordion("decoding", open=False):
+                        with gr.Accordion("decoding", open=False, elem_id="translate-decoding"):
                             t_controls = decoding_controls("greedy")
-                output = gr.Textbox(
-                    label="translation", interactive=False, elem_id="translate-output"
-                )
-                notes = gr.Markdown(elem_id="translate-notes")
-                nbest = gr.Dataframe(
-                    headers=["rank", "translation", "score"], label="n-best list", interactive=False
-                )
+                    with gr.Column(min_width=300):
+                        output = gr.Textbox(
+                            label="translation",
+                            lines=3,
+                            interactive=False,
+                            buttons=["copy"],
+                            elem_id="translate-output",
+                        )
+                        notes = gr.Markdown(elem_id="translate-notes")
+                        nbest = gr.Dataframe(
+                            headers=["rank", "translation", "score"],
+                            label="n-best list",
+                            interactive=False,
+                            wrap=True,
+                            column_widths=["17%", "58%", "25%"],
+                            elem_id="translate-nbest",
+                        )
                 heatmap = gr.Plot(
-                    label="attention (source pieces × output pieces)", elem_id="attention-plot"
+                    label="attention: the source pieces each output piece looked at",
+                    elem_id="attention-plot",
                 )
                 t_inputs = [source, t_model, *t_controls]
                 t_outputs = [output, nbest, heatmap, notes]
                 t_fn = functools.partial(translate, registry)
                 go.click(t_fn, t_inputs, t_outputs, api_name="translate")
                 source.submit(t_fn, t_inputs, t_outputs, api_visibility="private")
+                t_model.change(
+                    lambda name: gr.Button(interactive=bool(name)),
+                    [t_model],
+                    [go],
+                    api_visibility="private",
+                    queue=False,
+                )
+                t_model.change(
+                    functools.partial(prepare_model, registry),
+                    [t_model],
+                    None,
+                    api_visibility="private",
+                    queue=False,
+                )
 
             with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
                 c_model = gr.Dropdown(
@@ -474,7 +550,11 @@ def build_app(
                 gr.ChatInterface(
                     functools.partial(chat, registry),
                     additional_inputs=[c_model, *decoding_controls("sample", render=False), *c_mmi],
-                    additional_inputs_accordion="decoding",
+                    # An Accordion object (render=False): ChatInterface renders its own copy,
+                    # closed like the translate tab's; a rendered one would show twice.
+                    additional_inputs_accordion=gr.Accordion(
+                        "decoding", open=False, render=False, elem_id="chat-decoding"
+                    ),
                     examples=[[example] for example in CHAT_EXAMPLES],
                     api_name="chat",
                     save_history=False,
@@ -484,11 +564,10 @@ def build_app(
                 mmi_fn = functools.partial(mmi_controls, registry)
                 c_model.change(mmi_fn, [c_model], c_mmi, api_visibility="private")
 
-            with gr.Tab("Model", id="model", elem_id="model-tab"):
+            with gr.Tab("Model", id="model", elem_id="model-tab") as model_tab:
                 m_model = gr.Dropdown(
                     all_choices, value=first(all_choices), label="run", elem_id="model-run"
                 )
-                show = gr.Button("Show", variant="primary")
                 with gr.Row():
                     summary = gr.Markdown()
                     metrics = gr.Markdown()
@@ -499,11 +578,16 @@ def build_app(
                 )
                 curves = gr.Plot(label="training curves")
                 m_fn = functools.partial(model_info, registry)
-                show.click(
+                # No "Show" button: the tab fills when opened and when another run is chosen.
+                m_model.change(
                     m_fn, [m_model], [summary, params, curves, metrics], api_name="model_info"
                 )
-                m_model.change(
-                    m_fn, [m_model], [summary, params, curves, metrics], api_visibility="private"
+                # Filled when the tab opens: an empty tab waiting for a click reads as broken.
+                model_tab.select(
+                    functools.partial(model_tab_opened, registry),
+                    [m_model],
+                    [summary, params, curves, metrics],
+                    api_visibility="private",
                 )
 
             with gr.Tab("Study", id="study", elem_id="study-tab"):
@@ -512,7 +596,6 @@ def build_app(
             with gr.Tab("Training", id="training", elem_id="training-tab"):
                 build_training_tab(jobs)
 
-        refresh_btn = gr.Button("Refresh model list", size="sm")
         r_fn = functools.partial(refresh, registry)
         refresh_btn.click(r_fn, None, [notice, t_model, c_model, m_model], api_visibility="private")
         keep_fresh(registry, jobs, banner, r_fn, [notice, t_model, c_model, m_model])
@@ -536,6 +619,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency", type=int, default=2, help="requests decoded at the same time (default 2)"
     )
+    quiet.add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.max_input_chars < 1:
         parser.error("--max-input-chars must be >= 1")
@@ -546,6 +630,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None, jobs: TrainingJobs | None = None) -> int:
     args = parse_args(argv)
+    quiet.setup(args.verbose)  # before TensorFlow loads (in the background preload)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
@@ -563,6 +648,7 @@ def main(argv: list[str] | None = None, jobs: TrainingJobs | None = None) -> int
             mcp_server=False,
             show_error=False,
             footer_links=["api"],
+            css=CSS,
         )
     finally:
         jobs.cancel()  # a training the app started stops with it, resumable

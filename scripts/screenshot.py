@@ -1,14 +1,17 @@
-"""Screenshots of the web app on real trained runs, for the README.
+"""Screenshots of the web app on real trained runs, at desktop and phone width, for docs/.
 
 ``python scripts/screenshot.py --models runs --sentence "..." --message "..."`` starts the
 app on 127.0.0.1, drives Debian's Chromium through Playwright (never ``playwright
-install``), translates a sentence, chats one turn, and writes ``docs/screenshot.png`` and
-``docs/screenshot-chat.png``.
+install``), translates a sentence, chats one turn, opens the Model and Study tabs, and
+writes ``docs/screenshot-<tab>-<width>.png`` for every tab at 1280 and 390 px (plus
+``docs/screenshot.png``, the README's picture: the translate tab at 1280). Images are
+saved as 8-bit palette PNGs to keep the repository small.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import socket
 from pathlib import Path
@@ -23,12 +26,53 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+WIDTHS = (1280, 390)
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def save_small(png: bytes, path: Path) -> None:
+    """A screenshot as a 256-colour PNG (a third of the size; UI colours survive)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        image.convert("RGB").quantize(colors=256).save(path, optimize=True)
+
+
+def capture(page, args, width: int, output: Path) -> list[Path]:
+    from playwright.sync_api import expect
+
+    written = []
+
+    def shoot(name: str) -> None:
+        path = output / f"screenshot-{name}-{width}.png"
+        save_small(page.screenshot(full_page=True), path)
+        written.append(path)
+
+    page.locator("#translate-input textarea").fill(args.sentence)
+    page.locator("#translate-btn").click()
+    expect(page.locator("#translate-output textarea")).not_to_have_value("", timeout=180_000)
+    expect(page.locator("#attention-plot img")).to_be_visible(timeout=60_000)
+    shoot("translate")
+    page.get_by_role("tab", name="Chat").click()
+    box = page.locator("#chat-tab textarea").first
+    box.fill(args.message)
+    box.press("Enter")
+    expect(page.locator("#chat-tab [data-testid='bot']").last).not_to_have_text("", timeout=180_000)
+    page.wait_for_timeout(3000)  # let the streamed reply finish
+    shoot("chat")
+    page.get_by_role("tab", name="Model").click()
+    expect(page.locator("#model-tab")).to_contain_text("decoder rnn", timeout=180_000)
+    page.wait_for_timeout(2000)  # the curves figure arrives with the table
+    shoot("model")
+    page.get_by_role("tab", name="Study").click()
+    page.wait_for_timeout(2000)
+    shoot("study")
+    return written
 
 
 def main() -> int:
@@ -39,41 +83,38 @@ def main() -> int:
     parser.add_argument("--output", default="docs")
     args = parser.parse_args()
 
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     from apps import web
 
     demo = web.build_app(Path(args.models))
     demo.queue(default_concurrency_limit=2)
     _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        css=web.CSS,
     )
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
+    written = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
         )
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.set_default_timeout(120_000)
-        page.goto(url, wait_until="domcontentloaded")
-        page.locator("#translate-input textarea").fill(args.sentence)
-        page.locator("#translate-btn").click()
-        expect(page.locator("#translate-output textarea")).not_to_have_value("", timeout=180_000)
-        expect(page.locator("#attention-plot img")).to_be_visible(timeout=60_000)
-        page.screenshot(path=str(output / "screenshot.png"), full_page=True)
-        page.get_by_role("tab", name="Chat").click()
-        box = page.locator("#chat-tab textarea").first
-        box.fill(args.message)
-        box.press("Enter")
-        expect(page.locator("#chat-tab [data-testid='bot']").last).not_to_have_text(
-            "", timeout=180_000
-        )
-        page.wait_for_timeout(3000)  # let the streamed reply finish
-        page.screenshot(path=str(output / "screenshot-chat.png"), full_page=True)
+        for width in WIDTHS:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.set_default_timeout(120_000)
+            page.goto(url, wait_until="domcontentloaded")
+            written += capture(page, args, width, output)
+            page.close()
         browser.close()
     demo.close()
-    print(f"wrote {output / 'screenshot.png'} and {output / 'screenshot-chat.png'}")
+    readme_picture = output / "screenshot.png"
+    readme_picture.write_bytes((output / "screenshot-translate-1280.png").read_bytes())
+    for path in [*written, readme_picture]:
+        print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
     return 0
 
 

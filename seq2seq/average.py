@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seq2seq import quiet
 from seq2seq.checkpoints import epoch_weights
 from seq2seq.runs import RunError, RunPaths, open_run, write_metrics
 
@@ -123,6 +124,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    quiet.setup()  # before TensorFlow loads
     try:
         epochs = average_run(args.model, args.last, args.output)
     except (RunError, AverageError) as error:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seq2seq import quiet
+
 REFERENCE = [
     "data.tokenizer=word",
     "data.source_vocab_size=5000",
@@ -514,6 +516,7 @@ def report(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    quiet.setup()  # before TensorFlow loads
     from seq2seq.config import ConfigError, load_config
     from seq2seq.corpora.errors import CorpusError
 

@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from seq2seq import textio
+from seq2seq import quiet, textio
 from seq2seq.config import ConfigError, load_run_config
 from seq2seq.corpora.spec import licence_note
 from seq2seq.decode_options import add_decode_arguments, overrides_from_args, resolve_decode
@@ -193,7 +192,7 @@ def run_loop(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet.setup()  # before TensorFlow loads
     with CtrlC() as ctrl_c:  # before TensorFlow starts threads
         return chat(args, ctrl_c)
 

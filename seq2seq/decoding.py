@@ -7,7 +7,8 @@ is a tensor argument of a fixed ``input_signature`` with dynamic batch and sourc
 so each search traces once per ``Searcher`` whatever the settings or shapes. By default
 the loop is XLA-compiled (see ``Searcher``): buffers then have the static length
 ``max_length`` and the searches return the number of steps run, which ``Searcher`` cuts
-them to.
+them to. The same loops also run eagerly, op by op, with no start-up cost: a job of a few
+sentences does that rather than wait for a program to be built (``plan_searches``).
 
 Greedy search and sampling also stream (``Searcher.stream``): their one loop
 (``token_steps``) runs in chunks of a few steps, one compiled call each, the state carried
@@ -38,14 +39,20 @@ the hypothesis returned.
 
 from __future__ import annotations
 
+import functools
+import logging
+import queue
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from seq2seq.constants import END, NEG_INF, PAD, START
+from seq2seq.constants import END, NEG_INF, PAD, START, UNK
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -403,32 +410,80 @@ def pad_source(source: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return padded
 
 
+# A job of this many sentences or fewer runs op by op rather than build a program: eager
+# decodes ~40-50 sentences/s, building the graph costs 2-5 s (quickstart-size model, 2-core
+# CPU under load; see the README's "First translation" measurements).
+EAGER_MAX_SENTENCES = 128
+# XLA's compilations (2-5 s per padded shape, 7-20 s for a whole run's shapes) buy 1.2-1.3x
+# the plain graph's batch throughput on a CPU: repaid after about 50,000 sentences.
+XLA_MIN_SENTENCES = 50_000
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """How a job's searches run: ``Searcher(model, **asdict(plan))``."""
+
+    jit_compile: bool
+    eager_until_built: bool
+
+
+def plan_searches(sentences: int | None, jit_compile: bool | None = None) -> SearchPlan:
+    """The fastest way through a job of ``sentences`` inputs (None: a stream of unknown
+    length): op by op for a few, a plain graph for more, XLA for very many.
+
+    ``jit_compile`` forces XLA on (True) or off (False); None decides by the job's size.
+    """
+    small = sentences is not None and sentences <= EAGER_MAX_SENTENCES
+    if jit_compile is None:
+        jit_compile = sentences is not None and sentences >= XLA_MIN_SENTENCES
+    return SearchPlan(jit_compile=jit_compile, eager_until_built=small and not jit_compile)
+
+
 def search_runs_on_cpu() -> bool:
     return not tf.config.list_physical_devices("GPU")
 
 
+SEARCHES = ("greedy", "beam", "sample")
+
+
 class Searcher:
-    """Holds the compiled search functions of one model, traced once per input signature.
+    """Holds the search programs of one model, each traced once per input signature.
 
     With ``jit_compile`` (the default) each search loop is XLA-compiled: one fused
     program per step instead of ~40 TensorFlow ops, about twice as fast on CPU and the
     usual win on a GPU. XLA compiles once per padded input shape (``compiled_shape``)
     and per value of the shape-setting arguments (``max_length``, beam size, n); the
-    first search of a new shape pays a compilation of about a second. On a CPU the
-    encoder joins the compiled program; on a GPU it stays outside, where its recurrent
-    layers run as cuDNN kernels (which XLA cannot compile).
+    first search of a new shape pays a compilation of 1-3 s. On a CPU the encoder joins
+    the compiled program; on a GPU it stays outside, where its recurrent layers run as
+    cuDNN kernels (which XLA cannot compile). Without ``jit_compile`` a search is a plain
+    ``tf.function`` graph with dynamic shapes: traced once (1-3 s on a CPU), whatever
+    the input shape or settings.
+
+    Building a program is worth it for batch jobs; a person waiting for one sentence is
+    better served at once. With ``eager_until_built`` a search whose program is not built
+    yet runs the same loop op by op (eager: no start-up cost, ~10-30 ms a step on a CPU)
+    instead of building it; ``warm_up`` builds programs in a background thread, and each
+    search switches to its program once that is ready.
     """
 
-    def __init__(self, model, jit_compile: bool = True):
+    def __init__(self, model, jit_compile: bool = True, eager_until_built: bool = False):
         self.model = model
         self.jit_compile = jit_compile
+        self.eager_until_built = eager_until_built
+        self._built: set[tuple] = set()  # program keys (``_key``) built so far
+        self._local = threading.local()
+        self._jobs: queue.SimpleQueue | None = None  # builds for the builder thread
+        self._pending = 0  # builds queued or running
+        self._active = 0  # eager searches running
+        self._queued: set[tuple] = set()  # program keys whose build was queued
+        self._idle = threading.Condition()
         fuse_encoder = jit_compile and search_runs_on_cpu()
         loop_jit = jit_compile and not fuse_encoder
         source_spec = tf.TensorSpec([None, None], tf.int32)
         common = [_scalar(tf.int32), _scalar(tf.int32), _scalar(tf.float32), _scalar(tf.int32)]
 
         def compile_search(loop, extra_specs):
-            """source, max_length, min_length, penalty, ngram, *extra -> loop(...).
+            """(program, eager) for source, max_length, min_length, penalty, ngram, *extra.
 
             Every loop takes ``(model, encoded, max_length, settings, *extra)``.
             """
@@ -437,34 +492,48 @@ class Searcher:
                 settings = Processors(min_length, penalty, ngram)
                 return loop(model, encoded, max_length, settings, *extra)
 
-            compiled_loop = tf.function(run_loop, jit_compile=True) if loop_jit else run_loop
+            # autograph=False: the loops use tf.while_loop/tf.cond themselves, and skipping
+            # autograph's source conversion halves the time a first trace takes.
+            compiled_loop = (
+                tf.function(run_loop, jit_compile=True, autograph=False) if loop_jit else run_loop
+            )
 
             def encode_and_search(source, *args):
                 return compiled_loop(model.encode(source), *args)
 
-            return tf.function(
-                encode_and_search,
+            def eager(source, *args):
+                return run_loop(model.encode(source), *args)
+
+            # A partial, not the function: TensorFlow's retracing warning counts traces
+            # per code object, and every searcher's programs share this code (each one
+            # traces once; several translators are not retracing).
+            program = tf.function(
+                functools.partial(encode_and_search),
                 input_signature=[source_spec, *common, *extra_specs],
                 jit_compile=fuse_encoder or None,
+                autograph=False,
             )
+            return program, eager
 
-        self._greedy = compile_search(greedy_loop, [])
-        self._beam = compile_search(
-            beam_loop, [_scalar(tf.int32), _scalar(tf.int32), _scalar(tf.float32)]
-        )
-        self._sample = compile_search(
-            sample_loop,
-            [
-                _scalar(tf.int32),
-                _scalar(tf.float32),
-                _scalar(tf.int32),
-                _scalar(tf.float32),
-                _scalar(tf.int64),
-            ],
-        )
+        self._searches = {
+            "greedy": compile_search(greedy_loop, []),
+            "beam": compile_search(
+                beam_loop, [_scalar(tf.int32), _scalar(tf.int32), _scalar(tf.float32)]
+            ),
+            "sample": compile_search(
+                sample_loop,
+                [
+                    _scalar(tf.int32),
+                    _scalar(tf.float32),
+                    _scalar(tf.int32),
+                    _scalar(tf.float32),
+                    _scalar(tf.int64),
+                ],
+            ),
+        }
 
-        # The stream: the same start and loop as greedy/sampling, compiled as two steps
-        # (encode and start; run up to a given step) so the state can leave between chunks.
+        # The stream: the same start and loop as greedy/sampling, as two programs (encode and
+        # start; run up to a given step) so the state can leave between chunks.
         def stream_start(source, max_length):
             return token_start(model, model.encode(source), 1, max_length)
 
@@ -475,16 +544,107 @@ class Searcher:
                     model, memory, mask, state, stop, max_length, settings, make_pick(*pick)
                 )
 
-            return tf.function(run_steps, jit_compile=jit_compile or None)
+            # reduce_retracing: without XLA one graph serves every source length
+            return tf.function(run_steps, jit_compile=jit_compile or None, reduce_retracing=True)
 
-        self._stream_start = tf.function(stream_start, jit_compile=fuse_encoder or None)
+        self._stream_start = tf.function(
+            stream_start, jit_compile=fuse_encoder or None, reduce_retracing=True
+        )
         self._stream_steps = {
             "greedy": compile_steps(lambda: pick_greedy),
             "sample": compile_steps(lambda n, *sampler: make_sampler(*sampler)),
         }
 
+    def _key(self, method: str, shape: tuple[int, int], max_length: int, sizes: tuple) -> tuple:
+        """What one program serves: a graph serves every call of its search; an XLA
+        program one padded shape and one value of each shape-setting argument."""
+        if not self.jit_compile:
+            return (method,)
+        return (method, compiled_shape(*shape), max_length, *sizes)
+
+    def built(self, method: str) -> bool:
+        """Whether ``method``'s program has run at least once (for some shape, with XLA)."""
+        return any(key[0] == method for key in self._built)
+
+    def _run(self, method: str, source: np.ndarray, common: tuple, extra: tuple, sizes=()):
+        """One search: its program (building it first unless ``eager_until_built``), or
+        the same loop op by op while that program is not built yet (after ``warm_up``,
+        the builder thread then builds it for the next call)."""
+        key = self._key(method, source.shape, int(common[0]), sizes)
+        building = getattr(self._local, "building", False)  # the builder thread builds
+        if not self.eager_until_built or key in self._built or building:
+            return self._build(method, key, source, common, extra)
+        with self._idle:
+            queue_it = self._jobs is not None and key not in self._queued
+            if queue_it:
+                self._queued.add(key)
+        if queue_it:
+            self._submit(functools.partial(self._build, method, key, source, common, extra))
+        _, eager = self._searches[method]
+        with self._idle:
+            self._active += 1
+        try:
+            return eager(tf.constant(source), *common, *extra)
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def _build(self, method: str, key: tuple, source: np.ndarray, common: tuple, extra: tuple):
+        """Run ``method``'s program (tracing or compiling it the first time) and mark it built."""
+        program, _ = self._searches[method]
+        if self.jit_compile:
+            source = pad_source(source, compiled_shape(*source.shape))
+        found = program(tf.constant(source), *common, *extra)
+        self._built.add(key)
+        return found
+
+    def warm_up(self, methods: tuple[str, ...] = ("greedy",), max_length: int = 60) -> None:
+        """Build the ``methods``' programs in a background builder thread, one after the
+        other (on a one-word source; with XLA, for that shape and ``max_length`` only).
+
+        With ``eager_until_built`` the searches run eagerly meanwhile, so a caller never
+        waits for a build, and from now on a search without a program queues its build
+        on first use: an app calls this once its model is loaded.
+        """
+        source = np.full((1, 1), UNK, np.int32)
+        for method in methods:
+            search = getattr(self, method, None)
+            if method not in self._searches or search is None:
+                raise ValueError(f"no search called {method!r}; allowed: {', '.join(SEARCHES)}")
+            self._submit(functools.partial(search, source, max_length=max_length))
+
+    def _submit(self, job) -> None:
+        with self._idle:
+            if self._jobs is None:
+                self._jobs = queue.SimpleQueue()
+                threading.Thread(target=self._builder, name="searcher-builder", daemon=True).start()
+            self._pending += 1
+        self._jobs.put(job)
+
+    def _builder(self) -> None:
+        """The builder thread: runs queued builds in order, for ever (a daemon)."""
+        self._local.building = True
+        while True:
+            job = self._jobs.get()
+            with self._idle:  # a waiting person comes first: start no build during a search
+                self._idle.wait_for(lambda: self._active == 0)
+            try:
+                job()
+            except Exception:  # a failed build only leaves that search eager
+                log.exception("building a search program failed; that search stays eager")
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def wait_until_built(self, timeout: float | None = None) -> bool:
+        """Wait until every queued build has finished; False if ``timeout`` came first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
     def _common(self, source, max_length, min_length, repetition_penalty, no_repeat_ngram_size):
-        """Validated tensor arguments, the source padded to its compiled shape."""
+        """The validated source array and the shared tensor arguments."""
         if max_length < 1:
             raise ValueError(f"max_length is {max_length}; allowed: >= 1")
         if not 0 <= min_length < max_length:
@@ -498,10 +658,7 @@ class Searcher:
             raise ValueError(
                 f"source must be a non-empty [batch, length] array, got {source.shape}"
             )
-        if self.jit_compile:
-            source = pad_source(source, compiled_shape(*source.shape))
-        return (
-            tf.constant(source),
+        return source, (
             tf.constant(max_length, tf.int32),
             tf.constant(min_length, tf.int32),
             tf.constant(repetition_penalty, tf.float32),
@@ -533,10 +690,10 @@ class Searcher:
         no_repeat_ngram_size: int = 0,
     ) -> SearchResult:
         """Most likely token each step; n-best of 1."""
-        args = self._common(
+        source, common = self._common(
             source, max_length, min_length, repetition_penalty, no_repeat_ngram_size
         )
-        ids, scores, attention, steps = self._greedy(*args)
+        ids, scores, attention, steps = self._run("greedy", source, common, ())
         return self._result(ids, scores, attention, steps, source, n_axis=True)
 
     def beam(
@@ -557,15 +714,15 @@ class Searcher:
             raise ValueError(f"n_best is {n_best}; allowed: 1 <= n_best <= beam_size")
         if length_penalty < 0:
             raise ValueError(f"length_penalty is {length_penalty}; allowed: >= 0")
-        args = self._common(
+        source, common = self._common(
             source, max_length, min_length, repetition_penalty, no_repeat_ngram_size
         )
-        found = self._beam(
-            *args,
+        extra = (
             tf.constant(beam_size, tf.int32),
             tf.constant(n_best, tf.int32),
             tf.constant(length_penalty, tf.float32),
         )
+        found = self._run("beam", source, common, extra, sizes=(beam_size, n_best))
         return self._result(*found, source)
 
     def sample(
@@ -586,10 +743,11 @@ class Searcher:
         The same ``seed`` with the same batch gives the same samples; ``seed=None`` draws a
         fresh one. ``top_k = 0`` and ``top_p = 1`` turn those filters off.
         """
-        args = self._common(
+        source, common = self._common(
             source, max_length, min_length, repetition_penalty, no_repeat_ngram_size
         )
-        found = self._sample(*args, *self._sampling(n, temperature, top_k, top_p, seed))
+        extra = self._sampling(n, temperature, top_k, top_p, seed)
+        found = self._run("sample", source, common, extra, sizes=(n,))
         return self._result(*found, source)
 
     @staticmethod
@@ -636,14 +794,15 @@ class Searcher:
         pick: tuple[tf.Tensor, ...] = ()
         if decode.method == "sample":
             pick = self._sampling(1, decode.temperature, decode.top_k, decode.top_p, decode.seed)
-        padded, max_length, *settings = self._common(
+        source, (max_length, *settings) = self._common(
             source,
             decode.max_length,
             decode.min_length,
             decode.repetition_penalty,
             decode.no_repeat_ngram_size,
         )
-        memory, mask, state = self._stream_start(padded, max_length)
+        padded = pad_source(source, compiled_shape(*source.shape)) if self.jit_compile else source
+        memory, mask, state = self._stream_start(tf.constant(padded), max_length)
         run_steps = self._stream_steps[decode.method]
         limit = decode.max_length
         while True:

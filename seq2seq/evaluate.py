@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Any
 
+from seq2seq import quiet
 from seq2seq.config import ConfigError
 from seq2seq.corpora.errors import CorpusError
 from seq2seq.decode_options import (
@@ -124,12 +124,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"at least 2) is a stock reply (default {DEFAULT_STOCK_FRACTION})",
     )
     add_decode_arguments(parser, n_best=False, mmi=True)
+    quiet.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet.setup(args.verbose)  # before TensorFlow loads
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         # A missing or incompatible run, or bad flags, fail before TensorFlow loads.

@@ -218,14 +218,21 @@ def evaluate_run(
     else:
         pairs = split_pairs(config, split)
         origin = {"split": split}
-    if translator is None:
-        from seq2seq.translator import Translator
-
-        translator = Translator.from_run(
-            run_dir, max_input_chars=MAX_INPUT_CHARS, backward=backward_model
-        )
     available = len(pairs)
     pairs = pairs[:max_sentences] if max_sentences else pairs
+    if translator is None:
+        from seq2seq.decoding import plan_searches
+        from seq2seq.translator import Translator
+
+        # XLA only where its compiling pays off, and where the run allows it
+        plan = plan_searches(len(pairs), None if config.decode.jit_compile else False)
+        translator = Translator.from_run(
+            run_dir,
+            max_input_chars=MAX_INPUT_CHARS,
+            jit_compile=plan.jit_compile,
+            eager_until_built=plan.eager_until_built,
+            backward=backward_model,
+        )
     sources = [source for source, _ in pairs]
     references = [target for _, target in pairs]
 

@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from seq2seq import quiet
+
 FORMATS = ("saved_model", "tflite")
 METHODS = ("greedy", "beam")
 INPUT_NAME = "sentences"
@@ -375,6 +377,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    quiet.setup()  # before TensorFlow loads
     from seq2seq.config import ConfigError
     from seq2seq.graph_text import GraphTextError
     from seq2seq.runs import RunError

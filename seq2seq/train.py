@@ -13,6 +13,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from seq2seq import quiet
 from seq2seq.config import ConfigError, load_config, parse_override, preset_names
 
 
@@ -40,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "over 127.0.0.1)",
     )
     parser.add_argument("overrides", nargs="*", help="section.field=value")
+    quiet.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -91,7 +93,7 @@ def check_before_launch(args: argparse.Namespace, overrides: list[str], output: 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notes
+    quiet.setup(args.verbose)  # before TensorFlow loads
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # per-trace collective notes
     overrides = list(args.overrides)

@@ -18,12 +18,12 @@ before TensorFlow loads. A closed pipe (``| head``) ends quietly with status 141
 from __future__ import annotations
 
 import argparse
-import os
+import itertools
 import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from seq2seq import textio
+from seq2seq import quiet, textio
 from seq2seq.decode_options import add_decode_arguments, overrides_from_args, resolve_decode
 from seq2seq.line_translation import CHUNK, flag_truncated, format_translation, translate_lines
 
@@ -45,11 +45,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="longest accepted input line in characters, 1 or more (default 1000)",
     )
-    parser.add_argument(
-        "--no-jit",
-        action="store_true",
-        help="skip XLA compilation (starts faster; decodes slower): for a few sentences",
+    jit = parser.add_mutually_exclusive_group()
+    jit.add_argument(
+        "--jit",
+        dest="jit",
+        action="store_const",
+        const=True,
+        default=None,
+        help="XLA-compile the searches (default: only for 50,000 sentences or more, where "
+        "its compiling pays off; a few sentences decode op by op, with no start-up cost)",
     )
+    jit.add_argument(
+        "--no-jit", dest="jit", action="store_const", const=False, help="never XLA-compile"
+    )
+    quiet.add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.output and not args.input:
         parser.error("--output needs --input")
@@ -60,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def check_run_and_flags(args: argparse.Namespace, overrides: dict) -> None:
+def check_run_and_flags(args: argparse.Namespace, overrides: dict):
     """The run folder, its config and the decoding flags, checked before TensorFlow loads
     (a mistyped flag fails in a fraction of a second, not after the model load)."""
     from seq2seq.config import ConfigError, load_run_config
@@ -76,6 +85,7 @@ def check_run_and_flags(args: argparse.Namespace, overrides: dict) -> None:
         textio.check_input_file(Path(args.input))
         if args.output:
             textio.check_output(Path(args.output), Path(args.input))
+    return config
 
 
 def translate_arguments(translator, sentences: list[str], overrides: dict, n_best: bool) -> None:
@@ -93,12 +103,13 @@ def translate_arguments(translator, sentences: list[str], overrides: dict, n_bes
     sys.stdout.flush()
 
 
-def translate_file(translator, args: argparse.Namespace, overrides: dict, n_best: bool) -> None:
-    """``--input`` to ``--output`` (written whole or not at all) or stdout."""
+def translate_file(
+    translator, args: argparse.Namespace, overrides: dict, n_best: bool, total: int
+) -> None:
+    """``--input`` (``total`` lines) to ``--output`` (written whole or not at all) or stdout."""
     from tqdm import tqdm
 
     path = Path(args.input)
-    total = textio.count_lines(path)
     target = textio.open_output(args.output, path) if args.output else nullcontext(sys.stdout)
     with path.open("rb") as stream, target as out:
         with tqdm(total=total, unit="line", file=sys.stderr, disable=None) as progress:
@@ -109,25 +120,51 @@ def translate_file(translator, args: argparse.Namespace, overrides: dict, n_best
     print(f"translated {good} lines, {bad} bad lines (empty output)", file=sys.stderr)
 
 
+def job_size(args: argparse.Namespace, stdin_head: list | None) -> int | None:
+    """Sentences in this job; None for a stream longer than its first chunk."""
+    if args.sentences:
+        return len(args.sentences)
+    if args.input:
+        return textio.count_lines(Path(args.input))
+    if stdin_head is None:  # a terminal: each line typed is a job of one
+        return 1
+    return len(stdin_head) if len(stdin_head) < CHUNK else None
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(args)
-    check_run_and_flags(args, overrides)
+    config = check_run_and_flags(args, overrides)
+    interactive = not args.sentences and not args.input and sys.stdin.isatty()
+    stdin_lines = stdin_head = None
+    if not args.sentences and not args.input and not interactive:
+        # The first chunk tells a one-off pipe (`echo ... |`) from a long stream.
+        stdin_lines = textio.read_lines(sys.stdin.buffer, "<stdin>")
+        stdin_head = list(itertools.islice(stdin_lines, CHUNK))
+    size = job_size(args, stdin_head)
+    from seq2seq.decoding import plan_searches
     from seq2seq.translator import Translator
 
+    # --jit / --no-jit force it; else the job's size decides (decode.jit_compile: false: no XLA)
+    jit = False if args.jit is None and not config.decode.jit_compile else args.jit
+    plan = plan_searches(size, jit)
     translator = Translator.from_run(
-        args.model, max_input_chars=args.max_input_chars, jit_compile=False if args.no_jit else None
+        args.model,
+        max_input_chars=args.max_input_chars,
+        jit_compile=plan.jit_compile,
+        eager_until_built=plan.eager_until_built,
     )
     decode = translator.decode_config(**overrides)
     n_best = decode.n_best > 1
     if args.sentences:
         translate_arguments(translator, args.sentences, overrides, n_best)
     elif args.input:
-        translate_file(translator, args, overrides, n_best)
+        translate_file(translator, args, overrides, n_best, size)
     else:
-        interactive = sys.stdin.isatty()
+        if stdin_lines is None:
+            stdin_lines = textio.read_lines(sys.stdin.buffer, "<stdin>")
         good, bad = translate_lines(
             translator,
-            textio.read_lines(sys.stdin.buffer, "<stdin>"),
+            itertools.chain(stdin_head or [], stdin_lines),
             "<stdin>",
             sys.stdout,
             overrides,
@@ -141,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet.setup(args.verbose)  # before TensorFlow loads
     from seq2seq.config import ConfigError
     from seq2seq.runs import RunError
 

@@ -138,6 +138,7 @@ class Translator:
         source_tokenizer: Tokenizer,
         target_tokenizer: Tokenizer,
         max_input_chars: int = 1000,
+        eager_until_built: bool = False,
     ):
         self.config = config
         self.paths = paths
@@ -145,7 +146,9 @@ class Translator:
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
         self.max_input_chars = max_input_chars
-        self.searcher = Searcher(model, jit_compile=config.decode.jit_compile)
+        self.searcher = Searcher(
+            model, jit_compile=config.decode.jit_compile, eager_until_built=eager_until_built
+        )
         self.scorer = SequenceScorer(model)
         self._unk_marker = target_tokenizer.decode([UNK]).strip()
         self.chunk_steps = STREAM_CHUNK_STEPS  # decoder steps per streamed chunk
@@ -160,13 +163,16 @@ class Translator:
         max_input_chars: int = 1000,
         jit_compile: bool | None = None,
         backward: str | Path | None = None,
+        eager_until_built: bool = False,
     ) -> Translator:
         """Load a run folder once; ``RunError`` if it is missing, incomplete or incompatible.
 
         ``jit_compile`` overrides the run's ``decode.jit_compile`` (XLA pays off once a
-        translator decodes more than a few batches). A dialogue run takes ``backward``
-        (else ``RUN-backward`` when it exists, ``seq2seq.mmi.find_backward``) as its
-        backward model for MMI reranking, loaded on first use.
+        translator decodes more than a few batches). ``eager_until_built``: searches run
+        op by op until their program is built (``Searcher``): for a few sentences, or an
+        app that calls ``searcher.warm_up()``. A dialogue run takes ``backward`` (else
+        ``RUN-backward`` when it exists, ``seq2seq.mmi.find_backward``) as its backward
+        model for MMI reranking, loaded on first use.
         """
         paths = open_run(run_dir)
         try:
@@ -187,7 +193,15 @@ class Translator:
             ) from error
         model = load_model(paths)
         check_vocabularies(paths, model, source_tokenizer, target_tokenizer)
-        translator = cls(config, paths, model, source_tokenizer, target_tokenizer, max_input_chars)
+        translator = cls(
+            config,
+            paths,
+            model,
+            source_tokenizer,
+            target_tokenizer,
+            max_input_chars,
+            eager_until_built=eager_until_built,
+        )
         if translator.dialogue and not config.data.reverse:
             found = find_backward(paths.root, backward)
             if found is not None:

@@ -49,6 +49,7 @@ def launch(models: Path, max_input_chars: int = 1000) -> tuple[gr.Blocks, str]:
         server_port=free_port(),
         prevent_thread_lock=True,
         quiet=True,
+        css=web.CSS,
         ssr_mode=False,
     )
     return demo, url

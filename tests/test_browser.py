@@ -174,3 +174,46 @@ def test_chat_stop_button_ends_the_reply_and_keeps_it(browser, app_url, monkeypa
         assert reply.inner_text() == shown  # the partial reply stays
     finally:
         page.close()
+
+
+def page_overflow(page) -> int:
+    """Pixels the page is wider than the viewport (0: nothing scrolls sideways)."""
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+def test_phone_layout_in_chromium(browser, app_url):
+    """At 390 px every tab fits the width (the heat map scrolls inside its own box), the
+    key controls are on screen without zooming, and the chat tab has one decoding
+    accordion, closed."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(app_url, wait_until="domcontentloaded")
+        for control in ("#translate-model", "#translate-input textarea", "#translate-btn"):
+            box = page.locator(control).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, control
+        page.locator("#translate-input textarea").fill("one two three four five six seven .")
+        page.locator("#translate-btn").click()
+        expect(page.locator("#translate-output textarea")).not_to_have_value("", timeout=120_000)
+        heatmap = page.locator("#attention-plot img")
+        expect(heatmap).to_be_visible(timeout=60_000)
+        assert page_overflow(page) == 0
+        # readable, not shrunk to the phone's width: the plot box scrolls sideways instead
+        assert heatmap.bounding_box()["width"] >= 500
+        for tab in ("Chat", "Model", "Study", "Training"):
+            page.get_by_role("tab", name=tab).click()
+            page.wait_for_timeout(500)
+            assert page_overflow(page) == 0, tab
+        page.get_by_role("tab", name="Chat").click()
+        accordions = page.locator("#chat-tab .label-wrap", has_text="decoding")
+        expect(accordions).to_have_count(1)
+        expect(page.locator("#chat-tab").get_by_text("decoding method")).to_be_hidden()
+        box = page.locator("#chat-tab textarea").first.bounding_box()
+        assert box and box["x"] + box["width"] <= 390
+        page.get_by_role("tab", name="Model").click()
+        expect(page.locator("#model-tab")).to_contain_text("decoder rnn", timeout=120_000)
+        assert page_overflow(page) == 0
+    finally:
+        page.close()

@@ -53,7 +53,7 @@ def test_only_runs_that_open_are_offered(mixed_models):
     assert "the file is empty" in broken["c-empty-config"]
     for reason in broken.values():
         assert str(mixed_models) not in reason and str(mixed_models.resolve()) not in reason
-    notice = web.empty_notice(registry).split("cannot be used")[1]
+    notice = web.empty_notice(registry).split("not offered")[1]
     assert "`a-truncated`" in notice and "`ok`" not in notice
     assert str(mixed_models) not in notice
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
+from seq2seq import quiet
 from seq2seq.config import ConfigError, preset_names
 from seq2seq.study.settings import (
     PROBE_TASKS,
@@ -143,7 +143,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet.setup()  # before TensorFlow loads
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Every variant is a new model, so tf.function warns about "excessive retracing".
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
