@@ -465,7 +465,7 @@ def build_app(
             )
         notice = gr.Markdown(notice_text, visible=bool(notice_text), elem_id="empty-notice")
         banner = training_banner(jobs)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # every tab in sight on a phone, no "More" menu
             with gr.Tab("Translate", id="translate", elem_id="translate-tab"):
                 with gr.Row(equal_height=False):
                     with gr.Column(min_width=300):
