@@ -176,5 +176,5 @@ def test_chat_table_script_writes_one_row_per_setting(
     names = ["greedy", "beam 5", "sample", "MMI beam (3)", "MMI sample (3)", "Seq2Seq"]
     assert [row.split(" | ")[0][2:].split(",")[0] for row in rows[1:]] == names
     assert text.count("**") == 2 * 3 and "*MMI sample (3)*:" in text
-    assert "floor smoothing" in text
+    assert "SmoothingFunction().method7" in text
     assert chat_table.main(["--model", str(tmp_path / "missing")]) == 2
