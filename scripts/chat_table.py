@@ -12,8 +12,11 @@ reranking of beam search and of sampling, with the backward run ``<run>-backward
 perplexity, BLEU-1/2 (per sentence, defined in ``seq2seq.metrics``), distinct-1/2, the
 average reply length and the degenerate share, and the Seq2Seq row published with PLATO
 (Bao et al., 2020) for comparison. Then ``--samples`` exchanges, the same test inputs for
-every setting, drawn with ``--seed`` (not picked by hand). Each setting's report and
-hypotheses land in ``<output-dir>/<setting>/``.
+every setting, drawn with ``--seed`` (not picked by hand); or, with ``--inputs FILE``, the
+replies of every setting to the messages of that file (one a line, same seed): for text that
+may be published where the corpus may not be quoted (``data/sample/chat_messages.txt`` holds
+ten messages written for the project). Each setting's report and hypotheses land in
+``<output-dir>/<setting>/``.
 """
 
 from __future__ import annotations
@@ -80,6 +83,35 @@ def samples(
     return "\n\n".join(blocks)
 
 
+def replies_to(translator, messages: list[str], settings: dict[str, dict[str, Any]]) -> str:
+    """Every setting's reply to each message (no reference: the messages are not from the
+    corpus), the first turn of a conversation, as the chat would start it."""
+    replies = {
+        name: [t.text for t in translator.translate(messages, **overrides)]
+        for name, overrides in settings.items()
+    }
+    blocks = []
+    for number, message in enumerate(messages, start=1):
+        lines = [f"**{number}.** input: {message}  "]
+        lines += [f"*{name}*: {texts[number - 1]}  " for name, texts in replies.items()]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def read_messages(path: str) -> list[str]:
+    """The non-blank lines of ``path``; ``EvaluationError`` names a missing or empty file."""
+    from seq2seq.evaluation import EvaluationError
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise EvaluationError(f"cannot read the messages file {path}: {error}") from error
+    messages = [line.strip() for line in lines if line.strip()]
+    if not messages:
+        raise EvaluationError(f"{path} holds no message")
+    return messages
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python scripts/chat_table.py", description=__doc__)
     parser.add_argument("--model", required=True, metavar="RUN", help="a dialogue run folder")
@@ -92,6 +124,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mmi-candidates", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1, help="sampling and sample choice")
     parser.add_argument("--samples", type=int, default=10, help="sample exchanges")
+    parser.add_argument(
+        "--inputs", metavar="FILE", help="messages for the exchanges, one a line (default: pairs)"
+    )
     parser.add_argument("--output", default=None, help="Markdown file (default: stdout)")
     parser.add_argument(
         "--output-dir", default=None, help="per-setting reports (default: <run>/chat-table)"
@@ -139,6 +174,18 @@ def main(argv: list[str] | None = None) -> int:
             text = (folder / slug(name) / "hypotheses.txt").read_text(encoding="utf-8")
             replies[name] = text.splitlines()
         pairs = split_pairs(config, args.split)[: args.max_sentences]
+        if args.inputs:
+            messages = read_messages(args.inputs)
+            used = {name: overrides for name, overrides in settings(args).items() if name in rows}
+            exchanges = replies_to(translator, messages, used)
+            intro = f"Replies to the {len(messages)} messages of {args.inputs} (seed {args.seed}):"
+        else:
+            sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+            exchanges = samples(sources, references, replies, args.samples, args.seed)
+            intro = (
+                f"{args.samples} exchanges (the same inputs for every setting, drawn with "
+                f"seed {args.seed}):"
+            )
     except (RunError, ConfigError, EvaluationError, CorpusError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -148,9 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Run `{args.model}`, {args.split} split, {len(pairs):,} pairs. "
             f"BLEU-n: {first['bleu_n_definition']}.",
             table(rows),
-            f"{args.samples} exchanges (the same inputs for every setting, drawn with seed "
-            f"{args.seed}):",
-            samples([s for s, _ in pairs], [t for _, t in pairs], replies, args.samples, args.seed),
+            intro,
+            exchanges,
         ]
     )
     if args.output:

@@ -41,8 +41,9 @@ SHOWN_STOCK_REPLIES = 5
 
 
 BLEU_DEFINITION = (
-    "per-sentence BLEU-n as in PLATO's evaluation: NLTK sentence_bleu, uniform 1..n-gram "
-    "weights, SmoothingFunction().method7, lower-cased 13a words, 0..1, mean over replies"
+    "per-sentence BLEU-n as in PLATO's evaluation: NLTK sentence_bleu, weights 1/n on the "
+    "1..n-grams and 0 on the rest up to 4, SmoothingFunction().method7, lower-cased 13a "
+    "words, 0..1, mean over replies"
 )
 
 

@@ -178,3 +178,13 @@ def test_chat_table_script_writes_one_row_per_setting(
     assert text.count("**") == 2 * 3 and "*MMI sample (3)*:" in text
     assert "SmoothingFunction().method7" in text
     assert chat_table.main(["--model", str(tmp_path / "missing")]) == 2
+    # replies to messages of our own (publishable where the corpus may not be quoted)
+    messages = tmp_path / "messages.txt"
+    messages.write_text("one two three .\n\nnine nine .\n", encoding="utf-8")
+    args += ["--inputs", str(messages), "--output-dir", str(tmp_path / "again")]
+    assert chat_table.main(args) == 0
+    text = out.read_text()
+    assert "Replies to the 2 messages" in text and "reference:" not in text
+    assert text.count("*MMI sample (3)*:") == 2 and "**2.** input: nine nine ." in text
+    messages.write_text("\n", encoding="utf-8")
+    assert chat_table.main(args) == 2
