@@ -16,9 +16,10 @@ from seq2seq.corpora.loading import SPLITS
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def offline():
-    """Fail on any download or socket connection while these tests run."""
+    """Fail on any download or socket connection while these tests run (module scope: the
+    patch must end with this module, or later tests that talk to a local app fail)."""
     import tensorflow_datasets as tfds
 
     def refuse(*args, **kwargs):
@@ -32,13 +33,13 @@ def offline():
         yield
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def base(shared_data_dir, tmp_path_factory, offline) -> DataConfig:
     cache = tmp_path_factory.mktemp("tfds_cache")
     return DataConfig(data_dir=str(shared_data_dir), cache_dir=str(cache))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def splits_of(base):
     """load_splits memoised per (corpus, reverse): each call on a big corpus costs seconds."""
     cache: dict = {}
