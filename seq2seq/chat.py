@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import select
 import signal
 import sys
 import threading
@@ -64,11 +65,13 @@ class CtrlC:
 
     The kernel hands SIGINT to any thread that does not block it, and a TensorFlow (or
     OpenBLAS) thread getting it would leave the prompt waiting in ``input()``. So SIGINT
-    is blocked everywhere but at the prompt (``deliverable``: there Ctrl-C raises
-    ``KeyboardInterrupt``, which quits), from before NumPy and TensorFlow start their
-    threads, which inherit the mask (this module imports neither at its top). During a
-    reply it stays pending and ``pressed`` takes it: the decoder asks between chunks and
-    stops. Without POSIX signal masks (or off the main thread) Ctrl-C keeps Python's
+    is blocked in every thread, from before NumPy and TensorFlow start theirs, which
+    inherit the mask (this module imports neither at its top), and it stays blocked: a
+    Ctrl-C stays pending for the process, and ``pressed`` takes it. The decoder asks
+    between chunks and stops; the prompt (``prompt``) asks while it waits for a line and
+    raises ``KeyboardInterrupt``, which quits. (Unblocking it at the prompt was not
+    enough: a thread TensorFlow started meanwhile took the signal and the prompt never
+    woke.) Without POSIX signal masks (or off the main thread) Ctrl-C keeps Python's
     default behaviour.
     """
 
@@ -97,6 +100,24 @@ class CtrlC:
         finally:
             if self.active:
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def prompt(self, text: str, stream: TextIO | None = None) -> str:
+        """``input(text)`` on a terminal, where Ctrl-C raises ``KeyboardInterrupt`` and end
+        of input ``EOFError``, whichever thread the kernel chose for the signal."""
+        stream = stream or sys.stdin
+        if not self.active:
+            return input(text)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        while True:
+            if self.pressed():
+                raise KeyboardInterrupt
+            ready, _, _ = select.select([stream], [], [], 0.1)
+            if ready:  # a terminal in line mode: a whole line (or end of input) is there
+                line = stream.readline()
+                if not line:
+                    raise EOFError
+                return line.rstrip("\n")
 
     def pressed(self) -> bool:
         """Whether Ctrl-C was pressed (outside the prompt) since the last call."""
@@ -154,8 +175,7 @@ def run_loop(
         number += 1
         if interactive:
             try:
-                with ctrl_c.deliverable():
-                    line = input("you> ")
+                line = ctrl_c.prompt("you> ")
             except (EOFError, KeyboardInterrupt):
                 print(file=out)
                 return 0
