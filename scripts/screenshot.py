@@ -2,7 +2,7 @@
 
 ``python scripts/screenshot.py --models runs --sentence "..." --message "..."`` starts the
 app on 127.0.0.1, drives Debian's Chromium through Playwright (never ``playwright
-install``), translates a sentence, chats one turn, opens the Model and Study tabs, and
+install``), translates a sentence, chats one turn, opens the Model, Study and Training tabs, and
 writes ``docs/screenshot-<tab>-<width>.png`` for every tab at 1280 and 390 px (plus
 ``docs/screenshot.png``, the README's picture: the translate tab at 1280). Images are
 saved as 8-bit palette PNGs to keep the repository small.
@@ -72,6 +72,10 @@ def capture(page, args, width: int, output: Path) -> list[Path]:
     page.get_by_role("tab", name="Study").click()
     page.wait_for_timeout(2000)
     shoot("study")
+    page.get_by_role("tab", name="Training").click()
+    expect(page.locator("#training-runs")).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(2000)  # the first poll fills the run list
+    shoot("training")
     return written
 
 
