@@ -116,9 +116,19 @@ def target_frequencies(target_ids: list[list[int]], vocab_size: int) -> np.ndarr
     return counts
 
 
+def evenly_spaced(items: list, count: int) -> list:
+    """``count`` items taken at even steps from first to last, in order (all when fewer)."""
+    if count >= len(items):
+        return list(items)
+    return [items[i * len(items) // count] for i in range(count)]
+
+
 def dev_sample(config: Config, prepared: PreparedData) -> tuple[list[list[int]], list[str]]:
-    """The first ``dev_bleu_sentences`` dev pairs (within length limits), ids and references."""
-    pairs = prepared.splits["dev"][: config.train.dev_bleu_sentences]
+    """``dev_bleu_sentences`` dev pairs spread evenly over the dev split (within length
+    limits), ids and references. Evenly spread, not the first ones: corpora such as Anki's are
+    sorted by length, and their first pairs are the shortest sentences, whose BLEU says little
+    about the rest (on spa-eng the first 300 average 3 words against 6.4 for the split)."""
+    pairs = evenly_spaced(prepared.splits["dev"], config.train.dev_bleu_sentences)
     source_ids = prepared.source_tokenizer.encode_batch([p.source for p in pairs])
     keep = [i for i, ids in enumerate(source_ids) if 0 < len(ids) <= config.data.max_source_length]
     return [source_ids[i] for i in keep], [pairs[i].target for i in keep]

@@ -15,6 +15,7 @@ import pytest
 from seq2seq.config import load_config
 from seq2seq.runs import RunError, open_run
 from seq2seq.training import train
+from seq2seq.training_data import evenly_spaced
 
 TINY = [
     "data.max_pairs=3000",
@@ -47,6 +48,14 @@ def test_tiny_model_learns_from_real_pairs(shared_data_dir, tmp_path):
     assert paths.best_model.is_file() and paths.last_model.is_file()
     assert (paths.source_vocab / "spm.model").is_file()
     assert any(paths.logs.rglob("events.out.tfevents.*")), "TensorBoard logs written"
+
+
+def test_dev_bleu_sentences_are_spread_over_the_whole_dev_split():
+    # Anki's file is sorted by length: the first dev pairs are the shortest sentences.
+    assert evenly_spaced(list(range(10)), 3) == [0, 3, 6]
+    assert evenly_spaced(list(range(1000)), 4) == [0, 250, 500, 750]
+    assert evenly_spaced(list(range(4)), 9) == [0, 1, 2, 3]
+    assert evenly_spaced(list(range(4)), 0) == []
 
 
 def test_existing_run_is_not_overwritten(tmp_path):
