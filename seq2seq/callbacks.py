@@ -71,6 +71,19 @@ def write_history(paths: RunPaths, epochs: list[dict]) -> None:
     write_text_atomically(paths.history, "\n".join(rows) + "\n")
 
 
+def recorded_values(
+    paths: RunPaths, monitor: str, replay_epochs: int | None
+) -> list[tuple[int, float]]:
+    """(epoch, value) of ``monitor`` for the epochs ``metrics.json`` recorded (up to
+    ``replay_epochs``), for callbacks whose state must survive ``--resume``."""
+    return [
+        (entry["epoch"], entry[monitor])
+        for entry in read_metrics(paths).get("epochs", [])
+        if (replay_epochs is None or entry["epoch"] <= replay_epochs)
+        and entry.get(monitor) is not None
+    ]
+
+
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """EarlyStopping whose patience survives ``--resume``.
 
@@ -88,15 +101,36 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         super().on_train_begin(logs)
         if self.monitor_op is None:
             self._set_monitor_op()
-        for entry in read_metrics(self.paths).get("epochs", []):
-            if self.replay_epochs is not None and entry["epoch"] > self.replay_epochs:
-                continue
-            value = entry.get(self.monitor)
-            if value is None:
-                continue
+        for epoch, value in recorded_values(self.paths, self.monitor, self.replay_epochs):
             self.wait += 1
             if self._is_improvement(value, self.best):
-                self.best, self.best_epoch, self.wait = value, entry["epoch"] - 1, 0
+                self.best, self.best_epoch, self.wait = value, epoch - 1, 0
+
+
+class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau whose best value and wait survive ``--resume``.
+
+    The learning rate itself comes back with the optimizer's state; without replaying the
+    recorded epochs, the first resumed epoch would always count as an improvement and a
+    plateau reached before the interruption would be waited out again.
+    """
+
+    def __init__(self, paths: RunPaths, replay_epochs: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.paths = paths
+        self.replay_epochs = replay_epochs
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        for _, value in recorded_values(self.paths, self.monitor, self.replay_epochs):
+            if self._is_improvement(value, self.best):
+                self.best, self.wait = value, 0
+            else:
+                self.wait += 1
+                if self.wait >= self.patience:  # the rate was lowered then (cooldown is 0)
+                    self.wait = 0
 
 
 class ProgressRecorder(keras.callbacks.Callback):

@@ -27,7 +27,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seq2seq.callbacks import ProgressRecorder, ResumableEarlyStopping, RunRecorder
+from seq2seq.callbacks import (
+    ProgressRecorder,
+    ResumableEarlyStopping,
+    ResumablePlateau,
+    RunRecorder,
+)
 from seq2seq.checkpoints import restore_latest, save_epoch_weights, save_state
 from seq2seq.cluster import ClusterError, cluster_task, make_strategy
 from seq2seq.config import Config, TrainConfig
@@ -166,8 +171,13 @@ def make_callbacks(
     )
     if train.lr_schedule == "plateau":
         callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=0.5, patience=1, min_lr=train.learning_rate / 32
+            ResumablePlateau(
+                paths,
+                replay_epochs=start,
+                monitor="val_loss",
+                factor=0.5,
+                patience=1,
+                min_lr=train.learning_rate / 32,
             )
         )
     return keras.callbacks.CallbackList(

@@ -140,7 +140,7 @@ def test_early_stopping_patience_survives_a_resume(tmp_path):
     waited 2 epochs, so one more epoch without gain stops the resumed run."""
     import keras
 
-    from seq2seq.callbacks import ResumableEarlyStopping
+    from seq2seq.callbacks import ResumableEarlyStopping, ResumablePlateau
     from seq2seq.runs import RunPaths, write_metrics
 
     paths = RunPaths(tmp_path).create()
@@ -154,6 +154,21 @@ def test_early_stopping_patience_survives_a_resume(tmp_path):
     assert (stopper.wait, stopper.best, stopper.best_epoch) == (2, 12.0, 1)
     stopper.on_epoch_end(4, {"dev_bleu": 11.5})
     assert stopper.model.stop_training
+
+    # The LR plateau too: dev loss 3.0, 2.9, 3.0 with patience 1 lowered the rate after the
+    # third epoch (the optimizer's state brings the rate back); the wait starts again at 0.
+    write_metrics(
+        paths,
+        {"epochs": [{"epoch": i + 1, "val_loss": v} for i, v in enumerate([3.0, 2.9, 3.0])]},
+    )
+    plateau = ResumablePlateau(paths, monitor="val_loss", patience=2)
+    plateau.set_model(stopper.model)
+    plateau.on_train_begin()
+    assert (plateau.best, plateau.wait) == (2.9, 1)
+    plateau = ResumablePlateau(paths, monitor="val_loss", patience=1)
+    plateau.set_model(stopper.model)
+    plateau.on_train_begin()
+    assert (plateau.best, plateau.wait) == (2.9, 0)
 
     fresh = ResumableEarlyStopping(
         RunPaths(tmp_path / "new").create(), monitor="dev_bleu", mode="max"
