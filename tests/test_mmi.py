@@ -3,6 +3,7 @@ reranking on a tiny chat run with its tiny backward run, and the errors of the c
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -188,3 +189,33 @@ def test_chat_table_script_writes_one_row_per_setting(
     assert text.count("*MMI sample (3)*:") == 2 and "**2.** input: nine nine ." in text
     messages.write_text("\n", encoding="utf-8")
     assert chat_table.main(args) == 2
+
+
+def test_mmi_sweep_script_writes_one_row_per_setting_best_bleu_2_first(
+    tiny_dialogue_run, tiny_dialogue_backward, tmp_path, capsys
+):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("mmi_sweep", REPO / "scripts/mmi_sweep.py")
+    mmi_sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mmi_sweep)
+    args = ["--model", str(tiny_dialogue_run), "--max-sentences", "8", "--candidates", "3"]
+    args += ["--lambdas", "0.5,1", "--gammas", "0,2", "--output-dir", str(tmp_path / "sweep")]
+    assert mmi_sweep.main(args) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line[:3] in ("| 0", "| 1")]
+    assert sorted(row.split(" | ")[:2] for row in rows) == [
+        ["| 0.5", "0"],
+        ["| 0.5", "2"],
+        ["| 1", "0"],
+        ["| 1", "2"],
+    ]
+    bleu_2 = [float(row.split(" | ")[3]) for row in rows]
+    assert bleu_2 == sorted(bleu_2, reverse=True)
+    report = json.loads((tmp_path / "sweep" / "l1-g2" / "report.json").read_text())
+    assert (report["decode"]["mmi_lambda"], report["decode"]["mmi_gamma"]) == (1.0, 2.0)
+    assert report["split"] == "dev" and report["pairs"] == 8
+    assert mmi_sweep.main(["--model", str(tmp_path / "missing")]) == 2
+    with pytest.raises(SystemExit):
+        mmi_sweep.main(["--model", str(tiny_dialogue_run), "--gammas", "x"])
