@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if "SEQ2SEQ_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
     os.environ["SEQ2SEQ_DATA_DIR"] = str(REPO.parent / "shared" / "data")
 
+# A shell starts background jobs (`pytest &`, `nohup pytest &`) with SIGINT ignored, and
+# children inherit that: the apps these tests start would then ignore the Ctrl-C the tests
+# send them, and hang. Catching SIGINT here (Python's usual handler) lets them start normal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Training a run (and compiling its first searches) is most of the suite's time: any test
 # that needs a trained run is in the slow tier, so `pytest -m "not slow"` stays fast.
