@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_distributed import environment, write_config
+from test_distributed import NO_DEV_BLEU, environment, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def check_consistent(run: Path) -> list[int]:
 
 
 def test_kills_at_every_kind_of_write_lose_nothing(tmp_path):
-    config = write_config(tmp_path, epochs=3, steps_per_epoch=4, select_best_by="loss")
+    config = write_config(tmp_path, epochs=3, steps_per_epoch=4, **NO_DEV_BLEU)
     run = tmp_path / "run"
     env = environment(tmp_path)
     first = ["--config", str(config), "--output", str(run)]
@@ -87,7 +87,7 @@ def test_a_damaged_state_falls_back_and_a_finished_run_resumes_only_to_more_epoc
     """One run, two stories (each training subprocess costs seconds): a damaged newest state
     falls back to the one before; then ``--resume`` of the finished run changes nothing,
     refuses other overrides and trains on only when ``train.epochs`` is raised."""
-    config = write_config(tmp_path, epochs=3, steps_per_epoch=4)
+    config = write_config(tmp_path, epochs=3, steps_per_epoch=4, **NO_DEV_BLEU)
     run = tmp_path / "run"
     env = environment(tmp_path)
     killed = train(["--config", str(config), "--output", str(run)], env, kill_at="state-renamed:2")
