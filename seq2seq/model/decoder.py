@@ -17,6 +17,7 @@ import tensorflow as tf
 from keras import ops
 
 from seq2seq.constants import PAD
+from seq2seq.model import fast_rnn
 from seq2seq.model.arguments import check_choice, check_positive, check_rate
 from seq2seq.model.attention import KINDS, LUONG_SCORES, make_attention
 from seq2seq.model.encoder import RNN_LAYERS, recurrent_layer, states_per_layer
@@ -193,11 +194,8 @@ class Decoder(keras.layers.Layer):
         target_mask = ops.not_equal(target_in, PAD)
         outputs = self.dropout(self.embedding(target_in), training=training)
         for index, rnn in enumerate(self.rnns):
-            results = rnn(
-                outputs,
-                mask=target_mask,
-                initial_state=self.layer_states(states, index),
-                training=training,
+            results = fast_rnn.run(
+                rnn, outputs, target_mask, self.layer_states(states, index), training
             )
             sequence = results[0]
             if self.residual and index > 0:

@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from seq2seq.constants import PAD
+from seq2seq.model import fast_rnn
 from seq2seq.model.arguments import check_choice, check_positive, check_rate
 
 RNN_LAYERS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM, "rnn": keras.layers.SimpleRNN}
@@ -109,8 +110,8 @@ class Encoder(keras.layers.Layer):
         outputs = self.dropout(self.embedding(source), training=training)
         final_states = []
         for index, rnn in enumerate(self.rnns):
-            results = rnn(outputs, mask=mask, training=training)
-            sequence, final_states = results[0], list(results[1:])
+            results = fast_rnn.run(rnn, outputs, mask, training=training)
+            sequence, final_states = results[0], results[1:]
             if self.residual and index > 0:
                 sequence = sequence + outputs
             outputs = (
