@@ -21,6 +21,7 @@ another merge mode), the Keras layer is called as it is.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 from keras.src.backend import cudnn_ok, rnn
 
@@ -33,9 +34,27 @@ def run(layer: keras.layers.Layer, inputs, mask, initial_state=None, training=Fa
     if not uses_fast_path(layer):
         results = layer(inputs, mask=mask, initial_state=initial_state, training=training)
         return list(results)
-    if isinstance(layer, keras.layers.Bidirectional):
-        return run_bidirectional(layer, inputs, mask, initial_state)
-    return run_layer(layer, inputs, mask, initial_state)
+    bidirectional = isinstance(layer, keras.layers.Bidirectional)
+    layers = [layer.forward_layer, layer.backward_layer] if bidirectional else [layer]
+    states = [None] * len(layers)
+    if initial_state is not None:
+        initial_state = _as_list(initial_state)
+        size = len(initial_state) // len(layers)
+        states = [initial_state[i * size : (i + 1) * size] for i in range(len(layers))]
+    if all(has_gru_kernel(one) for one in layers):
+        directions = run_gru(layers, inputs, mask, states)
+    else:
+        directions = [
+            run_layer(one, inputs, mask, s) for one, s in zip(layers, states, strict=True)
+        ]
+    if not bidirectional:
+        return directions[0]
+    (forward, *forward_states), (backward, *backward_states) = directions
+    dtype = layer.compute_dtype
+    sequence = ops.concatenate(
+        [ops.cast(forward, dtype), ops.flip(ops.cast(backward, dtype), axis=1)], axis=-1
+    )
+    return [sequence, *forward_states, *backward_states]
 
 
 def uses_fast_path(layer: keras.layers.Layer) -> bool:
@@ -78,22 +97,6 @@ def runs_cudnn(layer: keras.layers.Layer) -> bool:
     if isinstance(layer, keras.layers.GRU):
         settings["reset_after"] = cell.reset_after
     return bool(cudnn_ok(**settings))
-
-
-def run_bidirectional(layer: keras.layers.Bidirectional, inputs, mask, initial_state) -> list:
-    """``Bidirectional.call`` with concat merging: the backward layer's outputs come in
-    reversed time order and are flipped back before the concatenation."""
-    forward_state = backward_state = None
-    if initial_state is not None:
-        half = len(initial_state) // 2
-        forward_state, backward_state = initial_state[:half], initial_state[half:]
-    forward = run_layer(layer.forward_layer, inputs, mask, forward_state)
-    backward = run_layer(layer.backward_layer, inputs, mask, backward_state)
-    dtype = layer.compute_dtype
-    sequence = ops.concatenate(
-        [ops.cast(forward[0], dtype), ops.flip(ops.cast(backward[0], dtype), axis=1)], axis=-1
-    )
-    return [sequence, *forward[1:], *backward[1:]]
 
 
 def run_layer(layer: keras.layers.Layer, inputs, mask, initial_state) -> list:
@@ -196,3 +199,164 @@ def _simple(cell, inputs, kernel, recurrent_kernel, bias):
         return output, [output]
 
     return projected, step
+
+
+# -- GRU: directions in one loop, hand-written backward pass ----------------------------
+
+
+def has_gru_kernel(layer: keras.layers.Layer) -> bool:
+    """A GRU with cuDNN's settings (tanh, sigmoid, biases, ``reset_after``): ``run_gru``."""
+    cell = getattr(layer, "cell", None)
+    return (
+        isinstance(cell, keras.layers.GRUCell)
+        and cell.activation is keras.activations.tanh
+        and cell.recurrent_activation is keras.activations.sigmoid
+        and cell.use_bias
+        and cell.reset_after
+    )
+
+
+def run_gru(layers: list, inputs, mask, initial_states: list) -> list:
+    """``[[sequence, h], ...]`` per layer (``run_layer``'s results), all directions of a
+    ``Bidirectional`` stepped by one loop whose backward pass is written out by hand.
+
+    Autodiff of a ``tf.while_loop`` adds each step's recurrent-kernel gradient into an
+    accumulator inside the backward loop (an AddN of the whole kernel per step, plus a
+    small matmul); here the loop hands back each step's pre-activation gradients and the
+    kernel and bias gradients are one matmul and one sum after it.
+    """
+    dtype = layers[0].cell.compute_dtype
+    inputs = ops.cast(inputs, dtype)
+    time_mask = None if mask is None else tf.transpose(tf.cast(mask, "bool"))[:, :, None]
+    projections, masks, starts, kernels, biases = [], [], [], [], []
+    for layer, state in zip(layers, initial_states, strict=True):
+        cell = layer.cell
+        bias = ops.cast(cell.bias, dtype)
+        projected = ops.matmul(inputs, ops.cast(cell.kernel, dtype)) + bias[0]
+        projected = tf.transpose(projected, (1, 0, 2))  # [T, B, 3H]
+        step_mask = time_mask
+        if step_mask is None:
+            step_mask = tf.ones_like(projected[:, :, :1], dtype="bool")
+        if layer.go_backwards:
+            projected, step_mask = tf.reverse(projected, [0]), tf.reverse(step_mask, [0])
+        if state is None:
+            state = cell.get_initial_state(batch_size=ops.shape(inputs)[0])
+        projections.append(projected)
+        masks.append(step_mask)
+        starts.append(ops.cast(_as_list(state)[0], dtype))
+        kernels.append(ops.cast(cell.recurrent_kernel, dtype))
+        biases.append(bias[1:])
+    zero_output = {layer.zero_output_for_mask for layer in layers}
+    if len(zero_output) != 1:
+        raise ValueError("the directions of a Bidirectional differ in zero_output_for_mask")
+    outputs, final = gru_loop(
+        tf.stack(projections, axis=1),
+        tf.stack(masks, axis=1),
+        tf.stack(starts),
+        tf.stack(kernels),
+        tf.stack(biases),
+        zero_output.pop(),
+    )
+    return [
+        [
+            ops.cast(tf.transpose(outputs[:, d], (1, 0, 2)), layer.compute_dtype),
+            ops.cast(final[d], layer.compute_dtype),
+        ]
+        for d, layer in enumerate(layers)
+    ]
+
+
+def gru_loop(projected, mask, h0, recurrent_kernel, recurrent_bias, zero_output_for_mask):
+    """The recurrence of ``GRUCell.call`` (``reset_after``) under ``rnn()``'s masking, for D
+    directions at once, time-major: ``projected [T,D,B,3H]`` (inputs times kernel plus the
+    input bias, in loop order), ``mask [T,D,B,1]`` bool, ``h0 [D,B,H]``, ``recurrent_kernel
+    [D,H,3H]``, ``recurrent_bias [D,1,3H]``. Returns outputs ``[T,D,B,H]`` (loop order) and
+    the final states ``[D,B,H]``. Masked steps keep the state; their output is zero or the
+    previous output (zero before the first step), as ``zero_output_for_mask`` says."""
+    units = h0.shape[-1]
+    steps = projected.shape[0] or tf.shape(projected)[0]
+
+    @tf.custom_gradient
+    def loop(projected, h0, recurrent_kernel, recurrent_bias):
+        def body(t, h, output, saved):
+            m = mask[t]
+            inner = tf.matmul(h, recurrent_kernel) + recurrent_bias
+            x = projected[t]
+            zr = tf.sigmoid(x[..., : 2 * units] + inner[..., : 2 * units])
+            z, r = zr[..., :units], zr[..., units:]
+            recurrent_h = inner[..., 2 * units :]
+            candidate = tf.tanh(x[..., 2 * units :] + r * recurrent_h)
+            new = z * h + (1 - z) * candidate
+            output = tf.where(m, new, tf.zeros_like(new) if zero_output_for_mask else output)
+            values = (output, h, zr, candidate, recurrent_h)
+            saved = tuple(array.write(t, value) for array, value in zip(saved, values, strict=True))
+            return t + 1, tf.where(m, new, h), output, saved
+
+        saved = tuple(
+            tf.TensorArray(h0.dtype, size=steps, element_shape=shape)
+            for shape in (h0.shape, h0.shape, h0.shape[:-1] + [2 * units], h0.shape, h0.shape)
+        )
+        _, final, _, saved = tf.while_loop(
+            lambda t, *_: t < steps, body, (0, h0, tf.zeros_like(h0), saved)
+        )
+        outputs, previous, zr_all, candidates, recurrent_hs = (a.stack() for a in saved)
+
+        def gradient(d_outputs, d_final):
+            d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
+            d_final = tf.zeros_like(final) if d_final is None else d_final
+
+            def back(t, d_h, d_output, d_inputs, d_inners):
+                m = mask[t]
+                d_out = d_outputs[t] + d_output
+                d_new = tf.where(m, d_h + d_out, tf.zeros_like(d_h))
+                d_kept = tf.where(m, tf.zeros_like(d_h), d_h)
+                d_output = (
+                    tf.zeros_like(d_out)
+                    if zero_output_for_mask
+                    else tf.where(m, tf.zeros_like(d_out), d_out)
+                )
+                zr = zr_all[t]
+                z, r = zr[..., :units], zr[..., units:]
+                candidate = candidates[t]
+                d_candidate = d_new * (1 - z) * (1 - candidate * candidate)
+                d_zr = (
+                    tf.concat(
+                        [d_new * (previous[t] - candidate), d_candidate * recurrent_hs[t]], -1
+                    )
+                    * zr
+                    * (1 - zr)
+                )
+                d_inner = tf.concat([d_zr, d_candidate * r], -1)
+                d_h = d_kept + d_new * z + tf.matmul(d_inner, recurrent_kernel, transpose_b=True)
+                return (
+                    t - 1,
+                    d_h,
+                    d_output,
+                    d_inputs.write(t, tf.concat([d_zr, d_candidate], -1)),
+                    d_inners.write(t, d_inner),
+                )
+
+            arrays = tuple(
+                tf.TensorArray(h0.dtype, size=steps, element_shape=h0.shape[:-1] + [3 * units])
+                for _ in range(2)
+            )
+            _, d_h0, _, d_inputs, d_inners = tf.while_loop(
+                lambda t, *_: t >= 0,
+                back,
+                (steps - 1, d_final, tf.zeros_like(h0), *arrays),
+            )
+            # One [H, T*B] x [T*B, 3H] product per direction (tf.einsum is slower here).
+            d_inners = direction_major(d_inners.stack())
+            d_kernel = tf.matmul(direction_major(previous), d_inners, transpose_a=True)
+            d_bias = tf.reduce_sum(d_inners, axis=1, keepdims=True)
+            return d_inputs.stack(), d_h0, d_kernel, d_bias
+
+        return (outputs, final), gradient
+
+    return loop(projected, h0, recurrent_kernel, recurrent_bias)
+
+
+def direction_major(values):
+    """``[T, D, B, W]`` -> ``[D, T*B, W]``."""
+    shape = tf.shape(values)
+    return tf.reshape(tf.transpose(values, (1, 0, 2, 3)), (shape[1], -1, values.shape[-1]))
