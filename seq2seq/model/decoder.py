@@ -1,9 +1,10 @@
 """Recurrent decoder with attention, usable over a whole sequence or one step at a time.
 
 Training without input feeding runs each RNN layer over the full target sequence (one
-cuDNN call per layer on a GPU) and attends afterwards, Luong-style. Decoding, and
-training with input feeding, steps the layers' ``.cell`` objects instead: the weights
-are the same, and a loop of plain cell calls can be compiled into a ``tf.while_loop``.
+cuDNN call per layer on a GPU, ``fast_rnn`` elsewhere) and attends afterwards,
+Luong-style. Decoding, and training with input feeding, steps the layers' ``.cell``
+objects instead: the weights are the same, and a loop of plain cell calls can be compiled
+into a ``tf.while_loop``.
 
 Decoder state is a flat tuple of ``[B, *]`` tensors — the recurrent states of every
 layer, then the previous attentional vector when input feeding is on — so beam search

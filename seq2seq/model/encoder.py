@@ -1,8 +1,9 @@
 """Recurrent encoder: embedding, then N stacked (optionally bidirectional) RNN layers.
 
 Layers keep Keras's defaults (tanh/sigmoid, no recurrent dropout, ``unroll=False``,
-GRU ``reset_after=True``) so TensorFlow picks the cuDNN kernels on a GPU; dropout sits
-between layers instead of inside the cells, and masks come from right-padded ids.
+GRU ``reset_after=True``) so TensorFlow picks the cuDNN kernels on a GPU; elsewhere
+``fast_rnn`` runs the same weights with the input projection outside the time loop. Dropout
+sits between layers instead of inside the cells, and masks come from right-padded ids.
 """
 
 from __future__ import annotations

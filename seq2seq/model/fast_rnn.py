@@ -5,8 +5,11 @@ Why this exists: where cuDNN does not run (a CPU, or settings cuDNN refuses), Ke
 calls the cell, and the cell multiplies that step's input by its kernel: T small matmuls
 forward and T more backward. That product does not depend on the recurrence, so here it is
 one ``[B*T, E] x [E, G*H]`` matmul before the loop (one matmul in the backward pass too);
-the loop keeps only ``h @ recurrent_kernel`` and the gates. At the reference size this is
-most of the CPU training time saved (see ``python -m seq2seq.bench``).
+the loop keeps only ``h @ recurrent_kernel`` and the gates. GRUs with cuDNN's settings (the
+product's) go further (``run_gru``): both directions of a ``Bidirectional`` share one loop,
+and the backward pass is written out, so the recurrent kernel's gradient is one matmul after
+the loop instead of an accumulation inside it. LSTM and SimpleRNN use Keras's ``rnn()``
+loop with the shortened step and TensorFlow's autodiff.
 
 Nothing new is stored: ``run`` runs the Keras layer's own weights, so ``.keras`` files are
 unchanged, and it returns what ``layer(inputs, mask=..., initial_state=...)`` returns on
@@ -30,7 +33,8 @@ RECURRENT_LAYERS = (keras.layers.GRU, keras.layers.LSTM, keras.layers.SimpleRNN)
 
 def run(layer: keras.layers.Layer, inputs, mask, initial_state=None, training=False) -> list:
     """``[sequence, *final_states]`` of ``layer(inputs, mask=mask, ...)``, by the fast path
-    where it applies (see ``uses_fast_path``), else by calling the layer."""
+    where it applies (see ``uses_fast_path``), else by calling the layer. ``training`` only
+    matters to the layer itself: the fast path runs cells without dropout."""
     if not uses_fast_path(layer):
         results = layer(inputs, mask=mask, initial_state=initial_state, training=training)
         return list(results)
