@@ -8,8 +8,10 @@ one ``[B*T, E] x [E, G*H]`` matmul before the loop (one matmul in the backward p
 the loop keeps only ``h @ recurrent_kernel`` and the gates. GRUs with cuDNN's settings (the
 product's) go further (``run_gru``): both directions of a ``Bidirectional`` share one loop,
 and the backward pass is written out, so the recurrent kernel's gradient is one matmul after
-the loop instead of an accumulation inside it. LSTM and SimpleRNN use Keras's ``rnn()``
-loop with the shortened step and TensorFlow's autodiff.
+the loop instead of an accumulation inside it. That loop only serves training (a gradient
+tape is recording): it saves what its backward pass needs, and TFLite cannot convert its
+custom gradient. Otherwise (decoding, exports), and for LSTM and SimpleRNN, Keras's
+``rnn()`` loop runs the shortened step, differentiable by TensorFlow's autodiff.
 
 Nothing new is stored: ``run`` runs the Keras layer's own weights, so ``.keras`` files are
 unchanged, and it returns what ``layer(inputs, mask=..., initial_state=...)`` returns on
@@ -27,6 +29,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 from keras.src.backend import cudnn_ok, rnn
+from tensorflow.python.eager import record
 
 RECURRENT_LAYERS = (keras.layers.GRU, keras.layers.LSTM, keras.layers.SimpleRNN)
 
@@ -45,7 +48,7 @@ def run(layer: keras.layers.Layer, inputs, mask, initial_state=None, training=Fa
         initial_state = _as_list(initial_state)
         size = len(initial_state) // len(layers)
         states = [initial_state[i * size : (i + 1) * size] for i in range(len(layers))]
-    if all(has_gru_kernel(one) for one in layers):
+    if record.could_possibly_record() and all(has_gru_kernel(one) for one in layers):
         directions = run_gru(layers, inputs, mask, states)
     else:
         directions = [
