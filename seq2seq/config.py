@@ -63,7 +63,7 @@ class DataConfig:
     min_frequency: int = 1
     max_source_length: int = 40
     max_target_length: int = 40
-    bucket_width: int = 1
+    bucket_width: int = 4
 
 
 @dataclass
