@@ -118,7 +118,20 @@ def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object
     results["bucketed_speedup"] = (
         results["bucketed"]["target_tokens_per_s"] / results["padded"]["target_tokens_per_s"]
     )
+    results["rnn_path"] = rnn_path(model)
     return results, model, (source_tok, target_tok)
+
+
+def rnn_path(model) -> str:
+    """Which implementation ran the whole-sequence recurrent layers in training."""
+    from seq2seq.model import fast_rnn
+
+    layers = model.encoder.rnns + model.decoder.rnns
+    if all(fast_rnn.uses_fast_path(layer) for layer in layers):
+        return "fast_rnn (input projection outside the time loop)"
+    if any(fast_rnn.runs_cudnn(getattr(layer, "forward_layer", layer)) for layer in layers):
+        return "Keras layers (cuDNN)"
+    return "Keras layers"
 
 
 def bench_decoding(searcher, source_ids: list[list[int]], max_length: int, repeats: int) -> dict:
@@ -484,6 +497,7 @@ def report(results: dict) -> str:
                     f"{t['ms_per_step']:6.1f} ms/step  padding {t['target_padding_fraction']:.0%}"
                 )
             lines.append(f"bucketed speed-up x{part['training']['bucketed_speedup']:.2f}")
+            lines.append(f"recurrent layers in training: {part['training']['rnn_path']}")
             lines.append(f"model load {part['model_load_seconds']:.2f} s")
         if "load_seconds" in part:
             lines.append(f"run load (Translator.from_run) {part['load_seconds']:.2f} s")

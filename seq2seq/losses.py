@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from seq2seq.constants import PAD
@@ -28,15 +29,23 @@ class MaskedCrossEntropy(keras.losses.Loss):
     def sum_and_count(self, y_true, y_pred):
         """Summed token loss and the number of real tokens, kept apart so that data-parallel
         training can divide by the token count of the *global* batch."""
-        # The fused sparse cross-entropy never materialises log-probabilities [B,T,V];
-        # the smoothing term -mean(log p) is rebuilt from it as logsumexp - mean(logits).
+        # Smoothing mixes the one-hot target with a uniform one; the fused dense
+        # cross-entropy takes those labels and computes its gradient (softmax - labels) in
+        # the same op. (Rebuilding the smoothing term from the picked logit instead costs a
+        # gather whose gradient scatters into a dense [B,T,V] tensor: ~15% of a CPU step.)
         y_true = ops.cast(y_true, "int32")
         logits = ops.cast(y_pred, "float32")
-        loss = ops.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
         if self.label_smoothing:
-            picked = ops.take_along_axis(logits, ops.expand_dims(y_true, -1), axis=-1)[..., 0]
-            uniform = loss + picked - ops.mean(logits, axis=-1)
-            loss = (1.0 - self.label_smoothing) * loss + self.label_smoothing * uniform
+            uniform = self.label_smoothing / logits.shape[-1]
+            labels = tf.one_hot(
+                y_true,
+                logits.shape[-1],
+                on_value=1.0 - self.label_smoothing + uniform,
+                off_value=uniform,
+            )
+            loss = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        else:
+            loss = ops.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
         mask = ops.cast(ops.not_equal(y_true, PAD), "float32")
         return ops.sum(loss * mask), ops.sum(mask)
 

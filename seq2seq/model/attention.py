@@ -89,7 +89,13 @@ class BahdanauAttention(Attention):
     def score(self, query, keys):
         query = ops.expand_dims(self.query_layer(query), 2)  # [B,T,1,U]
         keys = ops.expand_dims(keys, 1)  # [B,1,S,U]
-        return ops.squeeze(self.energy_layer(ops.tanh(query + keys)), -1)
+        # v . tanh(...) as one contraction with the energy layer's [U, 1] kernel: calling
+        # the Dense layer reshapes [B,T,S,U] to a matrix, multiplies by a column and
+        # squeezes, which costs more on a CPU. The layer keeps its weight (saved files).
+        if not self.energy_layer.built:
+            self.energy_layer.build(query.shape)
+        energy = ops.cast(self.energy_layer.kernel[:, 0], query.dtype)
+        return ops.einsum("btsu,u->bts", ops.tanh(query + keys), energy)
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")

@@ -1,9 +1,10 @@
 """Recurrent decoder with attention, usable over a whole sequence or one step at a time.
 
 Training without input feeding runs each RNN layer over the full target sequence (one
-cuDNN call per layer on a GPU) and attends afterwards, Luong-style. Decoding, and
-training with input feeding, steps the layers' ``.cell`` objects instead: the weights
-are the same, and a loop of plain cell calls can be compiled into a ``tf.while_loop``.
+cuDNN call per layer on a GPU, ``fast_rnn`` elsewhere) and attends afterwards,
+Luong-style. Decoding, and training with input feeding, steps the layers' ``.cell``
+objects instead: the weights are the same, and a loop of plain cell calls can be compiled
+into a ``tf.while_loop``.
 
 Decoder state is a flat tuple of ``[B, *]`` tensors — the recurrent states of every
 layer, then the previous attentional vector when input feeding is on — so beam search
@@ -17,6 +18,7 @@ import tensorflow as tf
 from keras import ops
 
 from seq2seq.constants import PAD
+from seq2seq.model import fast_rnn
 from seq2seq.model.arguments import check_choice, check_positive, check_rate
 from seq2seq.model.attention import KINDS, LUONG_SCORES, make_attention
 from seq2seq.model.encoder import RNN_LAYERS, recurrent_layer, states_per_layer
@@ -193,11 +195,8 @@ class Decoder(keras.layers.Layer):
         target_mask = ops.not_equal(target_in, PAD)
         outputs = self.dropout(self.embedding(target_in), training=training)
         for index, rnn in enumerate(self.rnns):
-            results = rnn(
-                outputs,
-                mask=target_mask,
-                initial_state=self.layer_states(states, index),
-                training=training,
+            results = fast_rnn.run(
+                rnn, outputs, target_mask, self.layer_states(states, index), training
             )
             sequence = results[0]
             if self.residual and index > 0:

@@ -1,8 +1,9 @@
 """Recurrent encoder: embedding, then N stacked (optionally bidirectional) RNN layers.
 
 Layers keep Keras's defaults (tanh/sigmoid, no recurrent dropout, ``unroll=False``,
-GRU ``reset_after=True``) so TensorFlow picks the cuDNN kernels on a GPU; dropout sits
-between layers instead of inside the cells, and masks come from right-padded ids.
+GRU ``reset_after=True``) so TensorFlow picks the cuDNN kernels on a GPU; elsewhere
+``fast_rnn`` runs the same weights with the input projection outside the time loop. Dropout
+sits between layers instead of inside the cells, and masks come from right-padded ids.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import keras
 from keras import ops
 
 from seq2seq.constants import PAD
+from seq2seq.model import fast_rnn
 from seq2seq.model.arguments import check_choice, check_positive, check_rate
 
 RNN_LAYERS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM, "rnn": keras.layers.SimpleRNN}
@@ -109,8 +111,8 @@ class Encoder(keras.layers.Layer):
         outputs = self.dropout(self.embedding(source), training=training)
         final_states = []
         for index, rnn in enumerate(self.rnns):
-            results = rnn(outputs, mask=mask, training=training)
-            sequence, final_states = results[0], list(results[1:])
+            results = fast_rnn.run(rnn, outputs, mask, training=training)
+            sequence, final_states = results[0], results[1:]
             if self.residual and index > 0:
                 sequence = sequence + outputs
             outputs = (
