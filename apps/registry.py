@@ -139,6 +139,7 @@ class Registry:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._failed: dict[str, str] = {}  # runs whose model failed to load: the reason
+        self._first_loaded = threading.Event()  # set by ``preload`` (see ``wait_for_first``)
 
     def runs(self, kind: str = "all") -> list[RunInfo]:
         """Usable runs; ``kind``: ``translation``, ``dialogue`` or ``all``."""
@@ -214,15 +215,23 @@ class Registry:
         """Load ``runs`` and build their default search, one after the other in a
         background thread, so a first request neither waits for a model load nor for a
         build (nor competes with more than one of them)."""
+        self._first_loaded.clear()
 
         def load() -> None:
-            for run in runs:
-                started = time.perf_counter()
-                try:
-                    self.translator(run).searcher.wait_until_built()
-                    log.info("%s: loaded, ready in %.1f s", run.name, time.perf_counter() - started)
-                except (ValueError, OSError) as error:  # reported when the run is used
-                    log.warning("%s: not preloaded: %s", run.name, error)
+            try:
+                for run in runs:
+                    started = time.perf_counter()
+                    try:
+                        translator = self.translator(run)
+                        self._first_loaded.set()
+                        translator.searcher.wait_until_built()
+                        log.info(
+                            "%s: loaded, ready in %.1f s", run.name, time.perf_counter() - started
+                        )
+                    except (ValueError, OSError) as error:  # reported when the run is used
+                        log.warning("%s: not preloaded: %s", run.name, error)
+            finally:
+                self._first_loaded.set()
             from apps.plots import attention_figure, figure_png
 
             figure_png(attention_figure(np.eye(2), ["a", "b"], ["a", "b"]))  # loads the fonts
@@ -230,6 +239,13 @@ class Registry:
         thread = threading.Thread(target=load, name="registry-preload", daemon=True)
         thread.start()
         return thread
+
+    def wait_for_first(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until ``preload`` has loaded its first run, or given
+        up on it. The app opens only then: a person's first sentence should not pay for
+        importing TensorFlow and loading the model (2.7 s on a 2-core CPU) but run at once,
+        op by op while the search program is built behind it."""
+        return self._first_loaded.wait(timeout_s)
 
     def cached(self, run: RunInfo, key: str, build):
         """Memoise ``build()`` per run (parameter counts, for instance)."""

@@ -48,6 +48,7 @@ from seq2seq.runs import RunPaths  # noqa: E402
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_INPUT_CHARS = 1000
+PRELOAD_WAIT_S = 60  # longest the app waits for its first model before opening anyway
 CHAT_EXAMPLES = ["Hi! How are you?", "What are you doing this weekend?", "Thank you so much."]
 TRANSLATE_EXAMPLES = ["Hola, ¿cómo estás?", "Tengo hambre.", "¿Dónde está la estación?"]
 
@@ -599,6 +600,9 @@ def build_app(
         r_fn = functools.partial(refresh, registry)
         refresh_btn.click(r_fn, None, [notice, t_model, c_model, m_model], api_visibility="private")
         keep_fresh(registry, jobs, banner, r_fn, [notice, t_model, c_model, m_model])
+    # Opened only once the first model is loaded (its load overlapped building the UI).
+    if not registry.wait_for_first(PRELOAD_WAIT_S):
+        log.warning("the first model is still loading after %d s; opening anyway", PRELOAD_WAIT_S)
     return demo
 
 
