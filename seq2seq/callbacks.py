@@ -84,30 +84,36 @@ def recorded_values(
     ]
 
 
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping whose patience survives ``--resume``.
-
-    Keras resets the counter at every ``fit``; this one first replays the epochs that
-    ``RunRecorder`` recorded in ``metrics.json``, so an interrupted and resumed run
-    stops at the same epoch as an uninterrupted one.
-    """
+class ReplaysRecordedEpochs:
+    """Mixin for a Keras monitor callback whose state must survive ``--resume``: Keras
+    resets it at every start, so ``replayed`` gives the (epoch, value) pairs of the
+    monitored metric that ``RunRecorder`` wrote to ``metrics.json`` (up to
+    ``replay_epochs``) for ``on_train_begin`` to run through."""
 
     def __init__(self, paths: RunPaths, replay_epochs: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.paths = paths
         self.replay_epochs = replay_epochs
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
+    def replayed(self) -> list[tuple[int, float]]:
         if self.monitor_op is None:
             self._set_monitor_op()
-        for epoch, value in recorded_values(self.paths, self.monitor, self.replay_epochs):
+        return recorded_values(self.paths, self.monitor, self.replay_epochs)
+
+
+class ResumableEarlyStopping(ReplaysRecordedEpochs, keras.callbacks.EarlyStopping):
+    """EarlyStopping whose patience survives ``--resume``: an interrupted and resumed run
+    stops at the same epoch as an uninterrupted one."""
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for epoch, value in self.replayed():
             self.wait += 1
             if self._is_improvement(value, self.best):
                 self.best, self.best_epoch, self.wait = value, epoch - 1, 0
 
 
-class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
+class ResumablePlateau(ReplaysRecordedEpochs, keras.callbacks.ReduceLROnPlateau):
     """ReduceLROnPlateau whose best value and wait survive ``--resume``.
 
     The learning rate itself comes back with the optimizer's state; without replaying the
@@ -115,16 +121,9 @@ class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
     plateau reached before the interruption would be waited out again.
     """
 
-    def __init__(self, paths: RunPaths, replay_epochs: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.paths = paths
-        self.replay_epochs = replay_epochs
-
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        if self.monitor_op is None:
-            self._set_monitor_op()
-        for _, value in recorded_values(self.paths, self.monitor, self.replay_epochs):
+        for _, value in self.replayed():
             if self._is_improvement(value, self.best):
                 self.best, self.wait = value, 0
             else:
