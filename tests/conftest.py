@@ -9,6 +9,25 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SAMPLE_PAIRS = REPO / "data" / "sample" / "pairs.tsv"
+# A run of the sample file that trains in seconds (tiny model, word vocabularies): the
+# overrides for the quickstart preset, for tests that train through a command line.
+SAMPLE_RUN = (
+    "data.corpus=tsv",
+    f"data.path={SAMPLE_PAIRS}",
+    "data.reverse=false",
+    "data.max_pairs=null",
+    "data.context_turns=0",
+    "data.tokenizer=word",
+    "data.source_vocab_size=200",
+    "data.target_vocab_size=200",
+    "data.dev_fraction=0.1",
+    "data.test_fraction=0.1",
+    "model.embedding_dim=16",
+    "model.hidden_size=16",
+    "train.dev_bleu_sentences=4",
+    "train.mixed_precision='off'",
+)
 
 # Nothing in the tests may reach the network: Gradio's analytics and the Hub stay off.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

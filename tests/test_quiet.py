@@ -6,14 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO, SAMPLE_RUN
 
 from seq2seq import quiet
-
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "sample" / "pairs.tsv"
 
 
 def run_module(*args: str, verbose: bool = False) -> subprocess.CompletedProcess:
@@ -80,16 +77,7 @@ def test_train_and_translate_print_no_noise(tmp_path):
         "quickstart",
         "--output",
         str(run),
-        "data.corpus=tsv",
-        f"data.path={SAMPLE}",
-        "data.reverse=false",
-        "data.tokenizer=word",
-        "data.source_vocab_size=200",
-        "data.target_vocab_size=200",
-        "data.dev_fraction=0.1",
-        "data.test_fraction=0.1",
-        "model.embedding_dim=16",
-        "model.hidden_size=16",
+        *SAMPLE_RUN,
         "train.epochs=2",
         "train.mixed_precision='off'",
     )

@@ -19,6 +19,7 @@ from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import pytest  # noqa: E402
+from conftest import REPO, SAMPLE_RUN  # noqa: E402
 
 from apps import quickstart, training_tab  # noqa: E402
 from apps.jobs import JobError, Request, TrainingJobs  # noqa: E402
@@ -28,25 +29,7 @@ from seq2seq.callbacks import ProgressRecorder  # noqa: E402
 from seq2seq.config import config_yaml, load_config  # noqa: E402
 from seq2seq.runs import RunPaths, read_progress, write_metrics  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "sample" / "pairs.tsv"
-# A run of the sample file that trains in seconds: tiny model, word vocabularies.
-TINY = (
-    "data.corpus=tsv",
-    f"data.path={SAMPLE}",
-    "data.reverse=false",
-    "data.max_pairs=null",
-    "data.context_turns=0",
-    "data.tokenizer=word",
-    "data.source_vocab_size=200",
-    "data.target_vocab_size=200",
-    "data.dev_fraction=0.1",
-    "data.test_fraction=0.1",
-    "model.embedding_dim=16",
-    "model.hidden_size=16",
-    "train.dev_bleu_sentences=4",
-    "train.mixed_precision='off'",
-)
+TINY = SAMPLE_RUN  # a run of the sample file that trains in seconds
 
 
 def wait_for(condition, timeout: float = 240.0, every: float = 0.5):
