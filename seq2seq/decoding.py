@@ -39,11 +39,13 @@ the hypothesis returned.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import queue
 import secrets
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -53,6 +55,10 @@ import tensorflow as tf
 from seq2seq.constants import END, NEG_INF, PAD, START, UNK
 
 log = logging.getLogger(__name__)
+
+# Searchers whose builder thread exists; at exit each finishes its running build first.
+_BUILDING: weakref.WeakSet = weakref.WeakSet()
+EXIT_WAIT_S = 120.0
 
 
 @dataclass
@@ -619,8 +625,27 @@ class Searcher:
             if self._jobs is None:
                 self._jobs = queue.SimpleQueue()
                 threading.Thread(target=self._builder, name="searcher-builder", daemon=True).start()
+                _BUILDING.add(self)
             self._pending += 1
         self._jobs.put(job)
+
+    def stop_building(self, timeout: float | None = None) -> bool:
+        """Drop the builds not started yet and wait for the running one (False on timeout).
+
+        Called at interpreter exit: a daemon thread still inside TensorFlow's C++ when
+        Python finalises aborts the process ("terminate called ..."), after all work is done.
+        """
+        if self._jobs is None:
+            return True
+        while True:
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+        return self.wait_until_built(timeout)
 
     def _builder(self) -> None:
         """The builder thread: runs queued builds in order, for ever (a daemon)."""
@@ -842,6 +867,12 @@ class Searcher:
                 **common,
             )
         raise ValueError(f"decode.method is {decode.method!r}; allowed: greedy, beam, sample")
+
+
+@atexit.register
+def _finish_builds_at_exit() -> None:
+    for searcher in list(_BUILDING):
+        searcher.stop_building(EXIT_WAIT_S)
 
 
 def strip_ids(ids: np.ndarray) -> list[int]:

@@ -186,3 +186,41 @@ def test_app_translators_start_eager_and_build_in_the_background(tiny_models):
     assert searcher.built("greedy") and not searcher.built("beam")
     assert translator.translate_one("one two .", method="beam").text  # eager; queues beam
     assert searcher.wait_until_built(timeout=600) and searcher.built("beam")
+
+
+def test_exit_during_a_background_build_waits_for_it_and_exits_cleanly(tiny_run):
+    """Before, a process that ended while the builder thread was inside TensorFlow aborted
+    ("terminate called ...", exit 134) after its work was done."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from seq2seq.translator import Translator\n"
+        "from seq2seq.decoding import Searcher\n"
+        "model = Translator.from_run(sys.argv[1]).model\n"
+        "searcher = Searcher(model, jit_compile=True, eager_until_built=True)\n"
+        "searcher.warm_up(('greedy', 'beam', 'sample'))\n"
+        "print('queued', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tiny_run)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "queued" in done.stdout
+    assert "terminate called" not in done.stderr
+
+
+def test_stop_building_drops_queued_builds(tiny_translator, source):
+    searcher = Searcher(tiny_translator.model, jit_compile=False, eager_until_built=True)
+    with searcher._idle:  # hold the builder back while builds queue up
+        searcher._active += 1
+    searcher.warm_up(("greedy", "beam", "sample"))
+    with searcher._idle:
+        searcher._active -= 1
+        searcher._idle.notify_all()
+    assert searcher.stop_building(timeout=600)
+    assert sum(searcher.built(method) for method in METHODS) <= 1  # at most the one running
