@@ -72,11 +72,12 @@ def time_steps(trainer, batches: list, warmup: int) -> dict[str, float]:
 
 def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object, object]:
     """Bucketed vs padded training speed for one config; returns the model and tokenizers."""
+    import keras
     import tensorflow as tf
 
     from seq2seq.pipeline import filter_by_length, make_dataset, padded_batches
     from seq2seq.text import fit_tokenizer
-    from seq2seq.training import build_trainer
+    from seq2seq.training import build_trainer, fastest_mixed_policy
 
     data, train = config.data, config.train
     start = time.perf_counter()
@@ -100,21 +101,28 @@ def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object
         shuffle=True,
         seed=train.seed,
     )
+    bucketed = make_dataset(source_ids, target_ids, bucket_width=data.bucket_width, **shared)
+    settings = [
+        ("bucketed", bucketed, "float32"),
+        ("padded", padded_batches(source_ids, target_ids, **shared), "float32"),
+    ]
+    mixed = fastest_mixed_policy()
+    if mixed:
+        settings.append(("bucketed_mixed", bucketed, mixed))
     model = None
-    for name, dataset in (
-        (
-            "bucketed",
-            make_dataset(source_ids, target_ids, bucket_width=data.bucket_width, **shared),
-        ),
-        ("padded", padded_batches(source_ids, target_ids, **shared)),
-    ):
+    for name, dataset, policy in settings:
         batches = list(dataset.take(steps + warmup))
         vocab_sizes = (source_tok.vocab_size, target_tok.vocab_size)
-        trainer = build_trainer(config, tf.distribute.get_strategy(), "float32", vocab_sizes)
-        model = trainer.model
-        results[name] = time_steps(trainer, batches, warmup)
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            trainer = build_trainer(config, tf.distribute.get_strategy(), policy, vocab_sizes)
+            results[name] = time_steps(trainer, batches, warmup)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        model = model or trainer.model  # a float32 model for the decoding timings
         padding = [float(np.mean(t.numpy() == 0)) for _, t in batches]
         results[name]["target_padding_fraction"] = float(np.mean(padding))
+        results[name]["policy"] = policy
     results["bucketed_speedup"] = (
         results["bucketed"]["target_tokens_per_s"] / results["padded"]["target_tokens_per_s"]
     )
@@ -490,11 +498,15 @@ def report(results: dict) -> str:
                 f"data: load splits {part['load_splits_seconds']:.1f} s, fit tokenizers "
                 f"{t['tokenizer_fit_seconds']:.1f} s, encode {t['encode_seconds']:.1f} s"
             )
-            for name in ("bucketed", "padded"):
+            for name in ("bucketed", "padded", "bucketed_mixed"):
+                if name not in part["training"]:
+                    continue
                 t = part["training"][name]
+                label = "bucketed" if name == "bucketed_mixed" else name
                 lines.append(
-                    f"train {name:9s} {t['target_tokens_per_s']:8.0f} target tok/s  "
+                    f"train {label:9s} {t['target_tokens_per_s']:8.0f} target tok/s  "
                     f"{t['ms_per_step']:6.1f} ms/step  padding {t['target_padding_fraction']:.0%}"
+                    f"  {t['policy']}"
                 )
             lines.append(f"bucketed speed-up x{part['training']['bucketed_speedup']:.2f}")
             lines.append(f"recurrent layers in training: {part['training']['rnn_path']}")

@@ -31,7 +31,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.attention": ("bahdanau", "luong", "none"),
     "model.luong_score": ("dot", "general"),
     "train.lr_schedule": ("constant", "plateau", "inverse_sqrt"),
-    "train.mixed_precision": ("auto", "on", "off"),
+    "train.mixed_precision": ("auto", "off", "float16", "bfloat16", "on"),
     "train.strategy": ("auto", "default", "mirrored", "multi_worker"),
     "train.select_best_by": ("bleu", "loss"),
     "decode.method": ("greedy", "beam", "sample"),

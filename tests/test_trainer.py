@@ -36,8 +36,8 @@ def test_mixed_precision_unscales_the_gradient_before_clipping_and_learns():
 
     from seq2seq.training import build_trainer
 
-    norms, losses = {}, {}
-    for policy in ("float32", "mixed_float16"):
+    norms, losses, optimizers = {}, {}, {}
+    for policy in ("float32", "mixed_float16", "mixed_bfloat16"):
         keras.mixed_precision.set_global_policy(policy)
         try:
             trainer = build_trainer(tiny_config(), tf.distribute.get_strategy(), policy, (32, 32))
@@ -46,12 +46,49 @@ def test_mixed_precision_unscales_the_gradient_before_clipping_and_learns():
             keras.mixed_precision.set_global_policy("float32")
         norms[policy] = float(steps[0][2])
         losses[policy] = [float(s) / float(t) for s, t, _ in steps]
-    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+        optimizers[policy] = trainer.optimizer
+        assert trainer.model.decoder.rnns[0].compute_dtype == policy.removeprefix("mixed_")
+    assert isinstance(optimizers["mixed_float16"], keras.optimizers.LossScaleOptimizer)
+    # bfloat16 has float32's range: no loss scaling.
+    assert not isinstance(optimizers["mixed_bfloat16"], keras.optimizers.LossScaleOptimizer)
     # The loss scale starts at 32768: an unscaled norm agrees with float32's.
     assert norms["mixed_float16"] == pytest.approx(norms["float32"], rel=0.05)
+    assert norms["mixed_bfloat16"] == pytest.approx(norms["float32"], rel=0.05)
     assert norms["float32"] > 0.05, "clipping must fire for this test to cover it"
     for policy, values in losses.items():
         assert values[-1] < 0.8 * values[0], policy
+
+
+@pytest.mark.parametrize(
+    ("setting", "policy"),
+    [
+        ("off", "float32"),
+        ("float16", "mixed_float16"),
+        ("on", "mixed_float16"),
+        ("bfloat16", "mixed_bfloat16"),
+        ("auto", "float32"),
+    ],
+)
+def test_precision_settings_name_their_keras_policy(setting, policy):
+    import keras
+    import tensorflow as tf
+
+    from seq2seq.training import configure_precision
+
+    if setting == "auto" and tf.config.list_logical_devices("GPU"):
+        policy = "mixed_float16"
+    try:
+        assert configure_precision(setting) == policy
+        assert keras.mixed_precision.global_policy().name == policy
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_an_unknown_precision_is_refused_with_the_choices():
+    from seq2seq.config import ConfigError
+
+    with pytest.raises(ConfigError, match="bfloat16"):
+        tiny_config(mixed_precision="int8")
 
 
 def test_epochs_have_the_same_length_on_every_worker():
@@ -75,3 +112,39 @@ def test_negative_clipnorm_is_refused_by_the_trainer():
 
     with pytest.raises(ValueError, match="clipnorm is -1"):
         Trainer(trainer.strategy, trainer.model, trainer.optimizer, trainer.loss, clipnorm=-1)
+
+
+def test_bench_times_training_in_float32_and_in_the_fastest_mixed_policy():
+    """Structure only (``python -m seq2seq.bench`` measures the speed): the bucketed, padded
+    and, where this machine has one, mixed-precision lines, each naming its policy."""
+    from conftest import SAMPLE_PAIRS, SAMPLE_RUN
+
+    from seq2seq.bench import bench_training, report
+    from seq2seq.corpora.loading import Pair
+    from seq2seq.training import fastest_mixed_policy
+
+    lines = SAMPLE_PAIRS.read_text(encoding="utf-8").splitlines()
+    pairs = [Pair(*line.split("\t")[:2], str(i)) for i, line in enumerate(lines) if "\t" in line]
+    config = load_config("quickstart", overrides=[*SAMPLE_RUN, "train.batch_size=8"])
+    training, model, _ = bench_training(config, pairs, steps=3, warmup=1)
+    assert training["bucketed"]["policy"] == training["padded"]["policy"] == "float32"
+    mixed = fastest_mixed_policy()
+    if mixed:
+        assert training["bucketed_mixed"]["policy"] == mixed
+    else:
+        assert "bucketed_mixed" not in training
+    assert model.decoder.rnns[0].compute_dtype == "float32"  # decoding is timed in float32
+    text = report(
+        {
+            "parts": [
+                {
+                    "config": "tiny",
+                    "load_splits_seconds": 0.0,
+                    "training": training,
+                    "model_load_seconds": 0.0,
+                }
+            ],
+            "peak_memory_mb": 1.0,
+        }
+    )
+    assert text.count(" target tok/s") == (3 if mixed else 2)

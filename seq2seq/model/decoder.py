@@ -116,11 +116,7 @@ class Decoder(keras.layers.Layer):
             if self.attention is not None
             else None
         )
-        self.projection = (
-            None
-            if tie_embeddings
-            else keras.layers.Dense(vocab_size, dtype="float32", name="logits")
-        )
+        self.projection = None if tie_embeddings else keras.layers.Dense(vocab_size, name="logits")
 
     def get_config(self):
         return {
@@ -182,7 +178,7 @@ class Decoder(keras.layers.Layer):
 
     def logits(self, vectors):
         if self.projection is not None:
-            return self.projection(vectors)
+            return ops.cast(self.projection(vectors), "float32")
         table = ops.cast(self.embedding.embeddings, "float32")
         return ops.matmul(ops.cast(vectors, "float32"), ops.transpose(table))
 
