@@ -139,7 +139,7 @@ class Registry:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._failed: dict[str, str] = {}  # runs whose model failed to load: the reason
-        self._first_loaded = threading.Event()  # set by ``preload`` (see ``wait_for_first``)
+        self._first_loaded = threading.Event()  # set by ``preload_at_start``
 
     def runs(self, kind: str = "all") -> list[RunInfo]:
         """Usable runs; ``kind``: ``translation``, ``dialogue`` or ``all``."""
@@ -211,11 +211,18 @@ class Registry:
                 self._translators[run.name] = translator
             return self._translators[run.name]
 
-    def preload(self, runs: list[RunInfo]) -> threading.Thread:
+    def preload_at_start(self, runs: list[RunInfo]) -> threading.Thread:
+        """``preload`` the runs the tabs open on; ``wait_for_first`` waits for the first."""
+        return self.preload(runs, self._first_loaded)
+
+    def preload(
+        self, runs: list[RunInfo], first_loaded: threading.Event | None = None
+    ) -> threading.Thread:
         """Load ``runs`` and build their default search, one after the other in a
         background thread, so a first request neither waits for a model load nor for a
-        build (nor competes with more than one of them)."""
-        self._first_loaded.clear()
+        build (nor competes with more than one of them). ``first_loaded`` is set once the
+        first run is loaded or has failed."""
+        done_loading = first_loaded or threading.Event()
 
         def load() -> None:
             try:
@@ -223,7 +230,7 @@ class Registry:
                     started = time.perf_counter()
                     try:
                         translator = self.translator(run)
-                        self._first_loaded.set()
+                        done_loading.set()
                         translator.searcher.wait_until_built()
                         log.info(
                             "%s: loaded, ready in %.1f s", run.name, time.perf_counter() - started
@@ -231,7 +238,7 @@ class Registry:
                     except (ValueError, OSError) as error:  # reported when the run is used
                         log.warning("%s: not preloaded: %s", run.name, error)
             finally:
-                self._first_loaded.set()
+                done_loading.set()
             from apps.plots import attention_figure, figure_png
 
             figure_png(attention_figure(np.eye(2), ["a", "b"], ["a", "b"]))  # loads the fonts
@@ -241,8 +248,8 @@ class Registry:
         return thread
 
     def wait_for_first(self, timeout_s: float) -> bool:
-        """Wait (at most ``timeout_s``) until ``preload`` has loaded its first run, or given
-        up on it. The app opens only then: a person's first sentence should not pay for
+        """Wait (at most ``timeout_s``) until ``preload_at_start`` has loaded its first run,
+        or given up on it. The app opens only then: a person's first sentence should not pay for
         importing TensorFlow and loading the model (2.7 s on a 2-core CPU) but run at once,
         op by op while the search program is built behind it."""
         return self._first_loaded.wait(timeout_s)

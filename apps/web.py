@@ -447,7 +447,7 @@ def build_app(
     all_choices = registry.choices("all")
     notice_text = empty_notice(registry)
     # The runs the tabs open on are loaded (and their searches built) at once, in the background.
-    registry.preload(
+    registry.preload_at_start(
         [runs[0] for runs in (registry.runs("translation"), registry.runs("dialogue")) if runs]
     )
 

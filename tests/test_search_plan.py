@@ -179,7 +179,11 @@ def test_app_translators_start_eager_and_build_in_the_background(tiny_models):
 
     registry = Registry(tiny_models)
     run = registry.resolve("tiny", "translation")
-    registry.preload([run]).join(timeout=600)
+    assert not registry.wait_for_first(0)
+    registry.preload([run]).join(timeout=600)  # a model picked in a tab: not start-up
+    assert not registry.wait_for_first(0)
+    registry.preload_at_start([run]).join(timeout=600)
+    assert registry.wait_for_first(0)
     translator = registry.translator(run)
     searcher = translator.searcher
     assert searcher.eager_until_built and not searcher.jit_compile
