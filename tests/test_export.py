@@ -459,15 +459,17 @@ REAL_KINDS = {
 @pytest.fixture(scope="module", params=list(REAL_KINDS))
 def real_run(request, shared_data_dir, tmp_path_factory):
     """A small es->en model trained for ~130 steps on real Tatoeba pairs, and 100 test
-    sentences of its own leak-free split."""
+    sentences of its own leak-free split, from its shortest to its longest."""
     from seq2seq.config import load_config
     from seq2seq.corpora.loading import load_splits
     from seq2seq.training import train
+    from seq2seq.training_data import evenly_spaced
 
     config = load_config("quickstart", overrides=[*REAL, *REAL_KINDS[request.param]])
     run = tmp_path_factory.mktemp(request.param) / "run"
     train(config, run, verbose=0)
-    sentences = [p.source for p in load_splits(config.data)["test"][:100]]
+    # Spread over the split: its first pairs are its shortest sentences.
+    sentences = [p.source for p in evenly_spaced(load_splits(config.data)["test"], 100)]
     return run, sentences
 
 
