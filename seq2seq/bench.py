@@ -106,9 +106,10 @@ def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object
         ("bucketed", bucketed, "float32"),
         ("padded", padded_batches(source_ids, target_ids, **shared), "float32"),
     ]
-    mixed = fastest_mixed_policy()
+    mixed = fastest_mixed_policy()  # what train.mixed_precision=auto picks here
     if mixed:
         settings.append(("bucketed_mixed", bucketed, mixed))
+    results["default_policy"] = mixed or "float32"
     model = None
     for name, dataset, policy in settings:
         batches = list(dataset.take(steps + warmup))
@@ -503,10 +504,11 @@ def report(results: dict) -> str:
                     continue
                 t = part["training"][name]
                 label = "bucketed" if name == "bucketed_mixed" else name
+                default = name != "padded" and t["policy"] == part["training"]["default_policy"]
                 lines.append(
                     f"train {label:9s} {t['target_tokens_per_s']:8.0f} target tok/s  "
                     f"{t['ms_per_step']:6.1f} ms/step  padding {t['target_padding_fraction']:.0%}"
-                    f"  {t['policy']}"
+                    f"  {t['policy']}{' (the default here)' if default else ''}"
                 )
             lines.append(f"bucketed speed-up x{part['training']['bucketed_speedup']:.2f}")
             lines.append(f"recurrent layers in training: {part['training']['rnn_path']}")
