@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from seq2seq.corpora.errors import CorpusError
     from seq2seq.runs import RunError
 
+    output = None
     try:
         config = None
         if not args.resume:
@@ -133,6 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        where = (
+            f": {output} keeps its last finished epoch; continue with "
+            f"python -m seq2seq.train --output {output} --resume"
+            if output
+            else ""
+        )
+        print(f"interrupted{where}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)  # TensorFlow's teardown can hang after an interrupted input pipeline
     if not metrics:  # a worker other than the chief: the chief reports
         return 0
     report(output, metrics)

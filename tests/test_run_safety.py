@@ -139,3 +139,40 @@ def test_a_read_only_output_folder_is_a_clear_error(tmp_path):
         parent.chmod(0o755)
     assert result.returncode == 2
     assert "cannot write the run folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_ends_training_with_one_line_and_the_run_resumes(tmp_path):
+    """Ctrl-C mid-epoch: exit 130 at once with a line naming the resume command (no
+    traceback, no wait for TensorFlow's teardown), and ``--resume`` continues the run."""
+    import signal
+    import time
+
+    config = write_config(tmp_path, epochs=500, patience=500, **NO_DEV_BLEU)
+    run = tmp_path / "run"
+    env = environment(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seq2seq.train", "--config", str(config), "--output", str(run)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        for line in process.stdout:  # wait until two epochs are done
+            if line.startswith("Epoch 3/"):
+                break
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr[-3000:]
+    assert time.monotonic() - started < 30
+    assert "Traceback" not in stderr
+    assert f"python -m seq2seq.train --output {run} --resume" in stderr
+    done = check_consistent(run)
+    assert len(done) >= 2
+    more = train(["--output", str(run), "--resume", f"train.epochs={len(done) + 1}"], env)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert check_consistent(run) == list(range(1, len(done) + 2))
