@@ -5,10 +5,11 @@
 
 Reranking weighs log p(reply | message) + lambda * log p(message | reply) + gamma * length
 (``seq2seq.mmi``). Both weights change the replies a lot (gamma mostly their length), and the
-test split must not choose them, so this decodes the first ``--max-sentences`` dev pairs once
-per (lambda, gamma) with one loaded ``Translator`` and prints a Markdown table of BLEU-1/2,
-distinct-1/2, reply length and degenerate share, best BLEU-2 first. Reports land in
-``<output-dir>/l<lambda>-g<gamma>/``.
+test split must not choose them, so this searches the first ``--max-sentences`` dev pairs'
+candidates once, scores them forward and backward once (``Translator.mmi_candidates``),
+reranks them for every (lambda, gamma), and prints a Markdown table of BLEU-1/2,
+distinct-1/2, reply length and degenerate share, best BLEU-2 first. Each setting's replies
+and metrics land in ``<output-dir>/l<lambda>-g<gamma>/``.
 """
 
 from __future__ import annotations
@@ -44,34 +45,46 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from seq2seq.config import ConfigError
     from seq2seq.corpora.errors import CorpusError
-    from seq2seq.evaluation import MAX_INPUT_CHARS, EvaluationError, evaluate_run
+    from seq2seq.evaluation import (
+        MAX_INPUT_CHARS,
+        EvaluationError,
+        reply_metrics,
+        split_pairs,
+        write_report,
+    )
+    from seq2seq.metrics import DEFAULT_DEGENERATE_THRESHOLD, DEFAULT_STOCK_FRACTION
+    from seq2seq.mmi import mmi_rerank
     from seq2seq.runs import RunError
     from seq2seq.translator import Translator
 
     folder = Path(args.output_dir or Path(args.model) / "mmi-sweep")
     seed = {"seed": args.seed} if args.method == "sample" else {}
+    search = dict(method=args.method, mmi_lambda=1.0, mmi_candidates=args.candidates, **seed)
     rows = []
     try:
         translator = Translator.from_run(
             args.model, max_input_chars=MAX_INPUT_CHARS, backward=args.backward_model
         )
+        pairs = split_pairs(translator.config, "dev")[: args.max_sentences]
+        sources = [source for source, _ in pairs]
+        references = [target for _, target in pairs]
+        print(f"searching {len(pairs)} dev pairs", file=sys.stderr, flush=True)
+        candidates = translator.mmi_candidates(sources, **search)
         for lam in args.lambdas:
             for gamma in args.gammas:
-                print(f"lambda {lam:g}, gamma {gamma:g}", file=sys.stderr, flush=True)
-                result = evaluate_run(
-                    args.model,
-                    split="dev",
-                    max_sentences=args.max_sentences,
-                    output_dir=folder / f"l{lam:g}-g{gamma:g}",
-                    task="dialogue",
-                    translator=translator,
-                    method=args.method,
-                    mmi_lambda=lam,
-                    mmi_gamma=gamma,
-                    mmi_candidates=args.candidates,
-                    **seed,
+                replies = [mmi_rerank(c, lam, gamma)[0].text for c in candidates]
+                metrics = reply_metrics(
+                    sources,
+                    replies,
+                    references,
+                    DEFAULT_STOCK_FRACTION,
+                    DEFAULT_DEGENERATE_THRESHOLD,
                 )
-                rows.append((lam, gamma, result["metrics"]))
+                settings = {**search, "mmi_lambda": lam, "mmi_gamma": gamma}
+                report = {"run": args.model, "split": "dev", "pairs": len(pairs)}
+                report.update(decode=settings, metrics=metrics)
+                write_report(folder / f"l{lam:g}-g{gamma:g}", replies, report)
+                rows.append((lam, gamma, metrics))
     except (RunError, ConfigError, EvaluationError, CorpusError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

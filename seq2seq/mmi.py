@@ -23,7 +23,9 @@ scoring, so that the chat CLI reads it before any library starts threads (see
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +62,31 @@ def mmi_scores(
 def mmi_order(scores: Sequence[float]) -> list[int]:
     """Indices best first; ties keep the search's order (its best first)."""
     return sorted(range(len(scores)), key=lambda i: -scores[i])
+
+
+@dataclass
+class MmiCandidate:
+    """One candidate reply and the unweighted terms of its MMI score."""
+
+    hypothesis: Any  # a seq2seq.translator.Hypothesis (text, tokens, ids, ...)
+    forward: float  # log p(reply | message)
+    backward: float  # log p(message | reply)
+    length: int  # reply tokens, END excluded
+
+
+def mmi_rerank(candidates: Sequence[MmiCandidate], mmi_lambda: float, mmi_gamma: float) -> list:
+    """One input's hypotheses best first by MMI score, each carrying that score."""
+    scores = mmi_scores(
+        [c.forward for c in candidates],
+        [c.backward for c in candidates],
+        [c.length for c in candidates],
+        mmi_lambda,
+        mmi_gamma,
+    )
+    return [
+        dataclasses.replace(candidates[k].hypothesis, score=float(scores[k]))
+        for k in mmi_order(scores.tolist())
+    ]
 
 
 def candidate_decode(decode: DecodeConfig) -> DecodeConfig:

@@ -29,11 +29,11 @@ from seq2seq.decoding import STREAM_CHUNK_STEPS, STREAMABLE, Searcher, SearchRes
 from seq2seq.dialogue import drop_oldest_turns, keep_end
 from seq2seq.mmi import (
     BackwardScorer,
+    MmiCandidate,
     candidate_decode,
     find_backward,
     last_turn,
-    mmi_order,
-    mmi_scores,
+    mmi_rerank,
     require_backward,
 )
 from seq2seq.prediction import SequenceScorer, pad_batch, search_batches
@@ -309,26 +309,67 @@ class Translator:
         if isinstance(sentences, str):
             sentences = [sentences]
         decode = self.decode_config(**decode_overrides)
+        if decode.mmi_lambda is None:
+            _, encoded, found_lists = self._search(sentences, decode, batch_size)
+        else:
+            encoded, scored = self._mmi_search(sentences, decode, batch_size)
+            found_lists = [
+                mmi_rerank(candidates, decode.mmi_lambda, decode.mmi_gamma) for candidates in scored
+            ]
+        return [
+            self._translation(sentences[i], encoded[i], hypotheses)
+            for i, hypotheses in enumerate(found_lists)
+        ]
+
+    def mmi_candidates(
+        self, sentences: list[str], *, batch_size: int = BATCH_SIZE, **decode_overrides: Any
+    ) -> list[list[MmiCandidate]]:
+        """Each sentence's MMI candidates (the n-best list ``translate`` reranks) with the
+        terms of their score unweighted, in the search's order: reranking them for many
+        ``mmi_lambda``/``mmi_gamma`` values (``seq2seq.mmi.mmi_rerank``) needs one search
+        and two scoring passes in all. ``mmi_lambda`` must be set (its value is unused)."""
+        decode = self.decode_config(**decode_overrides)
+        if decode.mmi_lambda is None:
+            raise ConfigError("mmi_candidates needs decode.mmi_lambda set (any value)")
+        return self._mmi_search(sentences, decode, batch_size)[1]
+
+    def _search(
+        self, sentences: list[str], decode: DecodeConfig, batch_size: int
+    ) -> tuple[list[str], list[Encoded], list[list[Hypothesis]]]:
+        """The checked inputs, encoded, and each one's n-best list from ``decode``'s search."""
         many = len(sentences) > 1
         texts = [
             self.check_input(s, f"input {i + 1}" if many else "input")
             for i, s in enumerate(sentences)
         ]
-        mmi = decode.mmi_lambda is not None
-        backward = self.backward_scorer() if mmi else None
         encoded = [self.encode(text) for text in texts]
         found_lists: list[list[Hypothesis]] = [[] for _ in sentences]
-        search = candidate_decode(decode) if mmi else decode
         ids = [e.ids for e in encoded]
-        for batch, found in search_batches(self.searcher, ids, search, batch_size):
+        for batch, found in search_batches(self.searcher, ids, decode, batch_size):
             for row, i in enumerate(batch.positions):
                 found_lists[i] = self._hypotheses(encoded[i], found, row, decode)
-        if backward is not None:
-            found_lists = self._rerank(texts, encoded, found_lists, decode, backward)
-        return [
-            self._translation(sentences[i], encoded[i], hypotheses)
-            for i, hypotheses in enumerate(found_lists)
-        ]
+        return texts, encoded, found_lists
+
+    def _mmi_search(
+        self, sentences: list[str], decode: DecodeConfig, batch_size: int
+    ) -> tuple[list[Encoded], list[list[MmiCandidate]]]:
+        """The candidate search and both teacher-forced passes over all its candidates."""
+        backward = self.backward_scorer()  # before searching: a missing run fails at once
+        texts, encoded, found_lists = self._search(sentences, candidate_decode(decode), batch_size)
+        flat = [(i, h) for i, hypotheses in enumerate(found_lists) for h in hypotheses]
+        separator = self.config.data.context_separator
+        forward = self.scorer.log_probs(
+            [encoded[i].ids for i, _ in flat],
+            [h.ids for _, h in flat],
+            max_source_length=self.config.data.max_source_length,
+        )
+        reverse = backward.log_probs(
+            [last_turn(texts[i], separator) for i, _ in flat], [h.text for _, h in flat]
+        )
+        scored: list[list[MmiCandidate]] = [[] for _ in found_lists]
+        for (i, hypothesis), f, b in zip(flat, forward, reverse, strict=True):
+            scored[i].append(MmiCandidate(hypothesis, float(f), float(b), len(hypothesis.ids)))
+        return encoded, scored
 
     def translate_one(self, sentence: str, **decode_overrides: Any) -> Translation:
         return self.translate([sentence], **decode_overrides)[0]
@@ -366,33 +407,6 @@ class Translator:
                 text, tokens = self._replace_unk(ids, tokens, text, weights, encoded.pieces)
             hypotheses.append(Hypothesis(text, tokens, float(found.scores[row, k]), weights, ids))
         return hypotheses
-
-    def _rerank(
-        self,
-        texts: list[str],
-        encoded: list[Encoded],
-        found_lists: list[list[Hypothesis]],
-        decode: DecodeConfig,
-        backward: BackwardScorer,
-    ) -> list[list[Hypothesis]]:
-        """Every input's candidates in MMI order, scored by ``seq2seq.mmi.mmi_scores``
-        (two teacher-forced passes over all candidates of all inputs)."""
-        flat = [(i, h) for i, hypotheses in enumerate(found_lists) for h in hypotheses]
-        separator = self.config.data.context_separator
-        forward = self.scorer.log_probs(
-            [encoded[i].ids for i, _ in flat],
-            [h.ids for _, h in flat],
-            max_source_length=self.config.data.max_source_length,
-        )
-        reverse = backward.log_probs(
-            [last_turn(texts[i], separator) for i, _ in flat], [h.text for _, h in flat]
-        )
-        lengths = [len(h.ids) for _, h in flat]
-        scores = mmi_scores(forward, reverse, lengths, decode.mmi_lambda, decode.mmi_gamma)
-        reranked: list[list[Hypothesis]] = [[] for _ in found_lists]
-        for (i, hypothesis), value in zip(flat, scores, strict=True):
-            reranked[i].append(dataclasses.replace(hypothesis, score=float(value)))
-        return [[h[k] for k in mmi_order([x.score for x in h])] for h in reranked]
 
     def _translation(
         self, source: str, encoded: Encoded, hypotheses: list[Hypothesis]

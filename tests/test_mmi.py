@@ -109,6 +109,27 @@ def test_mmi_picks_the_candidate_the_formula_says(chat_translator, tiny_dialogue
     assert [score for _, score in result.n_best] == pytest.approx(sorted(expected)[::-1], rel=1e-4)
 
 
+@pytest.mark.parametrize("method", ["beam", "sample"])
+def test_candidates_scored_once_rerank_like_translate_for_every_setting(chat_translator, method):
+    """``mmi_candidates`` + ``mmi_rerank`` (the sweep's path: one search for many settings)
+    gives ``translate``'s reply and score for each (lambda, gamma)."""
+    from seq2seq.config import ConfigError
+    from seq2seq.mmi import mmi_rerank
+
+    sources = ["hi! <sep> how are you?", "nine nine .", "what time is it?"]
+    search = {"method": method, "mmi_candidates": 4, **({"seed": 5} if method == "sample" else {})}
+    candidates = chat_translator.mmi_candidates(sources, mmi_lambda=0.0, **search)
+    assert [len(c) for c in candidates] == [4, 4, 4]
+    for lam, gamma in [(0.0, 0.0), (1.0, 0.5), (2.0, -0.3)]:
+        direct = chat_translator.translate(sources, mmi_lambda=lam, mmi_gamma=gamma, **search)
+        for found, scored in zip(direct, candidates, strict=True):
+            best = mmi_rerank(scored, lam, gamma)[0]
+            assert best.text == found.text
+            assert best.score == pytest.approx(found.score, rel=1e-5)
+    with pytest.raises(ConfigError, match="mmi_lambda"):
+        chat_translator.mmi_candidates(sources, method=method)
+
+
 def test_mmi_without_backward_model_is_refused(tiny_dialogue_run, tmp_path):
     from seq2seq.translator import Translator
 
