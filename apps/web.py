@@ -41,7 +41,7 @@ from apps.registry import (  # noqa: E402
 from apps.study_tab import build_study_tab  # noqa: E402
 from apps.training_tab import build_training_tab, keep_fresh, training_banner  # noqa: E402
 from seq2seq import quiet  # noqa: E402
-from seq2seq.config import ConfigError  # noqa: E402
+from seq2seq.config import DEFAULT_MMI_GAMMA, ConfigError  # noqa: E402
 from seq2seq.decode_options import METHODS, control_overrides  # noqa: E402
 from seq2seq.runs import RunPaths  # noqa: E402
 
@@ -205,7 +205,7 @@ def chat(
     max_length: int = 40,
     mmi: bool = False,
     mmi_lambda: float = 1.0,
-    mmi_gamma: float = 1.0,
+    mmi_gamma: float = DEFAULT_MMI_GAMMA,
     mmi_candidates: int = 10,
 ) -> Iterator[str]:
     """Streams the reply as the decoder produces it (greedy search and sampling, chunk by
@@ -545,7 +545,14 @@ def build_app(
                 c_mmi = [
                     gr.Checkbox(value=False, label=mmi_label, elem_id="chat-mmi", **has_mmi),
                     gr.Slider(0, 2, value=1.0, step=0.05, label="MMI λ (backward)", **has_mmi),
-                    gr.Slider(-1, 3, value=1.0, step=0.05, label="MMI γ (per token)", **has_mmi),
+                    gr.Slider(
+                        -1,
+                        5,
+                        value=DEFAULT_MMI_GAMMA,
+                        step=0.05,
+                        label="MMI γ (per token)",
+                        **has_mmi,
+                    ),
                     gr.Slider(2, 20, value=10, step=1, label="MMI candidates", **has_mmi),
                 ]
                 gr.ChatInterface(

@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from seq2seq.config import DEFAULT_MMI_GAMMA
+
 # The Seq2Seq baseline row on DailyDialog published with PLATO (Bao et al., 2020, table 2)
 PLATO_SEQ2SEQ = {"bleu_1": 0.336, "bleu_2": 0.268, "distinct_1": 0.030, "distinct_2": 0.128}
 
@@ -120,7 +122,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-sentences", type=int, metavar="N", help="the first N pairs")
     parser.add_argument("--beam", type=int, default=5, help="beam size of the beam row")
     parser.add_argument("--mmi-lambda", type=float, default=1.0)
-    parser.add_argument("--mmi-gamma", type=float, default=1.0)
+    parser.add_argument("--mmi-gamma", type=float, default=DEFAULT_MMI_GAMMA)
     parser.add_argument("--mmi-candidates", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1, help="sampling and sample choice")
     parser.add_argument("--samples", type=int, default=10, help="sample exchanges")

@@ -108,6 +108,11 @@ class TrainConfig:
     worker_timeout: int = 120
 
 
+# MMI's weight per reply token: log-probabilities summed over a reply favour short ones, and
+# BLEU's brevity penalty punishes them. Chosen on DailyDialog's dev split (scripts/mmi_sweep.py).
+DEFAULT_MMI_GAMMA = 2.0
+
+
 @dataclass
 class DecodeConfig:
     """Search settings; the translator, CLIs and app start from these."""
@@ -127,7 +132,7 @@ class DecodeConfig:
     seed: int | None = None
     jit_compile: bool = True
     mmi_lambda: float | None = None
-    mmi_gamma: float = 0.0
+    mmi_gamma: float = DEFAULT_MMI_GAMMA
     mmi_candidates: int = 10
 
 

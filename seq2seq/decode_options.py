@@ -24,7 +24,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from seq2seq.config import CHOICES, Config, ConfigError, DecodeConfig, build_section, validate
+from seq2seq.config import (
+    CHOICES,
+    DEFAULT_MMI_GAMMA,
+    Config,
+    ConfigError,
+    DecodeConfig,
+    build_section,
+    validate,
+)
 
 METHODS: tuple[str, ...] = CHOICES["decode.method"]
 MMI_METHODS = ("beam", "sample")  # the searches that give an n-best list to rerank
@@ -244,7 +252,7 @@ def control_overrides(
     max_length: Any,
     mmi: Any = False,
     mmi_lambda: Any = 1.0,
-    mmi_gamma: Any = 1.0,
+    mmi_gamma: Any = DEFAULT_MMI_GAMMA,
     mmi_candidates: Any = 10,
 ) -> dict[str, Any]:
     """The app's decoding controls as overrides: the chosen search's own controls only.
