@@ -247,7 +247,23 @@ def train(
     task = cluster_task(config.train.strategy)
     strategy = make_strategy(config.train.strategy, config.train.worker_timeout)
     is_chief = task is None or task.is_chief
-    policy = configure_precision(config.train.mixed_precision)
+    caller_policy = keras.mixed_precision.global_policy()
+    try:
+        policy = configure_precision(config.train.mixed_precision)
+        return train_with_policy(config, paths, strategy, is_chief, policy, resume, verbose)
+    finally:  # models the caller builds afterwards are not mixed by this run's setting
+        keras.mixed_precision.set_global_policy(caller_policy)
+
+
+def train_with_policy(
+    config: Config,
+    paths: RunPaths,
+    strategy: tf.distribute.Strategy,
+    is_chief: bool,
+    policy: str,
+    resume: bool,
+    verbose: int | str,
+) -> dict:
     prepared = prepare_data(config, paths if resume else None)
     workdir = paths if is_chief else RunPaths(Path(tempfile.mkdtemp(prefix="seq2seq-worker-")))
     try:

@@ -149,3 +149,22 @@ def test_bench_times_training_in_float32_and_in_the_fastest_mixed_policy():
     assert text.count(" target tok/s") == (3 if mixed else 2)
     assert text.count("(the default here)") == 1
     assert training["default_policy"] == (mixed or "float32")
+
+
+def test_training_in_process_leaves_the_callers_policy_as_it_was(tmp_path):
+    """``auto`` trains in the fastest mixed policy here; the models a caller builds after
+    ``train`` returns are float32 again (a leaked bfloat16 policy changed later results)."""
+    import json
+
+    import keras
+    from conftest import SAMPLE_RUN
+
+    from seq2seq.training import fastest_mixed_policy, train
+
+    overrides = [o for o in SAMPLE_RUN if "mixed_precision" not in o]
+    config = load_config("quickstart", overrides=[*overrides, "train.epochs=1"])
+    assert config.train.mixed_precision == "auto"
+    train(config, tmp_path / "run", verbose=0)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["precision"] == (fastest_mixed_policy() or "float32")
+    assert keras.mixed_precision.global_policy().name == "float32"
