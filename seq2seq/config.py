@@ -110,7 +110,7 @@ class TrainConfig:
 
 # MMI's weight per reply token: log-probabilities summed over a reply favour short ones, and
 # BLEU's brevity penalty punishes them. Chosen on DailyDialog's dev split (scripts/mmi_sweep.py).
-DEFAULT_MMI_GAMMA = 2.0
+DEFAULT_MMI_GAMMA = 3.0
 
 
 @dataclass
