@@ -9,7 +9,8 @@ loaded ``Translator`` (so the settings share the model and its compiled searches
 greedy, beam search, sampling (the run's temperature / top-p / n-gram settings) and MMI
 reranking of beam search and of sampling, with the backward run ``<run>-backward`` (or
 ``--backward-model``; the MMI rows are left out when there is none). The table has
-perplexity, BLEU-1/2 (per sentence, defined in ``seq2seq.metrics``), distinct-1/2, the
+perplexity, BLEU-1/2 (per sentence, defined in ``seq2seq.metrics``: as PLATO computed them
+with NLTK 3.4, and with the NLTK installed here), distinct-1/2, the
 average reply length and the degenerate share, and the Seq2Seq row published with PLATO
 (Bao et al., 2020) for comparison. Then ``--samples`` exchanges, the same test inputs for
 every setting, drawn with ``--seed`` (not picked by hand); or, with ``--inputs FILE``, the
@@ -55,20 +56,22 @@ def slug(name: str) -> str:
 
 def table(rows: dict[str, dict[str, Any]]) -> str:
     head = (
-        "| decoding | BLEU-1 | BLEU-2 | distinct-1 | distinct-2 | avg words | degenerate "
-        "| perplexity |\n|---|---|---|---|---|---|---|---|"
+        "| decoding | BLEU-1 | BLEU-2 | BLEU-1, NLTK 3.6+ | BLEU-2, NLTK 3.6+ | distinct-1 "
+        "| distinct-2 | avg words | degenerate | perplexity |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for name, m in rows.items():
         lines.append(
-            f"| {name} | {m['bleu_1']:.3f} | {m['bleu_2']:.3f} | {m['distinct_1']:.3f} "
-            f"| {m['distinct_2']:.3f} | {m['avg_reply_words']:.1f} "
-            f"| {m['degenerate_share']:.3f} | {m['perplexity']:.1f} |"
+            f"| {name} | {m['bleu_1']:.3f} | {m['bleu_2']:.3f} | {m['bleu_1_nltk']:.3f} "
+            f"| {m['bleu_2_nltk']:.3f} | {m['distinct_1']:.3f} | {m['distinct_2']:.3f} "
+            f"| {m['avg_reply_words']:.1f} | {m['degenerate_share']:.3f} "
+            f"| {m['perplexity']:.1f} |"
         )
     p = PLATO_SEQ2SEQ
     lines.append(
         f"| Seq2Seq, published with PLATO (Bao et al. 2020) | {p['bleu_1']:.3f} "
-        f"| {p['bleu_2']:.3f} | {p['distinct_1']:.3f} | {p['distinct_2']:.3f} | | | |"
+        f"| {p['bleu_2']:.3f} | | | {p['distinct_1']:.3f} | {p['distinct_2']:.3f} | | | |"
     )
     return "\n".join(lines)
 
@@ -195,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     report = "\n\n".join(
         [
             f"Run `{args.model}`, {args.split} split, {len(pairs):,} pairs. "
-            f"BLEU-n: {first['bleu_n_definition']}.",
+            f"BLEU-n: {first['bleu_n_definition']}. BLEU-n, NLTK 3.6+: "
+            f"{first['bleu_n_nltk_definition']}.",
             table(rows),
             intro,
             exchanges,

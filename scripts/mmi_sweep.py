@@ -90,14 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"Run `{args.model}`, dev split, {args.max_sentences} pairs, MMI {args.method} over "
-        f"{args.candidates} candidates.\n\n| lambda | gamma | BLEU-1 | BLEU-2 | distinct-1 | "
-        "distinct-2 | avg words | degenerate |\n|---|---|---|---|---|---|---|---|"
+        f"{args.candidates} candidates.\n\n| lambda | gamma | BLEU-1 | BLEU-2 | "
+        "BLEU-2, NLTK 3.6+ | distinct-1 | distinct-2 | avg words | degenerate |\n"
+        "|---|---|---|---|---|---|---|---|---|"
     )
     for lam, gamma, m in sorted(rows, key=lambda row: -row[2]["bleu_2"]):
         print(
             f"| {lam:g} | {gamma:g} | {m['bleu_1']:.3f} | {m['bleu_2']:.3f} | "
-            f"{m['distinct_1']:.3f} | {m['distinct_2']:.3f} | {m['avg_reply_words']:.1f} | "
-            f"{m['degenerate_share']:.3f} |"
+            f"{m['bleu_2_nltk']:.3f} | {m['distinct_1']:.3f} | {m['distinct_2']:.3f} | "
+            f"{m['avg_reply_words']:.1f} | {m['degenerate_share']:.3f} |"
         )
     return 0
 

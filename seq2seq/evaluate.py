@@ -54,6 +54,8 @@ def format_report(result: dict[str, Any]) -> str:
         lines += [
             f"BLEU-1 {metrics['bleu_1']:.4f}  BLEU-2 {metrics['bleu_2']:.4f}  "
             f"({metrics['bleu_n_definition']})",
+            f"BLEU-1 {metrics['bleu_1_nltk']:.4f}  BLEU-2 {metrics['bleu_2_nltk']:.4f}  "
+            f"({metrics['bleu_n_nltk_definition']})",
             f"distinct-1 {metrics['distinct_1']:.4f}  distinct-2 {metrics['distinct_2']:.4f}  "
             f"(references: {metrics['reference_distinct_1']:.4f} / "
             f"{metrics['reference_distinct_2']:.4f})",

@@ -28,7 +28,7 @@ from seq2seq.corpora.readers import LineReport, read_anki
 from seq2seq.corpora.spec import is_dialogue
 from seq2seq.decode_options import resolve_decode
 from seq2seq.metrics import (
-    BLEU_DEFINITION,
+    BLEU_PROTOCOLS,
     DEFAULT_DEGENERATE_THRESHOLD,
     DEFAULT_STOCK_FRACTION,
     average_words,
@@ -166,9 +166,11 @@ def reply_metrics(
         stock_fraction=stock_fraction,
         degenerate_threshold=degenerate_threshold,
     )
-    metrics["bleu_1"] = sentence_bleu_n(hypotheses, references, 1)
-    metrics["bleu_2"] = sentence_bleu_n(hypotheses, references, 2)
-    metrics["bleu_n_definition"] = BLEU_DEFINITION
+    for protocol, suffix in (("plato", ""), ("nltk", "_nltk")):
+        for n in (1, 2):
+            metrics[f"bleu_{n}{suffix}"] = sentence_bleu_n(hypotheses, references, n, protocol)
+    metrics["bleu_n_definition"] = BLEU_PROTOCOLS["plato"]
+    metrics["bleu_n_nltk_definition"] = BLEU_PROTOCOLS["nltk"]
     metrics["reference_distinct_1"] = distinct_n(references, 1)
     metrics["reference_distinct_2"] = distinct_n(references, 2)
     metrics["reference_avg_words"] = average_words(references)

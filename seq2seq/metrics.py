@@ -11,8 +11,23 @@ per-sentence ``sentence_bleu`` against the one reference, weights 1/n for the 1.
 and 0 for the other orders up to 4 (PLATO's ``[1, 0, 0, 0]`` and ``[0.5, 0.5, 0, 0]``),
 ``SmoothingFunction().method7`` (Chen and Cherry 2014, methods 4 + 5), 0 for an empty
 reply, averaged over the replies (0..1); distinct-n is over all replies together (unique /
-total n-grams). Method 7 gives much higher per-sentence BLEU than method 1 (the floor) or
-sacrebleu's corpus BLEU: compare only numbers computed this way.
+total n-grams).
+
+Method 7's result depends on the NLTK version, because its method 4 changed twice, so
+there are two named BLEU-n protocols (``BLEU_PROTOCOLS``):
+
+- ``"plato"``: NLTK 3.4, the version PLATO's ``requirement.txt`` pins. Its method 4 gives
+  an n-gram order with no match the precision 1 / (i + 5 / ln L) (i: the order counted
+  from 0, L: the reply's length), so a 10-word reply with no matching bigram still gets a
+  bigram precision of 0.32. A one-word reply then divides by ln 1 = 0; PLATO's code
+  catches that and scores 0, and so does this one.
+- ``"nltk"``: the NLTK installed here (3.6 and later), whose method 4 gives that order
+  1 / (2^k * 5 / ln L) of a match (k = 1, 2, ... over the unmatched orders): 0.03 for the
+  same reply.
+
+The ``"plato"`` protocol rewards long replies much more, which is why the published row's
+BLEU-2 is 0.80 of its BLEU-1. Both are far above sacrebleu's corpus BLEU: compare only
+numbers computed the same way.
 
 The degenerate-model check answers "does the model give (nearly) the same answer to
 everything?", the usual failure of a chat model trained with maximum likelihood:
@@ -40,11 +55,31 @@ DEFAULT_DEGENERATE_THRESHOLD = 0.2
 SHOWN_STOCK_REPLIES = 5
 
 
-BLEU_DEFINITION = (
-    "per-sentence BLEU-n as in PLATO's evaluation: NLTK sentence_bleu, weights 1/n on the "
-    "1..n-grams and 0 on the rest up to 4, SmoothingFunction().method7, lower-cased 13a "
-    "words, 0..1, mean over replies"
-)
+BLEU_PROTOCOLS = {
+    "plato": (
+        "per-sentence BLEU-n as PLATO's evaluation computed it: NLTK 3.4 sentence_bleu "
+        "(the version PLATO pins), weights 1/n on the 1..n-grams and 0 on the rest up to 4, "
+        "SmoothingFunction().method7, lower-cased 13a words, 0 when NLTK 3.4 fails (one-word "
+        "replies), 0..1, mean over replies"
+    ),
+    "nltk": (
+        "the same with the installed NLTK's method7, whose method 4 (fixed in NLTK 3.6) "
+        "smooths unmatched orders far less"
+    ),
+}
+
+
+def nltk34_method7(p_n, references, hypothesis, hyp_len=None, *args, **kwargs):
+    """NLTK's ``method7`` smoothing as NLTK 3.4 computed it, with the same signature:
+    method 4 of that version (see the module docstring), then the unchanged method 5."""
+    from nltk.translate.bleu_score import SmoothingFunction
+
+    smoothing = SmoothingFunction()
+    hyp_len = hyp_len or len(hypothesis)
+    for order, precision in enumerate(p_n):
+        if precision.numerator == 0 and hyp_len != 0:
+            p_n[order] = 1 / (order + smoothing.k / math.log(hyp_len))
+    return smoothing.method5(p_n, references, hypothesis, hyp_len)
 
 
 def metric_words(text: str) -> list[str]:
@@ -54,9 +89,11 @@ def metric_words(text: str) -> list[str]:
     return Tokenizer13a()(text.lower()).split()
 
 
-def sentence_bleu_n(hypotheses: Sequence[str], references: Sequence[str], n: int) -> float:
-    """Mean per-sentence BLEU-n of ``hypotheses`` against one reference each (0..1; the
-    definition is in the module docstring). 0.0 for no pairs.
+def sentence_bleu_n(
+    hypotheses: Sequence[str], references: Sequence[str], n: int, protocol: str = "plato"
+) -> float:
+    """Mean per-sentence BLEU-n of ``hypotheses`` against one reference each (0..1), under
+    one of ``BLEU_PROTOCOLS`` (defined in the module docstring). 0.0 for no pairs.
 
     >>> round(sentence_bleu_n(["The cat sat."], ["the cat sat down."], 1), 4)
     0.9519
@@ -69,20 +106,25 @@ def sentence_bleu_n(hypotheses: Sequence[str], references: Sequence[str], n: int
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if protocol not in BLEU_PROTOCOLS:
+        raise ValueError(f"unknown BLEU-n protocol {protocol!r}; one of {list(BLEU_PROTOCOLS)}")
     if not hypotheses:
         return 0.0
     # Four weights, zeros after n, exactly as PLATO passed them: method7's averaging over
     # neighbouring orders reads the zero-weighted orders too, so (1,) would differ.
     weights = tuple(1.0 / n if order < n else 0.0 for order in range(max(4, n)))
-    smoothing = SmoothingFunction().method7
+    smoothing = nltk34_method7 if protocol == "plato" else SmoothingFunction().method7
     scores = []
     for hypothesis, reference in zip(hypotheses, references, strict=True):
         words = metric_words(hypothesis)
-        scores.append(
-            float(sentence_bleu([metric_words(reference)], words, weights, smoothing))
-            if words
-            else 0.0
-        )
+        if not words:
+            scores.append(0.0)
+            continue
+        try:
+            score = sentence_bleu([metric_words(reference)], words, weights, smoothing)
+        except ZeroDivisionError:  # NLTK 3.4's method 4 on a one-word reply
+            score = 0.0
+        scores.append(float(score))
     return sum(scores) / len(scores)
 
 

@@ -55,6 +55,26 @@ def test_bleu_n_is_plato_s_nltk_method7_per_sentence_mean():
         sentence_bleu_n(["a", "b"], ["a"], 1)
 
 
+def test_plato_protocol_reproduces_nltk_3_4_and_differs_from_current_nltk():
+    # Expected values were computed once with NLTK 3.4's own bleu_score module (the version
+    # PLATO's requirement.txt pins), on the same 13a words.
+    long_reply, reference = ["Yes, I think so. What about you?"], ["OK."]
+    assert sentence_bleu_n(long_reply, reference, 1) == pytest.approx(0.505104, abs=1e-6)
+    assert sentence_bleu_n(long_reply, reference, 2) == pytest.approx(0.422485, abs=1e-6)
+    # the current NLTK smooths the unmatched bigram order far less
+    assert sentence_bleu_n(long_reply, reference, 2, "nltk") == pytest.approx(0.247134, abs=1e-6)
+    # NLTK 3.4 divides by ln 1 on a one-word reply, which PLATO's code scored 0
+    assert sentence_bleu_n(["Hello"], ["Hello there"], 1) == 0.0
+    one_word = sentence_bleu_n(["Hello"], ["Hello there"], 1, "nltk")
+    assert one_word == pytest.approx(0.367879, abs=1e-6)
+    # with every n-gram matched there is nothing to smooth: both protocols agree
+    assert sentence_bleu_n(["The cat sat."], ["the cat sat down."], 2, "nltk") == pytest.approx(
+        sentence_bleu_n(["The cat sat."], ["the cat sat down."], 2)
+    )
+    with pytest.raises(ValueError, match="unknown BLEU-n protocol 'sacrebleu'"):
+        sentence_bleu_n(long_reply, reference, 2, "sacrebleu")
+
+
 def test_same_reply_for_every_input_is_degenerate_and_warned():
     inputs = [f"question number {i}?" for i in range(50)]
     replies = ["I don't know."] * 50

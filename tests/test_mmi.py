@@ -198,7 +198,8 @@ def test_chat_table_script_writes_one_row_per_setting(
     names = ["greedy", "beam 5", "sample", "MMI beam (3)", "MMI sample (3)", "Seq2Seq"]
     assert [row.split(" | ")[0][2:].split(",")[0] for row in rows[1:]] == names
     assert text.count("**") == 2 * 3 and "*MMI sample (3)*:" in text
-    assert "SmoothingFunction().method7" in text
+    assert "SmoothingFunction().method7" in text and "NLTK 3.4 sentence_bleu" in text
+    assert rows[0].count(" | ") == 9 and "BLEU-2, NLTK 3.6+" in rows[0]
     assert chat_table.main(["--model", str(tmp_path / "missing")]) == 2
     # replies to messages of our own (publishable where the corpus may not be quoted)
     messages = tmp_path / "messages.txt"
