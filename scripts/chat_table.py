@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = Path(args.output_dir or Path(args.model) / "chat-table")
     try:
+        # a bad messages file fails before the evaluations, not after them
+        messages = read_messages(args.inputs) if args.inputs else None
         config = run_config(args.model)
         from seq2seq.translator import Translator
 
@@ -179,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             text = (folder / slug(name) / "hypotheses.txt").read_text(encoding="utf-8")
             replies[name] = text.splitlines()
         pairs = split_pairs(config, args.split)[: args.max_sentences]
-        if args.inputs:
-            messages = read_messages(args.inputs)
+        if messages:
             used = {name: overrides for name, overrides in settings(args).items() if name in rows}
             exchanges = replies_to(translator, messages, used)
             intro = f"Replies to the {len(messages)} messages of {args.inputs} (seed {args.seed}):"

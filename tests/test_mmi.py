@@ -209,8 +209,10 @@ def test_chat_table_script_writes_one_row_per_setting(
     text = out.read_text()
     assert "Replies to the 2 messages" in text and "reference:" not in text
     assert text.count("*MMI sample (3)*:") == 2 and "**2.** input: nine nine ." in text
+    # an empty messages file is refused before any evaluation runs
     messages.write_text("\n", encoding="utf-8")
-    assert chat_table.main(args) == 2
+    assert chat_table.main([*args, "--output-dir", str(tmp_path / "empty")]) == 2
+    assert not (tmp_path / "empty").exists()
 
 
 def test_mmi_sweep_script_writes_one_row_per_setting_best_bleu_2_first(
