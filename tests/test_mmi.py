@@ -215,6 +215,44 @@ def test_chat_table_script_writes_one_row_per_setting(
     assert not (tmp_path / "empty").exists()
 
 
+def test_plato_bleu_check_compares_reply_by_reply_with_the_module_it_is_given(
+    tiny_dialogue_run, tmp_path, capsys
+):
+    import importlib.util
+
+    from conftest import REPO
+
+    from seq2seq.evaluation import run_config, split_pairs
+
+    # replies that share some words and word pairs with their references, and miss others
+    references = [target for _, target in split_pairs(run_config(tiny_dialogue_run), "dev")]
+    replies = [" ".join(reference.split()[:2] + ["zebra", "!"]) for reference in references[:12]]
+    reports = tmp_path / "reports"
+    (reports / "greedy").mkdir(parents=True)
+    (reports / "greedy" / "hypotheses.txt").write_text("\n".join(replies) + "\n")
+    report = {"run": str(tiny_dialogue_run), "split": "dev"}
+    (reports / "greedy" / "report.json").write_text(json.dumps(report))
+    spec = importlib.util.spec_from_file_location("check", REPO / "scripts/plato_bleu_check.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    # stand-ins for NLTK 3.4's bleu_score module (which needs a download): one computing what
+    # NLTK 3.4 computes, one with the installed NLTK's smoothing
+    faithful = tmp_path / "faithful.py"
+    faithful.write_text(
+        "from nltk.translate.bleu_score import sentence_bleu\n"
+        "from seq2seq.metrics import nltk34_method7\n"
+        "class SmoothingFunction:\n    method7 = staticmethod(nltk34_method7)\n"
+    )
+    current = tmp_path / "current.py"
+    current.write_text("from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu\n")
+    capsys.readouterr()
+    assert check.main(["--nltk34", str(faithful), "--reports", str(reports)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("largest difference 0.0e+00 (12 replies)") == 2 and "greedy: BLEU-2" in out
+    assert "BLEU-2 NLTK 3.4 0.000000" not in out
+    assert check.main(["--nltk34", str(current), "--reports", str(reports)]) == 1
+
+
 def test_mmi_sweep_script_writes_one_row_per_setting_best_bleu_2_first(
     tiny_dialogue_run, tiny_dialogue_backward, tmp_path, capsys
 ):
