@@ -8,7 +8,8 @@ NLTK 3.4 (the version PLATO pins) no longer imports as a package on Python 3.11,
 ``bleu_score`` module loads alone. For every ``<reports>/*/report.json`` (as written by
 ``evaluate`` or ``scripts/chat_table.py``) this scores the replies in ``hypotheses.txt``
 against the same references with both implementations and prints the mean and the largest
-per-reply difference. Exit 1 when any difference exceeds 1e-9.
+per-reply difference. Exit 1 when any difference exceeds 1e-9, 2 when there is no report or
+the module cannot be loaded.
 """
 
 from __future__ import annotations
@@ -48,15 +49,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nltk34", required=True, help="NLTK 3.4's translate/bleu_score.py")
     parser.add_argument("--reports", required=True, help="a folder of evaluation report folders")
     args = parser.parse_args(argv)
+    from seq2seq.config import ConfigError
+    from seq2seq.corpora.errors import CorpusError
     from seq2seq.evaluation import run_config, split_pairs
     from seq2seq.metrics import sentence_bleu_n
+    from seq2seq.runs import RunError
 
-    module = load_module(args.nltk34)
+    report_paths = sorted(Path(args.reports).glob("*/report.json"))
+    if not report_paths:
+        print(f"error: no <folder>/report.json under {args.reports}", file=sys.stderr)
+        return 2
+    try:
+        module = load_module(args.nltk34)
+    except (OSError, ImportError, SyntaxError) as error:
+        print(f"error: cannot load {args.nltk34}: {error}", file=sys.stderr)
+        return 2
     worst_overall = 0.0
-    for report_path in sorted(Path(args.reports).glob("*/report.json")):
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-        hypotheses = (report_path.parent / "hypotheses.txt").read_text("utf-8").splitlines()
-        pairs = split_pairs(run_config(report["run"]), report["split"])
+    for report_path in report_paths:
+        try:
+            report = json.loads(report_path.read_text(encoding="utf-8"))
+            hypotheses = (report_path.parent / "hypotheses.txt").read_text("utf-8").splitlines()
+            pairs = split_pairs(run_config(report["run"]), report["split"])
+        except (OSError, ValueError, KeyError, RunError, ConfigError, CorpusError) as error:
+            print(f"error: {report_path}: {error!r}", file=sys.stderr)
+            return 2
         references = [target for _, target in pairs][: len(hypotheses)]
         for n in (1, 2):
             theirs = nltk34_scores(module, hypotheses, references, n)

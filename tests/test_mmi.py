@@ -251,6 +251,14 @@ def test_plato_bleu_check_compares_reply_by_reply_with_the_module_it_is_given(
     assert out.count("largest difference 0.0e+00 (12 replies)") == 2 and "greedy: BLEU-2" in out
     assert "BLEU-2 NLTK 3.4 0.000000" not in out
     assert check.main(["--nltk34", str(current), "--reports", str(reports)]) == 1
+    capsys.readouterr()
+    assert check.main(["--nltk34", str(faithful), "--reports", str(tmp_path / "none")]) == 2
+    assert "no <folder>/report.json under" in capsys.readouterr().err
+    assert check.main(["--nltk34", str(tmp_path / "missing.py"), "--reports", str(reports)]) == 2
+    assert "cannot load" in capsys.readouterr().err
+    (reports / "greedy" / "report.json").write_text(json.dumps({"run": str(tmp_path / "gone")}))
+    assert check.main(["--nltk34", str(faithful), "--reports", str(reports)]) == 2
+    assert "greedy/report.json" in capsys.readouterr().err
 
 
 def test_mmi_sweep_script_writes_one_row_per_setting_best_bleu_2_first(
