@@ -22,7 +22,7 @@ from pathlib import Path
 
 from apps.jobs import JobError, Request, TrainingJobs, check_writable
 from apps.run_status import FINISHED, STOPPED, run_status
-from seq2seq import quiet
+from seq2seq.cli import quiet
 
 QUICKSTART_PRESETS = ("quickstart", "quickstart-chat")
 BAR_FORMAT = "{desc:<16}{percentage:3.0f}%|{bar:20}| {unit}"  # unit: the status line

@@ -19,8 +19,8 @@ import numpy as np
 
 from apps.run_status import is_training
 from seq2seq.config import Config, load_run_config
-from seq2seq.corpora.spec import BY_NAME, TFDS_PREFIX, corpus_languages
-from seq2seq.corpora.spec import is_dialogue as corpus_is_dialogue
+from seq2seq.data.corpora.spec import BY_NAME, TFDS_PREFIX, corpus_languages
+from seq2seq.data.corpora.spec import is_dialogue as corpus_is_dialogue
 from seq2seq.runs import RunError, RunPaths, model_file, open_run, read_metrics
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class Registry:
             return cached
         with self._lock(run.name):
             if run.name not in self._translators:
-                from seq2seq.translator import Translator
+                from seq2seq.inference.translator import Translator
 
                 # The app checks the user's text against max_input_chars itself; a chat
                 # source also carries earlier turns, so the translator gets head-room.

@@ -1,6 +1,6 @@
 """Where a run folder's training stands, read from the folder alone.
 
-``progress.json`` (written by ``seq2seq.callbacks.ProgressRecorder`` every few seconds),
+``progress.json`` (written by ``seq2seq.training.callbacks.ProgressRecorder`` every few seconds),
 ``metrics.json`` and ``config.yaml`` say everything the Training tab and the quickstart's
 progress bars show: the state, the epoch, the step, the running loss and the time left. Only
 files are read, so a run started from the command line is followed like one started by the

@@ -4,7 +4,7 @@
 [--max-input-chars 1000] [--concurrency 2]``
 
 Thin by design: the handlers below call ``Translator``, ``ChatSession``,
-``seq2seq.decode_options``, ``parameter_counts_per_cell`` and ``read_metrics`` and only
+``seq2seq.search.options``, ``parameter_counts_per_cell`` and ``read_metrics`` and only
 turn their results into components. Handlers are plain module-level functions that take
 a ``Registry`` first, so tests call them without a server; ``build_app`` binds them to one
 models folder.
@@ -40,10 +40,10 @@ from apps.registry import (  # noqa: E402
 )
 from apps.study_tab import build_study_tab  # noqa: E402
 from apps.training_tab import build_training_tab, keep_fresh, training_banner  # noqa: E402
-from seq2seq import quiet  # noqa: E402
+from seq2seq.cli import quiet  # noqa: E402
 from seq2seq.config import DEFAULT_MMI_GAMMA, ConfigError  # noqa: E402
-from seq2seq.decode_options import METHODS, control_overrides  # noqa: E402
 from seq2seq.runs import RunPaths  # noqa: E402
+from seq2seq.search.options import METHODS, control_overrides  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def load_translator(registry: Registry, run: RunInfo):
 
 
 def decode_overrides(method: Any, *controls: Any) -> dict[str, Any]:
-    """The decoding controls as ``DecodeConfig`` overrides (``seq2seq.decode_options``)."""
+    """The decoding controls as ``DecodeConfig`` overrides (``seq2seq.search.options``)."""
     try:
         return control_overrides(method, *controls)
     except ConfigError as error:
@@ -118,7 +118,7 @@ def decode_overrides(method: Any, *controls: Any) -> dict[str, Any]:
 
 
 def run_translation(translator, source: str, overrides: dict[str, Any]):
-    from seq2seq.translator import InputError
+    from seq2seq.inference.translator import InputError
 
     try:
         return translator.translate_one(source, **overrides)
@@ -213,9 +213,9 @@ def chat(
     until the whole reply is found. The source is built from the visible history. Stop
     cancels this generator: decoding ends within one chunk and the partial reply stays in
     the conversation."""
-    from seq2seq.decoding import STREAMABLE
-    from seq2seq.dialogue import ChatSession
-    from seq2seq.translator import InputError
+    from seq2seq.data.dialogue import ChatSession
+    from seq2seq.inference.translator import InputError
+    from seq2seq.search.searcher import STREAMABLE
 
     message = check_text(message, registry.max_input_chars, what="message")
     run = find_run(registry, run_name, "dialogue")
@@ -243,7 +243,7 @@ def chat(
 
 def backward_of(registry: Registry, run_name: Any):
     """The backward run beside the chat run ``run_name`` (``RUN-backward``), or None."""
-    from seq2seq.mmi import find_backward
+    from seq2seq.inference.mmi import find_backward
 
     try:
         run = registry.resolve(run_name, "dialogue")

@@ -4,12 +4,12 @@ and sample exchanges (for the README).
     python scripts/chat_table.py --model runs/chat [--max-sentences 1000] \
         [--output docs/chat_table.md]
 
-Each setting is one ``seq2seq.evaluation.evaluate_run`` on the same test pairs with one
+Each setting is one ``seq2seq.inference.evaluation.evaluate_run`` on the same test pairs with one
 loaded ``Translator`` (so the settings share the model and its compiled searches):
 greedy, beam search, sampling (the run's temperature / top-p / n-gram settings) and MMI
 reranking of beam search and of sampling, with the backward run ``<run>-backward`` (or
 ``--backward-model``; the MMI rows are left out when there is none). The table has
-perplexity, BLEU-1/2 (per sentence, defined in ``seq2seq.metrics``: as PLATO computed them
+perplexity, BLEU-1/2 (per sentence, defined in ``seq2seq.inference.metrics``: as PLATO computed them
 with NLTK 3.4, and with the NLTK installed here), distinct-1/2, the
 average reply length and the degenerate share, and the Seq2Seq row published with PLATO
 (Bao et al., 2020) for comparison. Then ``--samples`` exchanges, the same test inputs for
@@ -105,7 +105,7 @@ def replies_to(translator, messages: list[str], settings: dict[str, dict[str, An
 
 def read_messages(path: str) -> list[str]:
     """The non-blank lines of ``path``; ``EvaluationError`` names a missing or empty file."""
-    from seq2seq.evaluation import EvaluationError
+    from seq2seq.inference.evaluation import EvaluationError
 
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -142,8 +142,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from seq2seq.config import ConfigError
-    from seq2seq.corpora.errors import CorpusError
-    from seq2seq.evaluation import (
+    from seq2seq.data.corpora.errors import CorpusError
+    from seq2seq.inference.evaluation import (
         MAX_INPUT_CHARS,
         EvaluationError,
         evaluate_run,
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         # a bad messages file fails before the evaluations, not after them
         messages = read_messages(args.inputs) if args.inputs else None
         config = run_config(args.model)
-        from seq2seq.translator import Translator
+        from seq2seq.inference.translator import Translator
 
         translator = Translator.from_run(
             args.model, max_input_chars=MAX_INPUT_CHARS, backward=args.backward_model

@@ -65,8 +65,8 @@ def run_setting(config, prepared, policy: str, cudnn: bool, steps: int, warmup: 
     import numpy as np
     import tensorflow as tf
 
-    from seq2seq.training import build_trainer
-    from seq2seq.training_data import dataset_function
+    from seq2seq.training.data import dataset_function
+    from seq2seq.training.loop import build_trainer
 
     keras.mixed_precision.set_global_policy(policy)
     sizes = (prepared.source_tokenizer.vocab_size, prepared.target_tokenizer.vocab_size)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from seq2seq.config import load_config
-    from seq2seq.training_data import prepare_data
+    from seq2seq.training.data import prepare_data
 
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus and not args.allow_cpu:

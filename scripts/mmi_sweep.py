@@ -4,7 +4,8 @@
         [--candidates 10] [--method beam] [--max-sentences 500]
 
 Reranking weighs log p(reply | message) + lambda * log p(message | reply) + gamma * length
-(``seq2seq.mmi``). Both weights change the replies a lot (gamma mostly their length), and the
+(``seq2seq.inference.mmi``). Both weights change the replies a lot (gamma mostly their
+length), and the
 test split must not choose them, so this searches the first ``--max-sentences`` dev pairs'
 candidates once, scores them forward and backward once (``Translator.mmi_candidates``),
 reranks them for every (lambda, gamma), and prints a Markdown table of BLEU-1/2,
@@ -44,18 +45,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from seq2seq.config import ConfigError
-    from seq2seq.corpora.errors import CorpusError
-    from seq2seq.evaluation import (
+    from seq2seq.data.corpora.errors import CorpusError
+    from seq2seq.inference.evaluation import (
         MAX_INPUT_CHARS,
         EvaluationError,
         reply_metrics,
         split_pairs,
         write_report,
     )
-    from seq2seq.metrics import DEFAULT_DEGENERATE_THRESHOLD, DEFAULT_STOCK_FRACTION
-    from seq2seq.mmi import mmi_rerank
+    from seq2seq.inference.metrics import DEFAULT_DEGENERATE_THRESHOLD, DEFAULT_STOCK_FRACTION
+    from seq2seq.inference.mmi import mmi_rerank
+    from seq2seq.inference.translator import Translator
     from seq2seq.runs import RunError
-    from seq2seq.translator import Translator
 
     folder = Path(args.output_dir or Path(args.model) / "mmi-sweep")
     seed = {"seed": args.seed} if args.method == "sample" else {}

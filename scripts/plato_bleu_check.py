@@ -1,4 +1,4 @@
-"""Check that ``seq2seq.metrics``' "plato" BLEU-n equals NLTK 3.4's own, reply by reply.
+"""Check that ``seq2seq.inference.metrics``' "plato" BLEU-n equals NLTK 3.4's own, reply by reply.
 
     pip download --no-deps nltk==3.4 && unzip -q nltk-3.4.zip
     python scripts/plato_bleu_check.py --nltk34 nltk-3.4/nltk/translate/bleu_score.py \
@@ -30,7 +30,7 @@ def load_module(path: str):
 
 def nltk34_scores(module, hypotheses: list[str], references: list[str], n: int) -> list[float]:
     """PLATO's loop: NLTK 3.4's sentence_bleu, method7, 0 where it raises."""
-    from seq2seq.metrics import metric_words
+    from seq2seq.inference.metrics import metric_words
 
     weights = [1.0 / n if order < n else 0.0 for order in range(4)]
     smoothing = module.SmoothingFunction().method7
@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", required=True, help="a folder of evaluation report folders")
     args = parser.parse_args(argv)
     from seq2seq.config import ConfigError
-    from seq2seq.corpora.errors import CorpusError
-    from seq2seq.evaluation import run_config, split_pairs
-    from seq2seq.metrics import sentence_bleu_n
+    from seq2seq.data.corpora.errors import CorpusError
+    from seq2seq.inference.evaluation import run_config, split_pairs
+    from seq2seq.inference.metrics import sentence_bleu_n
     from seq2seq.runs import RunError
 
     report_paths = sorted(Path(args.reports).glob("*/report.json"))

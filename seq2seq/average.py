@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq import quiet
-from seq2seq.checkpoints import epoch_weights
+from seq2seq.cli import quiet
 from seq2seq.runs import RunError, RunPaths, open_run, write_metrics
+from seq2seq.training.checkpoints import epoch_weights
 
 
 class AverageError(ValueError):
@@ -48,8 +48,8 @@ def last_checkpoints(run: str | Path, last: int) -> dict[int, Path]:
 def build_run_model(paths: RunPaths):
     """The run's architecture with fresh weights, rebuilt from its config and vocabularies."""
     from seq2seq.config import ConfigError, load_run_config
+    from seq2seq.data.tokenizers import TokenizerError, load_tokenizer
     from seq2seq.model import build_model
-    from seq2seq.text import TokenizerError, load_tokenizer
 
     try:
         config = load_run_config(paths.config)

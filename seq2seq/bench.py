@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq import quiet
+from seq2seq.cli import quiet
 
 REFERENCE = [
     "data.tokenizer=word",
@@ -75,9 +75,9 @@ def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object
     import keras
     import tensorflow as tf
 
-    from seq2seq.pipeline import filter_by_length, make_dataset, padded_batches
-    from seq2seq.text import fit_tokenizer
-    from seq2seq.training import build_trainer, fastest_mixed_policy
+    from seq2seq.data.pipeline import filter_by_length, make_dataset, padded_batches
+    from seq2seq.data.tokenizers import fit_tokenizer
+    from seq2seq.training.loop import build_trainer, fastest_mixed_policy
 
     data, train = config.data, config.train
     start = time.perf_counter()
@@ -153,7 +153,7 @@ def bench_decoding(searcher, source_ids: list[list[int]], max_length: int, repea
     ``warmup_seconds``) are not counted.
     """
 
-    from seq2seq.prediction import batches, pad_batch
+    from seq2seq.inference.prediction import batches, pad_batch
 
     def batches_of(rows, sort_by_length):
         return [batch.source for batch in batches(rows, 64, sort_by_length)]
@@ -205,8 +205,8 @@ def bench_load(model) -> float:
 
 
 def bench_config(name: str, config, args) -> dict:
-    from seq2seq.corpora.loading import load_splits
-    from seq2seq.decoding import Searcher
+    from seq2seq.data.corpora.loading import load_splits
+    from seq2seq.search.searcher import Searcher
 
     start = time.perf_counter()
     splits = load_splits(config.data)
@@ -236,9 +236,9 @@ def bench_config(name: str, config, args) -> dict:
 
 def bench_run(run: str, args) -> dict:
     """Decoding speed and load time of a trained run, on its own test split."""
-    from seq2seq.corpora.loading import load_splits
-    from seq2seq.decoding import Searcher
-    from seq2seq.translator import Translator
+    from seq2seq.data.corpora.loading import load_splits
+    from seq2seq.inference.translator import Translator
+    from seq2seq.search.searcher import Searcher
 
     start = time.perf_counter()
     translator = Translator.from_run(run)
@@ -266,9 +266,9 @@ def bench_export(run: str, args) -> dict:
     """
     import tensorflow as tf
 
-    from seq2seq.corpora.loading import load_splits
+    from seq2seq.data.corpora.loading import load_splits
     from seq2seq.export import export_saved_model
-    from seq2seq.translator import Translator
+    from seq2seq.inference.translator import Translator
 
     translator = Translator.from_run(run, jit_compile=not args.no_jit)
     splits = load_splits(translator.config.data)
@@ -377,8 +377,8 @@ def bench_chat(run: str | None, args) -> dict:
     split, one message at a time; without ``--model`` on the ``chat`` preset and its
     backward model trained ``--train-steps`` steps here (their replies run long, to
     ``decode.max_length``, as an untrained model seldom ends a reply)."""
-    from seq2seq.corpora.loading import load_splits
-    from seq2seq.translator import Translator
+    from seq2seq.data.corpora.loading import load_splits
+    from seq2seq.inference.translator import Translator
 
     with tempfile.TemporaryDirectory() as folder:
         if run is None:
@@ -412,7 +412,7 @@ def bench_chat(run: str | None, args) -> dict:
 
 def train_briefly(preset: str, output: str, args) -> None:
     from seq2seq.config import load_config
-    from seq2seq.training import train
+    from seq2seq.training.loop import train
 
     overrides = [
         "train.epochs=1",
@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet.setup()  # before TensorFlow loads
     from seq2seq.config import ConfigError, load_config
-    from seq2seq.corpora.errors import CorpusError
+    from seq2seq.data.corpora.errors import CorpusError
 
     try:
         parts = []

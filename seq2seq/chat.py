@@ -28,12 +28,12 @@ import threading
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from seq2seq import quiet, textio
+from seq2seq.cli import line_io, quiet
 from seq2seq.config import ConfigError, load_run_config
-from seq2seq.corpora.spec import licence_note
-from seq2seq.decode_options import add_decode_arguments, overrides_from_args, resolve_decode
-from seq2seq.mmi import require_backward
+from seq2seq.data.corpora.spec import licence_note
+from seq2seq.inference.mmi import require_backward
 from seq2seq.runs import RunError, open_run
+from seq2seq.search.options import add_decode_arguments, overrides_from_args, resolve_decode
 
 HELP = "commands: /reset (forget the conversation), /quit (exit; so does Ctrl-D), /help"
 
@@ -184,7 +184,7 @@ def run_loop(
                 line = stream.readline()
             if not line:
                 return 0
-        text, notices = textio.clean_text(line.rstrip("\r\n"))
+        text, notices = line_io.clean_text(line.rstrip("\r\n"))
         for notice in notices:
             note(f"<stdin>:{number}: {notice}")
         message = text.strip()
@@ -228,8 +228,8 @@ def chat(args: argparse.Namespace, ctrl_c: CtrlC) -> int:
         backward = args.backward_model
         if decode.mmi_lambda is not None:
             backward = require_backward(paths.root, config, backward)
-        from seq2seq.dialogue import ChatSession
-        from seq2seq.translator import InputError, Translator
+        from seq2seq.data.dialogue import ChatSession
+        from seq2seq.inference.translator import InputError, Translator
 
         translator = Translator.from_run(paths.root, backward=backward)
     except (RunError, ConfigError) as error:
@@ -263,7 +263,7 @@ def chat(args: argparse.Namespace, ctrl_c: CtrlC) -> int:
             ctrl_c,
         )
     except BrokenPipeError:  # `| head`: the reader has what it wanted
-        return textio.silence_stdout()
+        return line_io.silence_stdout()
     except KeyboardInterrupt:  # Ctrl-C outside a reply and the prompt: end quietly
         print(file=sys.stderr)
         return 130

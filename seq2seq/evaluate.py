@@ -1,11 +1,11 @@
 """``python -m seq2seq.evaluate``: score a trained run on a split or a pairs file.
 
 Translation runs get corpus BLEU and chrF (sacrebleu defaults, signatures printed), loss
-and perplexity; dialogue runs add per-sentence BLEU-1/2 (defined in ``seq2seq.metrics``),
+and perplexity; dialogue runs add per-sentence BLEU-1/2 (defined in ``seq2seq.inference.metrics``),
 distinct-1/2, the average reply length and the degenerate-reply check (a WARNING above
 ``--degenerate-threshold``), for any decoding setting including MMI reranking
 (``--mmi-lambda``, with the backward run ``<run>-backward`` or ``--backward-model``).
-The work is done by ``seq2seq.evaluation``; outputs land in ``--output-dir`` (default
+The work is done by ``seq2seq.inference.evaluation``; outputs land in ``--output-dir`` (default
 ``<run>/eval-<split>/``): ``hypotheses.txt`` and ``report.json``. Bad arguments, a bad run
 folder or a bad pairs file print ``error: ...`` and exit with status 2.
 """
@@ -17,20 +17,20 @@ import logging
 import sys
 from typing import Any
 
-from seq2seq import quiet
+from seq2seq.cli import quiet
 from seq2seq.config import ConfigError
-from seq2seq.corpora.errors import CorpusError
-from seq2seq.decode_options import (
+from seq2seq.data.corpora.errors import CorpusError
+from seq2seq.inference.evaluation import SPLITS, TASKS, EvaluationError, evaluate_run, run_config
+from seq2seq.inference.metrics import DEFAULT_DEGENERATE_THRESHOLD, DEFAULT_STOCK_FRACTION
+from seq2seq.inference.mmi import require_backward
+from seq2seq.runs import RunError
+from seq2seq.search.options import (
     MMI_FIELDS,
     OPTIONS,
     add_decode_arguments,
     overrides_from_args,
     resolve_decode,
 )
-from seq2seq.evaluation import SPLITS, TASKS, EvaluationError, evaluate_run, run_config
-from seq2seq.metrics import DEFAULT_DEGENERATE_THRESHOLD, DEFAULT_STOCK_FRACTION
-from seq2seq.mmi import require_backward
-from seq2seq.runs import RunError
 
 
 def format_report(result: dict[str, Any]) -> str:

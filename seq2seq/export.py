@@ -4,7 +4,8 @@ The SavedModel's ``serving_default`` signature (also named ``serve``) takes a 1-
 tensor ``sentences`` and returns ``translations`` (string [B]), ``scores`` (float32 [B]:
 the search's score, as ``Translation.score``) and ``lengths`` (int32 [B]: output tokens,
 END excluded). Everything runs in the graph: UTF-8 repair, ``text.normalize``, the run's
-tokenizer (``seq2seq.graph_text``), the search loops of ``seq2seq.decoding`` (a
+tokenizer (``seq2seq.exporting.graph_tokenizers``), the search loops of
+``seq2seq.search.loops`` (a
 ``tf.while_loop``; the same code ``Translator`` runs, without XLA so any TensorFlow
 runtime can load it) and detokenisation. Loading needs TensorFlow and TensorFlow Text
 (for its NFKC and SentencePiece kernels), not this package.
@@ -14,7 +15,7 @@ by default) or empty after normalisation is rejected, which here means it gets t
 translation, score 0 and length 0 (a batch cannot raise for one row); sources are shortened
 to ``data.max_source_length`` tokens by the ``Translator``'s rule: a translation keeps its
 start, a dialogue input (``context <sep> message``) loses its oldest whole context turns
-first, then the start of the message (``seq2seq.dialogue``; ``dialogue_ids`` does it in the
+first, then the start of the message (``seq2seq.data.dialogue``; ``dialogue_ids`` does it in the
 graph). Outputs stop after ``decode.max_length`` tokens.
 Invalid UTF-8 bytes become U+FFFD. A batch runs as one search, so its time is bounded by
 ``decode.max_length`` decoder steps whatever the inputs.
@@ -41,7 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from seq2seq import quiet
+from seq2seq.cli import quiet
 
 FORMATS = ("saved_model", "tflite")
 METHODS = ("greedy", "beam")
@@ -115,8 +116,8 @@ def source_batch(codec, sentences, settings: ExportSettings):
     """
     import tensorflow as tf
 
-    from seq2seq.graph_text import normalize_graph, valid_utf8
-    from seq2seq.text import UNK
+    from seq2seq.data.tokenizers import UNK
+    from seq2seq.exporting.graph_tokenizers import normalize_graph, valid_utf8
 
     texts = valid_utf8(sentences)
     short = tf.strings.length(texts, unit="UTF8_CHAR") <= settings.max_input_chars
@@ -160,7 +161,7 @@ def search(model, source, settings: ExportSettings):
     """Best hypothesis ids [B,L] and scores [B], by the loops ``Translator`` runs."""
     import tensorflow as tf
 
-    from seq2seq.decoding import Processors, beam_loop, greedy_loop
+    from seq2seq.search.loops import Processors, beam_loop, greedy_loop
 
     processors = Processors(
         tf.constant(settings.min_length),
@@ -189,7 +190,7 @@ def search(model, source, settings: ExportSettings):
 
 def serving_function(model, source_codec, target_codec, settings: ExportSettings):
     """``sentences`` [B] string -> {translations, scores, lengths}, all graph ops."""
-    from seq2seq.graph_text import clean_ids
+    from seq2seq.exporting.graph_tokenizers import clean_ids
 
     def serve(sentences):
         source, _ = source_batch(source_codec, sentences, settings)
@@ -206,7 +207,7 @@ def serving_function(model, source_codec, target_codec, settings: ExportSettings
 
 def load_for_export(run_dir: str | Path, output: str | Path):
     """The run's ``Translator`` (without XLA: exports run plain graphs), if ``output`` is free."""
-    from seq2seq.translator import Translator
+    from seq2seq.inference.translator import Translator
 
     if Path(output).exists():
         raise ExportError(f"{output} already exists; choose a new folder or remove it")
@@ -250,7 +251,7 @@ def build_archive(translator, settings: ExportSettings):
     import keras
     import tensorflow as tf
 
-    from seq2seq.graph_text import graph_codec
+    from seq2seq.exporting.graph_tokenizers import graph_codec
 
     source_codec = graph_codec(translator.source_tokenizer, "source")
     target_codec = graph_codec(translator.target_tokenizer, "target")
@@ -304,7 +305,7 @@ def tflite_function(model, settings: ExportSettings):
         convert_variables_to_constants_v2,
     )
 
-    from seq2seq.graph_text import clean_ids
+    from seq2seq.exporting.graph_tokenizers import clean_ids
 
     spec = tf.TensorSpec([1, settings.max_source_length], tf.int32, name="source")
 
@@ -379,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet.setup()  # before TensorFlow loads
     from seq2seq.config import ConfigError
-    from seq2seq.graph_text import GraphTextError
+    from seq2seq.exporting.graph_tokenizers import GraphTextError
     from seq2seq.runs import RunError
 
     try:

@@ -13,7 +13,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from seq2seq import quiet
+from seq2seq.cli import quiet
 from seq2seq.config import ConfigError, load_config, parse_override, preset_names
 
 
@@ -75,14 +75,14 @@ def worker_arguments(argv: list[str]) -> list[str]:
 
 def check_before_launch(args: argparse.Namespace, overrides: list[str], output: Path) -> None:
     """Everything a bad input could break, checked once before any worker starts."""
-    from seq2seq.launcher import check_worker_count
+    from seq2seq.training.launcher import check_worker_count
 
     try:
         check_worker_count(args.local_workers)  # before TensorFlow loads: an instant answer
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    from seq2seq.corpora.loading import load_splits
-    from seq2seq.training_run import open_run_config
+    from seq2seq.data.corpora.loading import load_splits
+    from seq2seq.training.run_folder import open_run_config
 
     config = None if args.resume else load_config(args.preset, args.config, overrides)
     epochs = resume_epochs(overrides) if args.resume else None
@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.resume and not (args.preset or args.config):
         print("error: give --preset NAME and/or --config FILE", file=sys.stderr)
         return 2
-    from seq2seq.cluster import ClusterError
-    from seq2seq.corpora.errors import CorpusError
+    from seq2seq.data.corpora.errors import CorpusError
     from seq2seq.runs import RunError
+    from seq2seq.training.cluster import ClusterError
 
     output = None
     try:
@@ -117,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         output = Path(args.output or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}")
         if args.local_workers is not None:
             check_before_launch(args, overrides, output)
-            from seq2seq.launcher import run_local_workers
+            from seq2seq.training.launcher import run_local_workers
 
             extra = [] if args.output else ["--output", str(output)]
             return run_local_workers(args.local_workers, [*worker_arguments(argv), *extra])
-        from seq2seq.training import TrainingError, train
+        from seq2seq.training.loop import TrainingError, train
 
         epochs = resume_epochs(overrides) if args.resume else None
         metrics = train(config, output, resume=args.resume, epochs=epochs)

@@ -7,7 +7,7 @@ as ``INPUT_NUMBER<TAB>SCORE<TAB>TEXT``; otherwise one translation per input line
 
 A bad line in a file or on standard input (empty, too long) is reported on standard error
 as ``FILE:LINE: reason`` and gives an empty output line, so outputs stay aligned with
-inputs; the counts are printed at the end. Lines are read by ``seq2seq.textio`` (split on
+inputs; the counts are printed at the end. Lines are read by ``seq2seq.cli.line_io`` (split on
 ``\\n`` only, undecodable bytes replaced and reported), inputs the model had to shorten are
 flagged with their line, and ``--output`` is written whole or not at all (never onto the
 input). Bad arguments, a bad run folder, an unwritable output or a bad sentence given as an
@@ -20,12 +20,98 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TextIO
 
-from seq2seq import quiet, textio
-from seq2seq.decode_options import add_decode_arguments, overrides_from_args, resolve_decode
-from seq2seq.line_translation import CHUNK, flag_truncated, format_translation, translate_lines
+from seq2seq.cli import line_io, quiet
+from seq2seq.cli.line_io import Line
+from seq2seq.search.options import add_decode_arguments, overrides_from_args, resolve_decode
+
+CHUNK = 256  # lines handed to the translator at once in file/stdin mode
+
+
+def format_translation(translation, number: int, n_best: bool) -> list[str]:
+    if not n_best:
+        return [translation.text]
+    return [f"{number}\t{score:.4f}\t{text}" for text, score in translation.n_best]
+
+
+def format_blank(number: int, n_best: bool) -> list[str]:
+    return [f"{number}\t\t"] if n_best else [""]
+
+
+def chunks(lines: Iterable[Line | str], size: int) -> Iterator[list[Line]]:
+    chunk: list[Line] = []
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, str):  # already-decoded text (library callers)
+            text, notices = line_io.clean_text(line.rstrip("\r\n"))
+            line = Line(number, text, notices)
+        chunk.append(line)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def flag_truncated(translation, where: str, translator) -> None:
+    """The README promises that over-long inputs are flagged, not cut silently."""
+    if translation.truncated:
+        limit = translator.config.data.max_source_length
+        print(
+            f"{where}: input is longer than the model's {limit} tokens "
+            f"(data.max_source_length); it was shortened to fit",
+            file=sys.stderr,
+        )
+
+
+def translate_lines(
+    translator,
+    lines: Iterable[Line | str],
+    name: str,
+    out: TextIO,
+    overrides: dict,
+    n_best: bool,
+    chunk_size: int = CHUNK,
+    progress=None,
+) -> tuple[int, int]:
+    """Translate line by line (in chunks); returns (translated, bad) counts.
+
+    ``lines`` are ``line_io.Line``s (from ``line_io.read_lines``) or strings. Exactly one
+    output line (``n_best`` rows with --n-best) is written per input line, in order.
+    """
+    from seq2seq.inference.prediction import seeded_overrides
+    from seq2seq.inference.translator import InputError
+
+    good, bad = 0, 0
+    for chunk_number, chunk in enumerate(chunks(lines, chunk_size)):
+        valid: list[tuple[int, str]] = []
+        for line in chunk:
+            line_io.print_notices(line, name)
+            try:
+                translator.check_input(line.text, "line")
+                valid.append((line.number, line.text))
+            except InputError as error:
+                print(f"{name}:{line.number}: {error}; writing an empty line", file=sys.stderr)
+        seeded = seeded_overrides(overrides, chunk_number)
+        translations = translator.translate([text for _, text in valid], **seeded)
+        by_number = dict(zip((n for n, _ in valid), translations, strict=True))
+        for line in chunk:
+            if line.number in by_number:
+                translation = by_number[line.number]
+                flag_truncated(translation, f"{name}:{line.number}", translator)
+                rows = format_translation(translation, line.number, n_best)
+                good += 1
+            else:
+                rows = format_blank(line.number, n_best)
+                bad += 1
+            line_io.write_rows(out, rows)
+        out.flush()
+        if progress is not None:
+            progress.update(len(chunk))
+    return good, bad
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,16 +168,16 @@ def check_run_and_flags(args: argparse.Namespace, overrides: dict):
         raise RunError(f"{paths.root}: its config.yaml cannot be used: {error}") from error
     resolve_decode(config, overrides)
     if args.input:
-        textio.check_input_file(Path(args.input))
+        line_io.check_input_file(Path(args.input))
         if args.output:
-            textio.check_output(Path(args.output), Path(args.input))
+            line_io.check_output(Path(args.output), Path(args.input))
     return config
 
 
 def translate_arguments(translator, sentences: list[str], overrides: dict, n_best: bool) -> None:
     cleaned = []
     for number, sentence in enumerate(sentences, start=1):
-        text, notices = textio.clean_text(sentence)
+        text, notices = line_io.clean_text(sentence)
         for notice in notices:
             print(f"argument {number}: {notice}", file=sys.stderr)
         translator.check_input(text, f"argument {number}")
@@ -99,7 +185,7 @@ def translate_arguments(translator, sentences: list[str], overrides: dict, n_bes
     translations = translator.translate(cleaned, **overrides)
     for number, translation in enumerate(translations, start=1):
         flag_truncated(translation, f"argument {number}", translator)
-        textio.write_rows(sys.stdout, format_translation(translation, number, n_best))
+        line_io.write_rows(sys.stdout, format_translation(translation, number, n_best))
     sys.stdout.flush()
 
 
@@ -110,10 +196,10 @@ def translate_file(
     from tqdm import tqdm
 
     path = Path(args.input)
-    target = textio.open_output(args.output, path) if args.output else nullcontext(sys.stdout)
+    target = line_io.open_output(args.output, path) if args.output else nullcontext(sys.stdout)
     with path.open("rb") as stream, target as out:
         with tqdm(total=total, unit="line", file=sys.stderr, disable=None) as progress:
-            lines = textio.read_lines(stream, str(path))
+            lines = line_io.read_lines(stream, str(path))
             good, bad = translate_lines(
                 translator, lines, str(path), out, overrides, n_best, progress=progress
             )
@@ -125,7 +211,7 @@ def job_size(args: argparse.Namespace, stdin_head: list | None) -> int | None:
     if args.sentences:
         return len(args.sentences)
     if args.input:
-        return textio.count_lines(Path(args.input))
+        return line_io.count_lines(Path(args.input))
     if stdin_head is None:  # a terminal: each line typed is a job of one
         return 1
     return len(stdin_head) if len(stdin_head) < CHUNK else None
@@ -138,11 +224,11 @@ def run(args: argparse.Namespace) -> int:
     stdin_lines = stdin_head = None
     if not args.sentences and not args.input and not interactive:
         # The first chunk tells a one-off pipe (`echo ... |`) from a long stream.
-        stdin_lines = textio.read_lines(sys.stdin.buffer, "<stdin>")
+        stdin_lines = line_io.read_lines(sys.stdin.buffer, "<stdin>")
         stdin_head = list(itertools.islice(stdin_lines, CHUNK))
     size = job_size(args, stdin_head)
-    from seq2seq.decoding import plan_searches
-    from seq2seq.translator import Translator
+    from seq2seq.inference.translator import Translator
+    from seq2seq.search.searcher import plan_searches
 
     # --jit / --no-jit force it; else the job's size decides (decode.jit_compile: false: no XLA)
     jit = False if args.jit is None and not config.decode.jit_compile else args.jit
@@ -161,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         translate_file(translator, args, overrides, n_best, size)
     else:
         if stdin_lines is None:
-            stdin_lines = textio.read_lines(sys.stdin.buffer, "<stdin>")
+            stdin_lines = line_io.read_lines(sys.stdin.buffer, "<stdin>")
         good, bad = translate_lines(
             translator,
             itertools.chain(stdin_head or [], stdin_lines),
@@ -185,13 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except BrokenPipeError:  # `| head`: the reader has what it wanted
-        return textio.silence_stdout()
+        return line_io.silence_stdout()
     except (RunError, ConfigError, ValueError) as error:
-        # ValueError: the translator's InputError, textio.TextInputError
+        # ValueError: the translator's InputError, line_io.TextInputError
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # e.g. `> /dev/full`: standard output cannot be written
-        print(f"error: cannot write the output: {textio.describe(error)}", file=sys.stderr)
+        print(f"error: cannot write the output: {line_io.describe(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

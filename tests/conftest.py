@@ -100,7 +100,7 @@ def _tiny_pairs() -> list[tuple[str, str]]:
 def tiny_run(tmp_path_factory) -> Path:
     """A trained run folder (word tokenizers, hidden size 32, 5 epochs): seconds on a CPU."""
     from seq2seq.config import load_config
-    from seq2seq.training import train
+    from seq2seq.training.loop import train
 
     folder = tmp_path_factory.mktemp("tiny_run")
     corpus = folder / "pairs.tsv"
@@ -139,7 +139,7 @@ def tiny_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_translator(tiny_run):
     """One ``Translator`` on ``tiny_run`` for the whole session: its searches trace once."""
-    from seq2seq.translator import Translator
+    from seq2seq.inference.translator import Translator
 
     return Translator.from_run(tiny_run)
 
@@ -206,8 +206,8 @@ def tiny_dialogue_folder(tmp_path_factory) -> Path:
 def tiny_dialogue_run(tiny_dialogue_folder) -> Path:
     """A word-level model on (previous turn <sep> message, reply) pairs written as a TSV."""
     from seq2seq.config import load_config
-    from seq2seq.dialogue import build_source
-    from seq2seq.training import train
+    from seq2seq.data.dialogue import build_source
+    from seq2seq.training.loop import train
 
     corpus = tiny_dialogue_folder / "dialogue.tsv"
     lines = []
@@ -238,7 +238,7 @@ def tiny_dialogue_backward(tiny_dialogue_folder) -> Path:
     """The backward run of ``tiny_dialogue_run`` (reply -> message, no context), trained
     into ``run-backward`` beside it, where MMI reranking finds it."""
     from seq2seq.config import load_config
-    from seq2seq.training import train
+    from seq2seq.training.loop import train
 
     corpus = tiny_dialogue_folder / "turns.tsv"
     lines = []

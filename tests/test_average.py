@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from seq2seq.average import AverageError, average_run, main
-from seq2seq.checkpoints import epoch_weights as epoch_checkpoints
-from seq2seq.checkpoints import epoch_weights_file as checkpoint_path
+from seq2seq.inference.translator import Translator
 from seq2seq.runs import RunError, open_run
-from seq2seq.translator import Translator
+from seq2seq.training.checkpoints import epoch_weights as epoch_checkpoints
+from seq2seq.training.checkpoints import epoch_weights_file as checkpoint_path
 
 SENTENCES = ["One two three .", "Nine eight ."]
 

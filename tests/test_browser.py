@@ -136,7 +136,7 @@ def test_chat_stop_button_ends_the_reply_and_keeps_it(browser, app_url, monkeypa
 
     from playwright.sync_api import expect
 
-    from seq2seq.decoding import Searcher
+    from seq2seq.search.searcher import Searcher
 
     original = Searcher.stream
     chunks: list[float] = []

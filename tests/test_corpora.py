@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from seq2seq.config import DataConfig
-from seq2seq.corpora import (
+from seq2seq.data.corpora import (
     CorpusError,
     CorpusNotFoundError,
     LineReport,
@@ -18,7 +18,7 @@ from seq2seq.corpora import (
     loading,
     readers,
 )
-from seq2seq.corpora.loading import Pair
+from seq2seq.data.corpora.loading import Pair
 
 
 def write(path: Path, text: str | bytes) -> Path:

@@ -8,9 +8,9 @@ import socket
 import pytest
 
 from seq2seq.config import DataConfig
-from seq2seq.corpora import load_splits
-from seq2seq.corpora import tfds_builders as tb
-from seq2seq.corpora.loading import SPLITS
+from seq2seq.data.corpora import load_splits
+from seq2seq.data.corpora import tfds_builders as tb
+from seq2seq.data.corpora.loading import SPLITS
 
 # Preparing the real corpora (over 280,000 lines) takes most of a minute: slow tier.
 pytestmark = pytest.mark.slow

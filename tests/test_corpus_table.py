@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from seq2seq.corpora.errors import CorpusError
-from seq2seq.corpora.spec import (
+from seq2seq.data.corpora.errors import CorpusError
+from seq2seq.data.corpora.spec import (
     CORPORA,
     corpus_languages,
     corpus_spec,
@@ -45,7 +45,7 @@ def test_every_local_file_is_pinned_and_unique():
 
 
 def test_builders_take_configs_files_and_download_checksums_from_the_table():
-    from seq2seq.corpora import tfds_builders as tb
+    from seq2seq.data.corpora import tfds_builders as tb
 
     assert [c.name for c in tb.Anki.BUILDER_CONFIGS] == ["spa-eng", "fra-eng"]
     assert tb.Anki.relative_paths("fra-eng") == {"pairs": "translation/fra-eng.tsv.gz"}

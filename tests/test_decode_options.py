@@ -6,7 +6,7 @@ import pytest
 
 from seq2seq import chat, evaluate, translate
 from seq2seq.config import ConfigError, load_config
-from seq2seq.decode_options import control_overrides, overrides_from_args, resolve_decode
+from seq2seq.search.options import control_overrides, overrides_from_args, resolve_decode
 
 RUN = ["--model", "RUN"]
 PARSERS = {

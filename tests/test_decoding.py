@@ -11,8 +11,9 @@ import tensorflow as tf
 
 from seq2seq.config import DecodeConfig, ModelConfig
 from seq2seq.constants import END, PAD, START
-from seq2seq.decoding import Searcher, SearchResult, strip_ids
 from seq2seq.model import build_model
+from seq2seq.search.loops import SearchResult, strip_ids
+from seq2seq.search.searcher import Searcher
 
 SOURCE_VOCAB, TARGET_VOCAB = 23, 19
 
@@ -46,7 +47,7 @@ def trained(tiny_translator) -> Searcher:
 
 @pytest.fixture(scope="module")
 def trained_source(tiny_run) -> np.ndarray:
-    from seq2seq.text import load_tokenizer
+    from seq2seq.data.tokenizers import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_run / "source_vocab")
     texts = ["one two three .", "nine .", "zero zero zero zero .", "five six ."]
@@ -173,13 +174,13 @@ def test_sampling_is_reproducible_with_a_seed(searcher):
 
 
 def test_sampling_without_a_seed_draws_a_fresh_one(searcher, monkeypatch):
-    import seq2seq.decoding
+    import seq2seq.search.searcher
 
     source = source_batch()
     seeded = [searcher.sample(source, n=2, temperature=2.0, seed=s, max_length=10) for s in (1, 2)]
     assert not np.array_equal(seeded[0].ids, seeded[1].ids)
     fresh = iter([2, 1])
-    monkeypatch.setattr(seq2seq.decoding.secrets, "randbits", lambda bits: next(fresh))
+    monkeypatch.setattr(seq2seq.search.searcher.secrets, "randbits", lambda bits: next(fresh))
     unseeded = [searcher.sample(source, n=2, temperature=2.0, max_length=10) for _ in range(2)]
     np.testing.assert_array_equal(unseeded[0].ids, seeded[1].ids)
     np.testing.assert_array_equal(unseeded[1].ids, seeded[0].ids)
@@ -249,7 +250,7 @@ def test_no_repeat_unigram(searcher):
 
 
 def test_repetition_penalty_rescales_the_logits_of_seen_tokens():
-    from seq2seq.decoding import Processors, process_logits
+    from seq2seq.search.loops import Processors, process_logits
 
     logits = tf.constant([[5.0, 5.0, 5.0, 1.5, 4.0, -2.0, 1.0, -0.5]])
     seen = tf.constant([[False, False, False, False, True, True, False, False]])
@@ -320,7 +321,7 @@ def test_search_dispatches_on_decode_config(searcher):
 
 
 def test_compiled_shapes_are_few():
-    from seq2seq.decoding import compiled_shape
+    from seq2seq.search.searcher import compiled_shape
 
     assert compiled_shape(1, 1) == (1, 8)
     assert compiled_shape(3, 8) == (4, 8)
@@ -358,9 +359,9 @@ def test_gpu_layout_encoder_outside_xla(
 ):
     """On a GPU the encoder runs outside XLA (cuDNN) and only the loop is compiled: the
     same searches, built that way here on the CPU, give the same hypotheses."""
-    import seq2seq.decoding
+    import seq2seq.search.searcher
 
-    monkeypatch.setattr(seq2seq.decoding, "search_runs_on_cpu", lambda: False)
+    monkeypatch.setattr(seq2seq.search.searcher, "search_runs_on_cpu", lambda: False)
     split = Searcher(tiny_translator.model)
     for max_length in (12, 7):  # shape-setting arguments reach the compiled loop as constants
         fused = METHODS[method](trained, trained_source, max_length=max_length)

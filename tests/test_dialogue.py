@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from seq2seq.config import DataConfig
-from seq2seq.corpora.loading import dialogue_pairs
-from seq2seq.dialogue import ChatSession, build_source
+from seq2seq.data.corpora.loading import dialogue_pairs
+from seq2seq.data.dialogue import ChatSession, build_source
 
 
 def test_build_source_joins_previous_turns_and_message():

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import _tiny_pairs
 
-from seq2seq.cluster import ClusterError, parse_tf_config
+from seq2seq.training.cluster import ClusterError, parse_tf_config
 
 pytestmark = pytest.mark.slow
 
@@ -136,8 +136,8 @@ def reference_trainer(run: Path):
 
     from seq2seq.config import load_run_config
     from seq2seq.runs import RunPaths
-    from seq2seq.training import build_trainer
-    from seq2seq.training_data import prepare_data
+    from seq2seq.training.data import prepare_data
+    from seq2seq.training.loop import build_trainer
 
     config = load_run_config(run / "config.yaml")
     prepared = prepare_data(config, RunPaths(run))
@@ -153,7 +153,7 @@ def single_process_weights(run: Path, steps: int) -> tuple[list, list[float], li
     initial weights."""
     import tensorflow as tf
 
-    from seq2seq.training_data import dataset_function
+    from seq2seq.training.data import dataset_function
 
     trainer, config, prepared = reference_trainer(run)
     initial = [w.numpy() for w in trainer.model.weights]
@@ -191,7 +191,7 @@ def test_two_local_workers_train_like_one_process_with_the_global_batch(tmp_path
     assert metrics["finished"] and metrics["replicas"] == 2
     assert [e["epoch"] for e in metrics["epochs"]] == [1]
     assert list((tmp_path / "tmp").iterdir()) == [], "a worker left its temporary folder"
-    from seq2seq.translator import Translator
+    from seq2seq.inference.translator import Translator
 
     assert Translator.from_run(run).translate(["one two ."])[0].text
 

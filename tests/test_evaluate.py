@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.evaluation import EvaluationError, read_pairs_file
-from seq2seq.metrics import (
+from seq2seq.inference.evaluation import EvaluationError, read_pairs_file
+from seq2seq.inference.metrics import (
     degenerate_report,
     dialogue_metrics,
     distinct_n,
@@ -144,7 +144,7 @@ def tiny_translation_run(tiny_run) -> Path:
 def test_evaluate_run_reports_bleu_chrf_perplexity_and_writes_hypotheses(
     tiny_translation_run, tmp_path
 ):
-    from seq2seq.evaluation import evaluate_run
+    from seq2seq.inference.evaluation import evaluate_run
 
     result = evaluate_run(tiny_translation_run, split="test", output_dir=tmp_path / "out")
     metrics = result["metrics"]
@@ -164,7 +164,7 @@ def test_evaluate_run_reports_bleu_chrf_perplexity_and_writes_hypotheses(
     from sacrebleu import corpus_bleu
 
     from seq2seq.config import load_run_config
-    from seq2seq.corpora.loading import load_splits
+    from seq2seq.data.corpora.loading import load_splits
 
     config = load_run_config(tiny_translation_run / "config.yaml")
     references = [pair.target for pair in load_splits(config.data)["test"]]
@@ -178,7 +178,7 @@ def test_evaluate_run_reports_bleu_chrf_perplexity_and_writes_hypotheses(
 
 @pytest.mark.slow
 def test_evaluate_pairs_file_with_dialogue_metrics(tiny_translation_run, tmp_path):
-    from seq2seq.evaluation import evaluate_run
+    from seq2seq.inference.evaluation import evaluate_run
 
     path = tmp_path / "mine.tsv"
     path.write_text("One two .\tUno dos .\nSeven .\tSiete .\n", "utf-8")  # English first
@@ -241,8 +241,8 @@ def test_cli_evaluates_and_reports_bad_pairs_lines(tiny_translation_run, tmp_pat
 
 @pytest.mark.slow
 def test_teacher_forced_loss_matches_the_training_dev_loss(tiny_translation_run, tiny_translator):
-    from seq2seq.corpora.loading import load_splits
-    from seq2seq.evaluation import score
+    from seq2seq.data.corpora.loading import load_splits
+    from seq2seq.inference.evaluation import score
     from seq2seq.runs import RunPaths, read_metrics
 
     translator = tiny_translator

@@ -1,5 +1,5 @@
 """Exports: the SavedModel translates text like ``Translator``, stands alone, survives bad
-input; the graph tokenizers match ``seq2seq.text``; TFLite greedy matches too."""
+input; the graph tokenizers match ``seq2seq.data.tokenizers``; TFLite greedy matches too."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seq2seq.dialogue import build_source
+from seq2seq.data.dialogue import build_source
+from seq2seq.data.tokenizers import SentencePieceTokenizer, WordTokenizer, normalize
 from seq2seq.export import (
     INPUT_NAME,
     METADATA_FILE,
@@ -31,16 +32,15 @@ from seq2seq.export import (
     export_tflite,
     main,
 )
-from seq2seq.graph_text import (
+from seq2seq.exporting.graph_tokenizers import (
     GraphTextError,
     WordCodec,
     graph_codec,
     normalize_graph,
     valid_utf8,
 )
+from seq2seq.inference.translator import Translator
 from seq2seq.runs import RunError
-from seq2seq.text import SentencePieceTokenizer, WordTokenizer, normalize
-from seq2seq.translator import Translator
 
 pytest.importorskip("tensorflow_text")
 
@@ -314,7 +314,7 @@ def test_cli_exports(tiny_run, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["cli"], "no staging folder left behind"
 
 
-# -- graph text vs seq2seq.text -------------------------------------------------------
+# -- graph text vs seq2seq.data.tokenizers -------------------------------------------------------
 
 TRICKY = [
     "  Hello,\u00a0WORLD!\u2003 ",
@@ -461,9 +461,9 @@ def real_run(request, shared_data_dir, tmp_path_factory):
     """A small es->en model trained for ~130 steps on real Tatoeba pairs, and 100 test
     sentences of its own leak-free split, from its shortest to its longest."""
     from seq2seq.config import load_config
-    from seq2seq.corpora.loading import load_splits
-    from seq2seq.training import train
-    from seq2seq.training_data import evenly_spaced
+    from seq2seq.data.corpora.loading import load_splits
+    from seq2seq.training.data import evenly_spaced
+    from seq2seq.training.loop import train
 
     config = load_config("quickstart", overrides=[*REAL, *REAL_KINDS[request.param]])
     run = tmp_path_factory.mktemp(request.param) / "run"

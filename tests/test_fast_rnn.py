@@ -152,7 +152,7 @@ def training_batch():
 def test_a_training_step_with_the_fast_path_equals_one_with_the_keras_layers():
     """Same seed, same batch, one step of the project's trainer each way: same loss,
     same gradient norm, same weights after the update."""
-    from seq2seq.training import build_trainer
+    from seq2seq.training.loop import build_trainer
 
     results = {}
     for name, fast in (("keras", False), ("fast", True)):

@@ -24,7 +24,7 @@ def mixed_models(tiny_run, tmp_path_factory) -> Path:
     """``ok`` plus broken runs whose names sort first (so a broken one would be the
     default choice if it were listed): a truncated model, a damaged FORMAT, an empty
     config.yaml, a model beside other vocabularies; and a folder that is not a run."""
-    from seq2seq.text import SPECIAL_PIECES, WordTokenizer
+    from seq2seq.data.tokenizers import SPECIAL_PIECES, WordTokenizer
 
     models = tmp_path_factory.mktemp("mixed-models")
     ignore = shutil.ignore_patterns("logs", "backup", "eval-*")

@@ -48,7 +48,7 @@ def test_output_onto_the_input_is_refused_and_the_input_kept(tiny_run, tmp_path,
 def test_output_is_replaced_only_when_complete(tiny_run, tmp_path, monkeypatch, capsys):
     """Killed (Ctrl-C) after the first chunk: the old output file is intact, no half file
     and no temporary file is left; a complete run then replaces it."""
-    from seq2seq.translator import Translator
+    from seq2seq.inference.translator import Translator
 
     source = write(tmp_path / "in.txt", ("one two .\n" * 600).encode())
     output = write(tmp_path / "out.txt", b"previous results\n")
@@ -252,7 +252,7 @@ def test_random_bytes_in_format(run_copy, capsys):
 
 
 def test_truncated_sentencepiece_model(run_copy, capsys):
-    from seq2seq.text import SentencePieceTokenizer
+    from seq2seq.data.tokenizers import SentencePieceTokenizer
 
     words = "one two three four five six seven eight nine zero".split()
     texts = [" ".join(words[i:] + words[:i]) for i in range(10)] * 20
@@ -283,7 +283,7 @@ def test_truncated_model_offers_last_keras(run_copy, capsys):
 
 def test_model_from_another_run_is_refused(run_copy, capsys):
     """Item 7: a model beside tokenizers of other vocabulary sizes must not translate."""
-    from seq2seq.text import SPECIAL_PIECES, WordTokenizer
+    from seq2seq.data.tokenizers import SPECIAL_PIECES, WordTokenizer
 
     folder = run_copy / "target_vocab"
     for child in folder.iterdir():
@@ -311,7 +311,7 @@ def test_chat_survives_invalid_utf8_and_lone_carriage_returns(tiny_run, monkeypa
 
 def test_chat_ctrl_c_while_decoding_ends_without_a_traceback(tiny_run, monkeypatch, capsys):
     from seq2seq.chat import main as chat_main
-    from seq2seq.dialogue import ChatSession
+    from seq2seq.data.dialogue import ChatSession
 
     def interrupted(self, message, **overrides):  # Ctrl-C not taken between chunks
         raise KeyboardInterrupt

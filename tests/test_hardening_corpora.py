@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from seq2seq.config import DataConfig
-from seq2seq.corpora import CorpusError, load_splits
+from seq2seq.data.corpora import CorpusError, load_splits
 
 
 def write_gz(path: Path, text: str) -> None:
@@ -109,7 +109,7 @@ def test_unresolvable_host_fails_at_once(tmp_path, monkeypatch, no_download):
     """Offline, with no local copy: the good 'not found' error, without download retries."""
     import socket
 
-    from seq2seq.corpora import CorpusNotFoundError
+    from seq2seq.data.corpora import CorpusNotFoundError
 
     def unresolvable(host, *args, **kwargs):
         raise socket.gaierror(-3, "Temporary failure in name resolution")
@@ -127,7 +127,7 @@ def test_a_resolver_that_never_answers_is_given_up(monkeypatch):
     import socket
     import threading
 
-    from seq2seq.corpora import tfds_builders
+    from seq2seq.data.corpora import tfds_builders
 
     release = threading.Event()
     monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: release.wait(60))

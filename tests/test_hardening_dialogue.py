@@ -12,9 +12,9 @@ import itertools
 import pytest
 
 from seq2seq.config import DataConfig
-from seq2seq.corpora.loading import dialogue_pairs
-from seq2seq.corpora.readers import LineReport, read_dailydialog
-from seq2seq.dialogue import ChatSession, build_source, drop_oldest_turns, keep_end
+from seq2seq.data.corpora.loading import dialogue_pairs
+from seq2seq.data.corpora.readers import LineReport, read_dailydialog
+from seq2seq.data.dialogue import ChatSession, build_source, drop_oldest_turns, keep_end
 
 SEP = " <sep> "
 LIMIT = 20

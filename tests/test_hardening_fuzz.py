@@ -20,9 +20,9 @@ import yaml  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from seq2seq import textio  # noqa: E402
-from seq2seq.line_translation import translate_lines  # noqa: E402
-from seq2seq.translator import InputError, Translator  # noqa: E402
+from seq2seq.cli import line_io  # noqa: E402
+from seq2seq.inference.translator import InputError, Translator  # noqa: E402
+from seq2seq.translate import translate_lines  # noqa: E402
 
 FUZZ = settings(
     deadline=None,
@@ -84,9 +84,9 @@ def test_cli_input_path_keeps_one_output_line_per_input_line(translator, data):
     stream = io.BufferedReader(io.BytesIO(data))
     try:
         good, bad = translate_lines(
-            translator, textio.read_lines(stream, "f.txt"), "f.txt", out, {}, False
+            translator, line_io.read_lines(stream, "f.txt"), "f.txt", out, {}, False
         )
-    except textio.TextInputError as error:  # refused as a whole (UTF-16): said clearly
+    except line_io.TextInputError as error:  # refused as a whole (UTF-16): said clearly
         assert "UTF-16" in str(error)
         return
     assert good + bad == expected_lines(data)

@@ -1,4 +1,4 @@
-"""MMI reranking (``seq2seq.mmi``): the formula, finding and checking the backward run,
+"""MMI reranking (``seq2seq.inference.mmi``): the formula, finding and checking the backward run,
 reranking on a tiny chat run with its tiny backward run, and the errors of the commands."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from seq2seq.config import ConfigError, load_config
-from seq2seq.decode_options import resolve_decode
-from seq2seq.mmi import (
+from seq2seq.inference.mmi import (
     check_backward,
     find_backward,
     last_turn,
@@ -20,6 +19,7 @@ from seq2seq.mmi import (
     require_backward,
 )
 from seq2seq.runs import RunError
+from seq2seq.search.options import resolve_decode
 
 CHAT = load_config("chat")
 BACKWARD = load_config("chat-backward")
@@ -70,7 +70,7 @@ def test_mmi_settings_are_validated():
 
 @pytest.fixture(scope="module")
 def chat_translator(tiny_dialogue_run, tiny_dialogue_backward):
-    from seq2seq.translator import Translator
+    from seq2seq.inference.translator import Translator
 
     return Translator.from_run(tiny_dialogue_run)
 
@@ -79,9 +79,9 @@ def chat_translator(tiny_dialogue_run, tiny_dialogue_backward):
 def test_mmi_picks_the_candidate_the_formula_says(chat_translator, tiny_dialogue_backward, method):
     """The reply is the n-best candidate with the highest forward + lambda * backward +
     gamma * length, each log-probability recomputed here from its parts."""
-    from seq2seq.decoding import strip_ids
-    from seq2seq.mmi import candidate_decode
-    from seq2seq.prediction import pad_batch
+    from seq2seq.inference.mmi import candidate_decode
+    from seq2seq.inference.prediction import pad_batch
+    from seq2seq.search.loops import strip_ids
 
     translator = chat_translator
     assert translator.backward_dir == tiny_dialogue_backward  # found beside the run
@@ -114,7 +114,7 @@ def test_candidates_scored_once_rerank_like_translate_for_every_setting(chat_tra
     """``mmi_candidates`` + ``mmi_rerank`` (the sweep's path: one search for many settings)
     gives ``translate``'s reply and score for each (lambda, gamma)."""
     from seq2seq.config import ConfigError
-    from seq2seq.mmi import mmi_rerank
+    from seq2seq.inference.mmi import mmi_rerank
 
     sources = ["hi! <sep> how are you?", "nine nine .", "what time is it?"]
     search = {"method": method, "mmi_candidates": 4, **({"seed": 5} if method == "sample" else {})}
@@ -131,7 +131,7 @@ def test_candidates_scored_once_rerank_like_translate_for_every_setting(chat_tra
 
 
 def test_mmi_without_backward_model_is_refused(tiny_dialogue_run, tmp_path):
-    from seq2seq.translator import Translator
+    from seq2seq.inference.translator import Translator
 
     lonely = tmp_path / "lonely"
     shutil.copytree(tiny_dialogue_run, lonely)
@@ -222,7 +222,7 @@ def test_plato_bleu_check_compares_reply_by_reply_with_the_module_it_is_given(
 
     from conftest import REPO
 
-    from seq2seq.evaluation import run_config, split_pairs
+    from seq2seq.inference.evaluation import run_config, split_pairs
 
     # replies that share some words and word pairs with their references, and miss others
     references = [target for _, target in split_pairs(run_config(tiny_dialogue_run), "dev")]
@@ -240,7 +240,7 @@ def test_plato_bleu_check_compares_reply_by_reply_with_the_module_it_is_given(
     faithful = tmp_path / "faithful.py"
     faithful.write_text(
         "from nltk.translate.bleu_score import sentence_bleu\n"
-        "from seq2seq.metrics import nltk34_method7\n"
+        "from seq2seq.inference.metrics import nltk34_method7\n"
         "class SmoothingFunction:\n    method7 = staticmethod(nltk34_method7)\n"
     )
     current = tmp_path / "current.py"

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from seq2seq.config import ModelConfig
-from seq2seq.losses import MaskedCrossEntropy
 from seq2seq.model import (
     BahdanauAttention,
     Decoder,
@@ -19,6 +18,7 @@ from seq2seq.model import (
     parameter_counts,
     parameter_counts_per_cell,
 )
+from seq2seq.model.losses import MaskedCrossEntropy
 
 SOURCE_VOCAB, TARGET_VOCAB = 40, 50
 
@@ -95,7 +95,7 @@ FAST = {0}
 def test_every_architecture_trains_steps_and_decodes(settings):
     """Each architecture is built once: one training step, the stepping cells, then the
     compiled greedy and beam searches (beam size 1 is greedy)."""
-    from seq2seq.decoding import Searcher
+    from seq2seq.search.searcher import Searcher
 
     keras.utils.set_random_seed(0)
     model = build_model(tiny(**settings), SOURCE_VOCAB, TARGET_VOCAB)

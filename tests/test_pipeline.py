@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seq2seq.constants import END, PAD, START
-from seq2seq.pipeline import (
+from seq2seq.data.pipeline import (
     count_target_tokens,
     filter_by_length,
     make_dataset,

@@ -7,8 +7,7 @@ import pytest
 
 from seq2seq.config import DecodeConfig, ModelConfig
 from seq2seq.constants import END, PAD, START
-from seq2seq.decoding import SearchResult
-from seq2seq.prediction import (
+from seq2seq.inference.prediction import (
     batch_seed,
     batches,
     corpus_scores,
@@ -16,6 +15,7 @@ from seq2seq.prediction import (
     pad_batch,
     teacher_forced_loss,
 )
+from seq2seq.search.loops import SearchResult
 
 SOURCES = [[5, 6, 7], [8], [9, 10, 11, 12, 13], [14, 15], [16]]
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import REPO, SAMPLE_RUN
 
-from seq2seq import quiet
+from seq2seq.cli import quiet
 
 
 def run_module(*args: str, verbose: bool = False) -> subprocess.CompletedProcess:
@@ -44,7 +44,7 @@ def test_a_cli_is_quiet_but_keeps_real_warnings():
     """The same start-up with and without --verbose: the noise is there (so the check can
     fail) and goes away, while a Python warning and TensorFlow's Python logger stay."""
     script = (
-        "import sys; from seq2seq import quiet; quiet.setup('-v' in sys.argv)\n"
+        "import sys; from seq2seq.cli import quiet; quiet.setup('-v' in sys.argv)\n"
         "import logging, warnings\n"
         "logging.basicConfig(level=logging.INFO)\n"
         "import tensorflow as tf\n"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from seq2seq.config import load_config
-from seq2seq.corpora.loading import load_splits
-from seq2seq.corpora.readers import LineReport, read_dailydialog
-from seq2seq.evaluation import read_pairs_file
+from seq2seq.data.corpora.loading import load_splits
+from seq2seq.data.corpora.readers import LineReport, read_dailydialog
+from seq2seq.inference.evaluation import read_pairs_file
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "sample"
@@ -60,9 +60,9 @@ def test_readme_example_config_splits_the_sample_without_leaks(monkeypatch):
 
 @pytest.mark.slow
 def test_readme_example_trains_and_evaluates(tmp_path, monkeypatch):
-    from seq2seq.evaluation import evaluate_run
+    from seq2seq.inference.evaluation import evaluate_run
     from seq2seq.runs import RunPaths, read_metrics
-    from seq2seq.training import train
+    from seq2seq.training.loop import train
 
     monkeypatch.chdir(REPO)
     config = load_config(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seq2seq.decoding import (
+from seq2seq.search.searcher import (
     EAGER_MAX_SENTENCES,
     XLA_MIN_SENTENCES,
     Searcher,
@@ -28,8 +28,8 @@ def traces(searcher: Searcher, method: str) -> int:
 
 @pytest.fixture(scope="module")
 def source(tiny_run) -> np.ndarray:
-    from seq2seq.prediction import pad_batch
-    from seq2seq.text import load_tokenizer
+    from seq2seq.data.tokenizers import load_tokenizer
+    from seq2seq.inference.prediction import pad_batch
 
     tokenizer = load_tokenizer(tiny_run / "source_vocab")
     return pad_batch(tokenizer.encode_batch(["one two three .", "nine .", "five six seven ."]))
@@ -116,7 +116,7 @@ def test_a_failed_build_leaves_the_search_eager(tiny_translator, source, caplog)
 @pytest.fixture
 def plans(monkeypatch):
     """The search plan every ``Translator.from_run`` of the test was given."""
-    from seq2seq.translator import Translator
+    from seq2seq.inference.translator import Translator
 
     seen: list[SearchPlan] = []
     load = Translator.from_run.__func__
@@ -200,8 +200,8 @@ def test_exit_during_a_background_build_waits_for_it_and_exits_cleanly(tiny_run)
 
     script = (
         "import sys\n"
-        "from seq2seq.translator import Translator\n"
-        "from seq2seq.decoding import Searcher\n"
+        "from seq2seq.inference.translator import Translator\n"
+        "from seq2seq.search.searcher import Searcher\n"
         "model = Translator.from_run(sys.argv[1]).model\n"
         "searcher = Searcher(model, jit_compile=True, eager_until_built=True)\n"
         "searcher.warm_up(('greedy', 'beam', 'sample'))\n"

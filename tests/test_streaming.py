@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seq2seq.dialogue import ChatSession
-from seq2seq.prediction import pad_batch
+from seq2seq.data.dialogue import ChatSession
+from seq2seq.inference.prediction import pad_batch
 
 SETTINGS = [
     {"method": "greedy"},
@@ -53,7 +53,7 @@ def test_beam_and_bad_settings_do_not_stream(tiny_translator):
 
 @pytest.fixture
 def chat_translator(tiny_dialogue_run):
-    from seq2seq.translator import Translator
+    from seq2seq.inference.translator import Translator
 
     translator = Translator.from_run(tiny_dialogue_run)
     translator.chunk_steps = 1

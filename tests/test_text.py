@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.text import (
+from seq2seq.data.tokenizers import (
     END,
     PAD,
     SPECIAL_PIECES,

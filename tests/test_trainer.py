@@ -34,7 +34,7 @@ def test_mixed_precision_unscales_the_gradient_before_clipping_and_learns():
     import keras
     import tensorflow as tf
 
-    from seq2seq.training import build_trainer
+    from seq2seq.training.loop import build_trainer
 
     norms, losses, optimizers = {}, {}, {}
     for policy in ("float32", "mixed_float16", "mixed_bfloat16"):
@@ -72,7 +72,7 @@ def test_mixed_precision_unscales_the_gradient_before_clipping_and_learns():
 def test_precision_settings_name_their_keras_policy(setting, policy):
     import keras
 
-    from seq2seq.training import configure_precision, fastest_mixed_policy
+    from seq2seq.training.loop import configure_precision, fastest_mixed_policy
 
     if setting == "auto":  # float16 on a GPU, bfloat16 on this project's CPUs, else float32
         policy = fastest_mixed_policy() or policy
@@ -91,7 +91,7 @@ def test_an_unknown_precision_is_refused_with_the_choices():
 
 
 def test_epochs_have_the_same_length_on_every_worker():
-    from seq2seq.training_data import epoch_schedule
+    from seq2seq.training.data import epoch_schedule
 
     assert epoch_schedule(tiny_config(batch_size=10), 1, 1000).steps is None  # an exact pass
     several = epoch_schedule(tiny_config(batch_size=10), 2, 1001)
@@ -103,11 +103,11 @@ def test_epochs_have_the_same_length_on_every_worker():
 def test_negative_clipnorm_is_refused_by_the_trainer():
     import tensorflow as tf
 
-    from seq2seq.training import build_trainer
+    from seq2seq.training.loop import build_trainer
 
     config = tiny_config()
     trainer = build_trainer(config, tf.distribute.get_strategy(), "float32", (32, 32))
-    from seq2seq.trainer import Trainer
+    from seq2seq.training.step import Trainer
 
     with pytest.raises(ValueError, match="clipnorm is -1"):
         Trainer(trainer.strategy, trainer.model, trainer.optimizer, trainer.loss, clipnorm=-1)
@@ -119,8 +119,8 @@ def test_bench_times_training_in_float32_and_in_the_fastest_mixed_policy():
     from conftest import SAMPLE_PAIRS, SAMPLE_RUN
 
     from seq2seq.bench import bench_training, report
-    from seq2seq.corpora.loading import Pair
-    from seq2seq.training import fastest_mixed_policy
+    from seq2seq.data.corpora.loading import Pair
+    from seq2seq.training.loop import fastest_mixed_policy
 
     lines = SAMPLE_PAIRS.read_text(encoding="utf-8").splitlines()
     pairs = [Pair(*line.split("\t")[:2], str(i)) for i, line in enumerate(lines) if "\t" in line]
@@ -159,7 +159,7 @@ def test_training_in_process_leaves_the_callers_policy_as_it_was(tmp_path):
     import keras
     from conftest import SAMPLE_RUN
 
-    from seq2seq.training import fastest_mixed_policy, train
+    from seq2seq.training.loop import fastest_mixed_policy, train
 
     overrides = [o for o in SAMPLE_RUN if "mixed_precision" not in o]
     config = load_config("quickstart", overrides=[*overrides, "train.epochs=1"])

@@ -14,8 +14,8 @@ import pytest
 
 from seq2seq.config import load_config
 from seq2seq.runs import RunError, open_run
-from seq2seq.training import train
-from seq2seq.training_data import evenly_spaced
+from seq2seq.training.data import evenly_spaced
+from seq2seq.training.loop import train
 
 TINY = [
     "data.max_pairs=3000",
@@ -119,8 +119,8 @@ def test_output_bias_starts_at_the_unigram_distribution():
 
     from seq2seq.config import ModelConfig
     from seq2seq.model import build_model
-    from seq2seq.training import initialise_output_bias
-    from seq2seq.training_data import target_frequencies
+    from seq2seq.training.data import target_frequencies
+    from seq2seq.training.loop import initialise_output_bias
 
     targets = [[4, 4, 5], [4, 6], [7]]
     counts = target_frequencies(targets, 10)
@@ -140,8 +140,8 @@ def test_early_stopping_patience_survives_a_resume(tmp_path):
     waited 2 epochs, so one more epoch without gain stops the resumed run."""
     import keras
 
-    from seq2seq.callbacks import ResumableEarlyStopping, ResumablePlateau
     from seq2seq.runs import RunPaths, write_metrics
+    from seq2seq.training.callbacks import ResumableEarlyStopping, ResumablePlateau
 
     paths = RunPaths(tmp_path).create()
     scores = [10.0, 12.0, 11.0, 11.0]

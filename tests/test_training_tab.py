@@ -25,9 +25,9 @@ from apps import quickstart, training_tab  # noqa: E402
 from apps.jobs import JobError, Request, TrainingJobs  # noqa: E402
 from apps.registry import survey  # noqa: E402
 from apps.run_status import FINISHED, STOPPED, TRAINING, run_status  # noqa: E402
-from seq2seq.callbacks import ProgressRecorder  # noqa: E402
 from seq2seq.config import config_yaml, load_config  # noqa: E402
 from seq2seq.runs import RunPaths, read_progress, write_metrics  # noqa: E402
+from seq2seq.training.callbacks import ProgressRecorder  # noqa: E402
 
 TINY = SAMPLE_RUN  # a run of the sample file that trains in seconds
 

@@ -103,7 +103,7 @@ def test_seeded_sampling_chunks_draw_independently(tiny_translator):
     line i of every chunk does not replay the same sample, and reruns are identical."""
     import io
 
-    from seq2seq.line_translation import translate_lines
+    from seq2seq.translate import translate_lines
 
     def run() -> list[str]:
         out = io.StringIO()

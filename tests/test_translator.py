@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from seq2seq.config import ConfigError
+from seq2seq.data.tokenizers import UNK
+from seq2seq.inference.translator import InputError, Translation, Translator
 from seq2seq.runs import RunError
-from seq2seq.text import UNK
-from seq2seq.translator import InputError, Translation, Translator
 
 
 @pytest.fixture(scope="module")

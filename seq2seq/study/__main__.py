@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from seq2seq import quiet
+from seq2seq.cli import quiet
 from seq2seq.config import ConfigError, preset_names
 from seq2seq.study.settings import (
     PROBE_TASKS,
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Every variant is a new model, so tf.function warns about "excessive retracing".
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    from seq2seq.corpora.errors import CorpusError
+    from seq2seq.data.corpora.errors import CorpusError
     from seq2seq.runs import RunError
 
     try:

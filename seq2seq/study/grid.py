@@ -22,8 +22,8 @@ from seq2seq.study.gates import cell_type, gate_saturation
 from seq2seq.study.gradients import embedded_source, encoder_gradient_curve, first_encoder_layer
 from seq2seq.study.settings import Budget
 from seq2seq.study.variants import DEFAULT_CLIPNORM, Variant
-from seq2seq.training import build_trainer, make_dev_scorer
-from seq2seq.training_data import PreparedData, dataset_function
+from seq2seq.training.data import PreparedData, dataset_function
+from seq2seq.training.loop import build_trainer, make_dev_scorer
 
 # Steps that trace the training function (a second trace relaxes the batch shapes); they
 # are left out of tokens/s and do not count against a time budget.

@@ -22,12 +22,12 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq.config import load_config
-from seq2seq.decoding import Searcher
-from seq2seq.pipeline import make_dataset
+from seq2seq.data.pipeline import make_dataset
+from seq2seq.data.tokenizers import END, PAD
+from seq2seq.search.searcher import Searcher
 from seq2seq.study.gradients import encoder_gradient_curve
 from seq2seq.study.settings import FIRST_SYMBOL, ProbeSettings
-from seq2seq.text import END, PAD
-from seq2seq.training import build_trainer
+from seq2seq.training.loop import build_trainer
 
 EVAL_SIZE = 256
 

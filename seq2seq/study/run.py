@@ -34,8 +34,8 @@ from seq2seq.study.settings import (
     save_settings,
 )
 from seq2seq.study.variants import CELLS, check_config, parse_variants
-from seq2seq.training_data import PreparedData, prepare_data
-from seq2seq.training_run import save_tokenizer_atomically
+from seq2seq.training.data import PreparedData, prepare_data
+from seq2seq.training.run_folder import save_tokenizer_atomically
 
 log = logging.getLogger(__name__)
 

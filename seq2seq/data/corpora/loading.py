@@ -4,7 +4,7 @@ Translation pairs are grouped into connected components (pairs sharing an Englis
 other-language sentence) and whole components go to one split by a seeded blake2b hash,
 so no sentence on either side appears in two splits, whatever the file order. Dialogue
 corpora keep their own splits (DailyDialog) or split by movie (Cornell). Text is returned
-raw; normalisation belongs to ``seq2seq.text``.
+raw; normalisation belongs to ``seq2seq.data.tokenizers``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq.config import DataConfig
-from seq2seq.corpora import readers
-from seq2seq.corpora.errors import CorpusError, CorpusNotFoundError
-from seq2seq.corpora.spec import TFDS_PREFIX, corpus_spec
-from seq2seq.dialogue import build_source
+from seq2seq.data.corpora import readers
+from seq2seq.data.corpora.errors import CorpusError, CorpusNotFoundError
+from seq2seq.data.corpora.spec import TFDS_PREFIX, corpus_spec
+from seq2seq.data.dialogue import build_source
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def sample(pairs: list[Pair], count: int, seed: int) -> list[Pair]:
 
 def examples(name: str, split: str, data: DataConfig) -> list[dict[str, Any]]:
     """Prepared TFDS examples (imports TensorFlow only when a TFDS corpus is used)."""
-    from seq2seq.corpora.tfds_builders import load_examples
+    from seq2seq.data.corpora.tfds_builders import load_examples
 
     return load_examples(
         name, split, data.data_dir, data.cache_dir, max_bad_fraction=data.max_bad_fraction
@@ -215,7 +215,7 @@ def tfds_keys(name: str, data: DataConfig) -> tuple[str, str]:
     """Source/target feature names: config fields, else the dataset's supervised keys."""
     if data.tfds_source_key and data.tfds_target_key:
         return data.tfds_source_key, data.tfds_target_key
-    from seq2seq.corpora.tfds_builders import prepare_builder
+    from seq2seq.data.corpora.tfds_builders import prepare_builder
 
     keys = prepare_builder(name, data.data_dir, data.cache_dir).info.supervised_keys
     if not keys or len(keys) != 2 or not all(isinstance(key, str) for key in keys):
@@ -228,7 +228,7 @@ def tfds_keys(name: str, data: DataConfig) -> tuple[str, str]:
 
 def load_tfds_corpus(data: DataConfig) -> dict[str, list[Pair]]:
     """Any TFDS translation dataset; its own splits are kept when it has them."""
-    from seq2seq.corpora.tfds_builders import prepare_builder
+    from seq2seq.data.corpora.tfds_builders import prepare_builder
 
     name = data.corpus
     source_key, target_key = tfds_keys(name, data)

@@ -5,7 +5,7 @@ the signatures are kept) plus the model's teacher-forced loss and perplexity on 
 pairs. Dialogue runs (a dialogue corpus in the corpus table, any run with
 ``data.context_turns > 0``, or ``task="dialogue"``) also get per-sentence BLEU-1/2,
 distinct-1/2, the average reply length and the degenerate-model check of
-``seq2seq.metrics`` (BLEU-n as defined there).
+``seq2seq.inference.metrics`` (BLEU-n as defined there).
 
 Loss is masked cross-entropy without label smoothing, averaged over all target tokens
 (END included): ``perplexity = exp(loss)``. Sources are shortened to
@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq.config import Config, ConfigError, load_run_config
-from seq2seq.corpora.readers import LineReport, read_anki
-from seq2seq.corpora.spec import is_dialogue
-from seq2seq.decode_options import resolve_decode
-from seq2seq.metrics import (
+from seq2seq.data.corpora.readers import LineReport, read_anki
+from seq2seq.data.corpora.spec import is_dialogue
+from seq2seq.inference.metrics import (
     BLEU_PROTOCOLS,
     DEFAULT_DEGENERATE_THRESHOLD,
     DEFAULT_STOCK_FRACTION,
@@ -36,9 +35,10 @@ from seq2seq.metrics import (
     distinct_n,
     sentence_bleu_n,
 )
-from seq2seq.mmi import require_backward
-from seq2seq.prediction import corpus_scores, teacher_forced_loss
+from seq2seq.inference.mmi import require_backward
+from seq2seq.inference.prediction import corpus_scores, teacher_forced_loss
 from seq2seq.runs import RunError, open_run
+from seq2seq.search.options import resolve_decode
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def run_config(run_dir: str | Path) -> Config:
 def split_pairs(config: Config, split: str) -> list[tuple[str, str]]:
     if split not in SPLITS:
         raise EvaluationError(f"split is {split!r}; allowed: {', '.join(SPLITS)}")
-    from seq2seq.corpora.loading import load_splits
+    from seq2seq.data.corpora.loading import load_splits
 
     pairs = load_splits(config.data)[split]
     if not pairs:
@@ -126,7 +126,7 @@ def decode_sources(
     translator: Any, sources: list[str], batch_size: int, decode: dict[str, Any]
 ) -> tuple[list[str], int]:
     """Every source's best output, in order, and how many sources were cut to length."""
-    from seq2seq.translator import InputError
+    from seq2seq.inference.translator import InputError
 
     for number, source in enumerate(sources, start=1):
         try:
@@ -223,8 +223,8 @@ def evaluate_run(
     available = len(pairs)
     pairs = pairs[:max_sentences] if max_sentences else pairs
     if translator is None:
-        from seq2seq.decoding import plan_searches
-        from seq2seq.translator import Translator
+        from seq2seq.inference.translator import Translator
+        from seq2seq.search.searcher import plan_searches
 
         # XLA only where its compiling pays off, and where the run allows it
         plan = plan_searches(len(pairs), None if config.decode.jit_compile else False)

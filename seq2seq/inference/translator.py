@@ -6,7 +6,7 @@ batches by length, searches with the run's ``decode`` settings (overridable per 
 validated like the config) and returns one ``Translation`` per input, in input order.
 ``stream(sentence)`` yields one input's translation as it grows, chunk by chunk of
 decoder steps; with ``mmi_lambda`` set, a dialogue run reranks its n-best lists by mutual
-information with its backward run (``seq2seq.mmi``).
+information with its backward run (``seq2seq.inference.mmi``).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from seq2seq.cli.line_io import clean_text
 from seq2seq.config import Config, ConfigError, DecodeConfig, load_run_config
 from seq2seq.constants import UNK
-from seq2seq.corpora.spec import is_dialogue
-from seq2seq.decode_options import resolve_decode
-from seq2seq.decoding import STREAM_CHUNK_STEPS, STREAMABLE, Searcher, SearchResult, strip_ids
-from seq2seq.dialogue import drop_oldest_turns, keep_end
-from seq2seq.mmi import (
+from seq2seq.data.corpora.spec import is_dialogue
+from seq2seq.data.dialogue import drop_oldest_turns, keep_end
+from seq2seq.data.tokenizers import Tokenizer, TokenizerError, load_tokenizer, normalize
+from seq2seq.inference.mmi import (
     BackwardScorer,
     MmiCandidate,
     candidate_decode,
@@ -36,10 +36,11 @@ from seq2seq.mmi import (
     mmi_rerank,
     require_backward,
 )
-from seq2seq.prediction import SequenceScorer, pad_batch, search_batches
+from seq2seq.inference.prediction import SequenceScorer, pad_batch, search_batches
 from seq2seq.runs import RunError, RunPaths, model_file, open_run
-from seq2seq.text import Tokenizer, TokenizerError, load_tokenizer, normalize
-from seq2seq.textio import clean_text
+from seq2seq.search.loops import SearchResult, strip_ids
+from seq2seq.search.options import resolve_decode
+from seq2seq.search.searcher import STREAM_CHUNK_STEPS, STREAMABLE, Searcher
 
 BATCH_SIZE = 64
 
@@ -171,7 +172,7 @@ class Translator:
         translator decodes more than a few batches). ``eager_until_built``: searches run
         op by op until their program is built (``Searcher``): for a few sentences, or an
         app that calls ``searcher.warm_up()``. A dialogue run takes ``backward`` (else
-        ``RUN-backward`` when it exists, ``seq2seq.mmi.find_backward``) as its backward
+        ``RUN-backward`` when it exists, ``seq2seq.inference.mmi.find_backward``) as its backward
         model for MMI reranking, loaded on first use.
         """
         paths = open_run(run_dir)
@@ -228,7 +229,7 @@ class Translator:
 
     def decode_config(self, **overrides: Any) -> DecodeConfig:
         """The run's decode settings with ``overrides`` (``DecodeConfig`` fields), validated
-        by ``seq2seq.decode_options.resolve_decode`` (``ConfigError`` names the field)."""
+        by ``seq2seq.search.options.resolve_decode`` (``ConfigError`` names the field)."""
         return resolve_decode(self.config, overrides)
 
     # -- inputs ----------------------------------------------------------------------
@@ -278,7 +279,7 @@ class Translator:
 
     def fit_text(self, text: str) -> str:
         """A dialogue input without the oldest context turns it cannot hold (one rule for
-        the translator, ``evaluate`` and chat: ``seq2seq.dialogue``); other text as is."""
+        the translator, ``evaluate`` and chat: ``seq2seq.data.dialogue``); other text as is."""
         if not self.dialogue:
             return text
         limit = self.config.data.max_source_length
@@ -302,9 +303,9 @@ class Translator:
         """One ``Translation`` per sentence, in order; ``InputError`` names a bad input.
 
         Sentences are decoded in length-sorted batches of ``batch_size``
-        (``seq2seq.prediction``), each with its own seed derived from ``decode.seed``.
+        (``seq2seq.inference.prediction``), each with its own seed derived from ``decode.seed``.
         With ``decode.mmi_lambda`` set, each input's n-best list is reranked by mutual
-        information (``seq2seq.mmi``); ``RunError`` when there is no backward model.
+        information (``seq2seq.inference.mmi``); ``RunError`` when there is no backward model.
         """
         if isinstance(sentences, str):
             sentences = [sentences]
@@ -326,7 +327,7 @@ class Translator:
     ) -> list[list[MmiCandidate]]:
         """Each sentence's MMI candidates (the n-best list ``translate`` reranks) with the
         terms of their score unweighted, in the search's order: reranking them for many
-        ``mmi_lambda``/``mmi_gamma`` values (``seq2seq.mmi.mmi_rerank``) needs one search
+        ``mmi_lambda``/``mmi_gamma`` values (``seq2seq.inference.mmi.mmi_rerank``) needs one search
         and two scoring passes in all. ``mmi_lambda`` must be set (its value is unused)."""
         decode = self.decode_config(**decode_overrides)
         if decode.mmi_lambda is None:

@@ -12,9 +12,9 @@ import keras
 import tensorflow as tf
 
 from seq2seq.config import DecodeConfig
-from seq2seq.decoding import Searcher
-from seq2seq.losses import MaskedCrossEntropy
-from seq2seq.prediction import corpus_scores, decode_corpus, perplexity
+from seq2seq.inference.prediction import corpus_scores, decode_corpus, perplexity
+from seq2seq.model.losses import MaskedCrossEntropy
+from seq2seq.search.searcher import Searcher
 
 
 class DevScorer:

@@ -1,7 +1,7 @@
 """Conversations -> model inputs, and a multi-turn chat session over a ``Translator``.
 
 ``build_source`` is the single place that turns a conversation into a model input: the
-corpus loader (``seq2seq.corpora.loading.dialogue_pairs``) builds training sources with it
+corpus loader (``seq2seq.data.corpora.loading.dialogue_pairs``) builds training sources with it
 and ``ChatSession`` builds its inputs with it, so a chat model sees at inference exactly the
 kind of input it was trained on. This module imports no TensorFlow.
 """
@@ -58,7 +58,7 @@ def keep_end(ids: list[int], limit: int) -> list[int]:
 class ChatSession:
     """A conversation with a dialogue model: keeps the turns and builds each input.
 
-    ``translator`` is a ``seq2seq.translator.Translator`` (anything with ``config`` and
+    ``translator`` is a ``seq2seq.inference.translator.Translator`` (anything with ``config`` and
     ``translate_one(text, **decode_overrides)`` works). The number of context turns and the
     separator come from the run's ``data`` config; when the joined input would be longer
     than the model was trained on (``data.max_source_length`` tokens) or than the

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import keras
 
-from seq2seq.callbacks import write_history
 from seq2seq.config import Config, ConfigError, config_yaml, load_run_config
+from seq2seq.data.tokenizers import Tokenizer
 from seq2seq.runs import (
     RunError,
     RunPaths,
@@ -22,8 +22,8 @@ from seq2seq.runs import (
     write_metrics,
     write_text_atomically,
 )
-from seq2seq.text import Tokenizer
-from seq2seq.training_data import PreparedData
+from seq2seq.training.callbacks import write_history
+from seq2seq.training.data import PreparedData
 
 
 def open_run_config(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from seq2seq.losses import MaskedCrossEntropy
+from seq2seq.model.losses import MaskedCrossEntropy
 
 SUM = tf.distribute.ReduceOp.SUM
 

@@ -16,11 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq.config import Config, ConfigError
-from seq2seq.corpora.loading import Pair, load_splits
-from seq2seq.corpora.spec import corpus_languages
-from seq2seq.pipeline import count_target_tokens, filter_by_length, make_dataset
+from seq2seq.data.corpora.loading import Pair, load_splits
+from seq2seq.data.corpora.spec import corpus_languages
+from seq2seq.data.pipeline import count_target_tokens, filter_by_length, make_dataset
+from seq2seq.data.tokenizers import END, Tokenizer, fit_tokenizer, load_tokenizer
 from seq2seq.runs import RunPaths
-from seq2seq.text import END, Tokenizer, fit_tokenizer, load_tokenizer
 
 
 @dataclass

@@ -8,7 +8,7 @@ samples) and reorders it by
                    + mmi_gamma * length(reply)
 
 where both log-probabilities are *summed* token log-probabilities (END included, not
-length-normalised) from teacher-forced passes of ``seq2seq.prediction.SequenceScorer``:
+length-normalised) from teacher-forced passes of ``seq2seq.inference.prediction.SequenceScorer``:
 the forward one with the chat run itself, the backward one with a run trained on the same
 dialogues with the sides swapped (preset ``chat-backward``: ``data.reverse: true``, no
 context), and ``length`` counts the reply's target tokens (END excluded). A reply that
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from seq2seq.config import Config, ConfigError, DecodeConfig, load_run_config
 from seq2seq.constants import UNK
-from seq2seq.corpora.spec import is_dialogue
+from seq2seq.data.corpora.spec import is_dialogue
 from seq2seq.runs import RunError, open_run
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def mmi_order(scores: Sequence[float]) -> list[int]:
 class MmiCandidate:
     """One candidate reply and the unweighted terms of its MMI score."""
 
-    hypothesis: Any  # a seq2seq.translator.Hypothesis (text, tokens, ids, ...)
+    hypothesis: Any  # a seq2seq.inference.translator.Hypothesis (text, tokens, ids, ...)
     forward: float  # log p(reply | message)
     backward: float  # log p(message | reply)
     length: int  # reply tokens, END excluded
@@ -170,10 +170,10 @@ def require_backward(
 
 
 class BackwardScorer:
-    """log p(message | reply) with a loaded backward run (a ``seq2seq.translator.Translator``)."""
+    """log p(message | reply) with a loaded backward run (a ``Translator``)."""
 
     def __init__(self, backward: Any):
-        from seq2seq.prediction import SequenceScorer
+        from seq2seq.inference.prediction import SequenceScorer
 
         self.backward = backward
         self.scorer = SequenceScorer(backward.model)

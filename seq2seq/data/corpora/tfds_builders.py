@@ -3,7 +3,7 @@
 Builders read a local folder laid out like ``shared/data`` (``data_dir`` argument, else
 ``$SEQ2SEQ_DATA_DIR``) and only call the TFDS downloader when the local files are
 missing, so preparation never touches the network when the data is on disk. File names, download
-URLs and checksums come from the corpus table (``seq2seq.corpora.spec``): local files are
+URLs and checksums come from the corpus table (``seq2seq.data.corpora.spec``): local files are
 checked against the sha256 of the known release, so a different or corrupted copy is
 caught before it is cached. Prepared data lives under
 a cache folder whose name carries a fingerprint of the source files, so changing the
@@ -32,9 +32,14 @@ import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core.download.checksums import UrlInfo
 
-from seq2seq.corpora import readers
-from seq2seq.corpora.errors import CACHE_DIR_ENV, DATA_DIR_ENV, CorpusError, CorpusNotFoundError
-from seq2seq.corpora.spec import (
+from seq2seq.data.corpora import readers
+from seq2seq.data.corpora.errors import (
+    CACHE_DIR_ENV,
+    DATA_DIR_ENV,
+    CorpusError,
+    CorpusNotFoundError,
+)
+from seq2seq.data.corpora.spec import (
     CORPORA,
     TFDS_PREFIX,
     CorpusSpec,

@@ -1,4 +1,4 @@
-"""The tokenizers of ``seq2seq.text`` as TensorFlow graph ops, for exported models.
+"""The tokenizers of ``seq2seq.data.tokenizers`` as TensorFlow graph ops, for exported models.
 
 An export must turn strings into ids and back without Python, so each tokenizer gets a
 ``tf.Module`` twin (``graph_codec``) whose ``encode``/``decode`` are pure TensorFlow:
@@ -30,7 +30,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from seq2seq.text import (
+from seq2seq.data.tokenizers import (
     END,
     PAD,
     UNK,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from seq2seq.corpora.errors import CorpusError
+from seq2seq.data.corpora.errors import CorpusError
 
 TASKS = ("translation", "dialogue")
 USER_CORPORA = ("tsv", "tfds:NAME")

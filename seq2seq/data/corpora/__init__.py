@@ -4,9 +4,9 @@ Importing this package does not import TensorFlow; ``tfds_builders`` does, and i
 loaded when a TFDS-backed corpus is requested.
 """
 
-from seq2seq.corpora.errors import CorpusError, CorpusNotFoundError
-from seq2seq.corpora.loading import Pair, load_splits, split_summary
-from seq2seq.corpora.readers import LineReport
+from seq2seq.data.corpora.errors import CorpusError, CorpusNotFoundError
+from seq2seq.data.corpora.loading import Pair, load_splits, split_summary
+from seq2seq.data.corpora.readers import LineReport
 
 __all__ = [
     "CorpusError",

@@ -2,7 +2,7 @@
 
 ``train(config, output)`` is the library entry point; ``python -m seq2seq.train`` is a thin
 command line over it. The same loop runs on one CPU, on several local GPUs and on several
-hosts: only the ``tf.distribute`` strategy differs (see ``seq2seq.trainer`` for why this is
+hosts: only the ``tf.distribute`` strategy differs (see ``seq2seq.training.step`` for why this is
 not ``model.fit``). Keras callbacks still do the bookkeeping: early stopping, LR plateaus,
 TensorBoard, ``TerminateOnNaN``, the progress bar and the run record.
 
@@ -27,25 +27,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seq2seq.callbacks import (
+from seq2seq.config import Config, TrainConfig
+from seq2seq.data.pipeline import make_dataset
+from seq2seq.model import Seq2Seq, build_model
+from seq2seq.model.losses import MaskedCrossEntropy
+from seq2seq.runs import (
+    RunPaths,
+    read_metrics,
+)
+from seq2seq.training.callbacks import (
     ProgressRecorder,
     ResumableEarlyStopping,
     ResumablePlateau,
     RunRecorder,
 )
-from seq2seq.checkpoints import restore_latest, save_epoch_weights, save_state
-from seq2seq.cluster import ClusterError, cluster_task, make_strategy
-from seq2seq.config import Config, TrainConfig
-from seq2seq.dev_scores import DevScorer
-from seq2seq.losses import MaskedCrossEntropy
-from seq2seq.model import Seq2Seq, build_model
-from seq2seq.pipeline import make_dataset
-from seq2seq.runs import (
-    RunPaths,
-    read_metrics,
-)
-from seq2seq.trainer import Trainer
-from seq2seq.training_data import (
+from seq2seq.training.checkpoints import restore_latest, save_epoch_weights, save_state
+from seq2seq.training.cluster import ClusterError, cluster_task, make_strategy
+from seq2seq.training.data import (
     PreparedData,
     Schedule,
     dataset_function,
@@ -54,13 +52,15 @@ from seq2seq.training_data import (
     prepare_data,
     vocabulary_fingerprint,
 )
-from seq2seq.training_run import (
+from seq2seq.training.dev_scores import DevScorer
+from seq2seq.training.run_folder import (
     create_run_folder,
     finish_run,
     finished_run,
     open_run_config,
     record_start,
 )
+from seq2seq.training.step import Trainer
 
 log = logging.getLogger(__name__)
 

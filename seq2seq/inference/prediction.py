@@ -1,6 +1,6 @@
 """Prediction: many id sequences through a search or a teacher-forced pass, and corpus scores.
 
-The one way the toolkit predicts, between ``seq2seq.decoding`` (one padded batch) and
+The one way the toolkit predicts, between ``seq2seq.search.searcher`` (one padded batch) and
 everything above it (``Translator``, the dev-set callback, ``evaluate``, ``bench``):
 
 - ``batches`` sorts inputs by length and pads each batch with PAD: a batch runs until its
@@ -103,7 +103,7 @@ def decode_corpus(
     batch_size: int = 64,
 ) -> list[str]:
     """The best hypothesis of every input as text, in input order."""
-    from seq2seq.decoding import strip_ids
+    from seq2seq.search.loops import strip_ids
 
     outputs = [""] * len(source_ids)
     for batch, found in search_batches(searcher, source_ids, decode, batch_size):
@@ -124,7 +124,7 @@ class SequenceScorer:
     log-probability of each token given the source and the tokens before it: the training
     framing (START + ids -> ids + END), no label smoothing, not length-normalised. The
     one scoring path of the toolkit: ``teacher_forced_loss`` (evaluation perplexity) and
-    mutual-information reranking (``seq2seq.mmi``) both use it. Holds one compiled pass
+    mutual-information reranking (``seq2seq.inference.mmi``) both use it. Holds one compiled pass
     per model, so repeated small calls (a chat reply's candidates) do not retrace.
     """
 
