@@ -47,6 +47,8 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 TRAINED_RUN_FIXTURES = {
     "tiny_run",
     "tiny_translator",
+    "plain_run",
+    "plain_translator",
     "tiny_models",
     "tiny_dialogue_run",
     "tiny_dialogue_backward",
@@ -142,6 +144,31 @@ def tiny_translator(tiny_run):
     from seq2seq.inference.translator import Translator
 
     return Translator.from_run(tiny_run)
+
+
+@pytest.fixture(scope="session")
+def plain_run(tiny_run, tmp_path_factory) -> Path:
+    """A copy of ``tiny_run`` that decodes without XLA (``decode.jit_compile: false``), as
+    the only run of its models folder: with XLA each new input shape of a fuzz test would
+    compile for seconds."""
+    import shutil
+
+    import yaml
+
+    run = tmp_path_factory.mktemp("plain-models") / "tiny"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("logs", "backup", "eval-*"))
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    config["decode"]["jit_compile"] = False
+    (run / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return run
+
+
+@pytest.fixture(scope="session")
+def plain_translator(plain_run):
+    """A ``Translator`` on ``plain_run`` that refuses inputs over 100 characters."""
+    from seq2seq.inference.translator import Translator
+
+    return Translator.from_run(plain_run, max_input_chars=100)
 
 
 @pytest.fixture(scope="session")

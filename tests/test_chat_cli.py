@@ -1,4 +1,5 @@
-"""``python -m seq2seq.chat`` in a subprocess with piped stdin, on a tiny dialogue run."""
+"""``python -m seq2seq.chat`` in a subprocess with piped stdin, on a tiny dialogue run; invalid
+bytes and Ctrl-C in process."""
 
 from __future__ import annotations
 
@@ -120,3 +121,30 @@ def test_ctrl_c_stops_the_reply_and_keeps_the_session(tiny_dialogue_run):
             process.kill()
         os.close(controller)
     assert b"Traceback" not in seen
+
+
+# -- invalid bytes and Ctrl-C, in process ------------------------------------------------
+
+
+def test_chat_survives_invalid_utf8_and_lone_carriage_returns(tiny_run, monkeypatch, capsys):
+    from seq2seq.chat import main as chat_main
+
+    data = b"one two .\nthree \xff four .\nfive\rsix .\n/quit\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    assert chat_main(["--model", str(tiny_run), "--method", "greedy"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 3 and all(captured.out.splitlines())
+    assert "<stdin>:2: invalid UTF-8" in captured.err
+
+
+def test_chat_ctrl_c_while_decoding_ends_without_a_traceback(tiny_run, monkeypatch, capsys):
+    from seq2seq.chat import main as chat_main
+    from seq2seq.data.dialogue import ChatSession
+
+    def interrupted(self, message, **overrides):  # Ctrl-C not taken between chunks
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(ChatSession, "stream_reply", interrupted)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"one .\n"), encoding="utf-8"))
+    assert chat_main(["--model", str(tiny_run), "--method", "greedy"]) == 130

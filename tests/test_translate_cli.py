@@ -1,14 +1,22 @@
-"""``python -m seq2seq.translate``: arguments, stdin, files, errors (exit 2, no traceback)."""
+"""``python -m seq2seq.translate``: arguments, stdin, files, errors (exit 2, no traceback);
+no data loss whatever the input bytes, output target or flag values (in-process where
+possible, on ``tiny_run``), and generated files through ``--input``."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from conftest import REPO
+from fuzzing import FILE, FUZZ
+from hypothesis import given, settings
 
-from seq2seq.translate import main
+from seq2seq.cli import line_io
+from seq2seq.translate import main, translate_lines
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -115,3 +123,306 @@ def test_seeded_sampling_chunks_draw_independently(tiny_translator):
     first = run()
     assert first[:16] != first[16:]
     assert run() == first
+
+
+LINES = ["one two .", "three .", "four five six .", "seven .", "eight nine ."]
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def translate_file(run: Path, source: Path, *extra: str) -> int:
+    return main(["--model", str(run), "--no-jit", "--input", str(source), *extra])
+
+
+# -- data loss ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+def test_output_onto_the_input_is_refused_and_the_input_kept(tiny_run, tmp_path, capsys, link):
+    data = "".join(line + "\n" for line in LINES).encode()
+    source = write(tmp_path / "f.txt", data)
+    target = source
+    if link == "symlink":
+        target = tmp_path / "link.txt"
+        target.symlink_to(source)
+    elif link == "hardlink":
+        target = tmp_path / "hard.txt"
+        os.link(source, target)
+    assert translate_file(tiny_run, source, "--output", str(target)) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert source.read_bytes() == data
+
+
+def test_output_is_replaced_only_when_complete(tiny_run, tmp_path, monkeypatch, capsys):
+    """Killed (Ctrl-C) after the first chunk: the old output file is intact, no half file
+    and no temporary file is left; a complete run then replaces it."""
+    from seq2seq.inference.translator import Translator
+
+    source = write(tmp_path / "in.txt", ("one two .\n" * 600).encode())
+    output = write(tmp_path / "out.txt", b"previous results\n")
+    original = Translator.translate
+    calls = []
+
+    def interrupted(self, sentences, **overrides):
+        calls.append(len(sentences))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, sentences, **overrides)
+
+    monkeypatch.setattr(Translator, "translate", interrupted)
+    assert translate_file(tiny_run, source, "--output", str(output)) == 130
+    assert output.read_bytes() == b"previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.txt"]
+    monkeypatch.setattr(Translator, "translate", original)
+    assert translate_file(tiny_run, source, "--output", str(output)) == 0
+    assert len(output.read_text(encoding="utf-8").split("\n")) == 601
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.txt"]
+
+
+def test_output_through_a_link_replaces_the_link_target(tiny_run, tmp_path):
+    source = write(tmp_path / "in.txt", b"one .\ntwo .\n")
+    target = write(tmp_path / "results.txt", b"old\n")
+    link = tmp_path / "latest.txt"
+    link.symlink_to(target)
+    assert translate_file(tiny_run, source, "--output", str(link)) == 0
+    assert link.is_symlink() and target.read_text(encoding="utf-8").count("\n") == 2
+
+
+# -- input bytes -------------------------------------------------------------------------
+
+
+def test_invalid_utf8_lines_are_reported_and_kept_aligned(tiny_run, tmp_path, capsys):
+    source = write(tmp_path / "bad.txt", b"one two .\nthree \xff four .\n\xc3\n" + b"five .\n")
+    output = tmp_path / "out.txt"
+    assert translate_file(tiny_run, source, "--output", str(output)) == 0
+    lines = output.read_text(encoding="utf-8").split("\n")
+    assert len(lines) == 5 and lines[-1] == ""
+    assert all(lines[:4])  # replaced bytes are translated too: no valid line lost
+    err = capsys.readouterr().err
+    assert f"{source}:2: invalid UTF-8" in err and f"{source}:3: invalid UTF-8" in err
+    assert f"{source}:1:" not in err and f"{source}:4:" not in err
+
+
+def test_invalid_utf8_on_stdin_and_as_argument(tiny_run, monkeypatch, capsys):
+    stdin = io.TextIOWrapper(io.BytesIO(b"one .\ntwo \xff three .\nfour .\n"), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["--model", str(tiny_run), "--no-jit"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.split("\n")) == 4 and all(captured.out.split("\n")[:3])
+    assert "<stdin>:2: invalid UTF-8" in captured.err
+    # Python hands undecodable argument bytes over as lone surrogates
+    assert main(["--model", str(tiny_run), "--no-jit", "Hola \udcff one ."]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1
+    assert "argument 1: invalid UTF-8" in captured.err
+
+
+def test_only_newline_ends_a_line(tiny_run, tmp_path, capsys):
+    """A lone \\r, U+2028 or form feed inside a line must not split it; \\r\\n is one end."""
+    source = write(
+        tmp_path / "in.txt",
+        "one\rtwo .\nthree\u2028four .\r\nfive\x0csix .\nseven\x85 .\n".encode(),
+    )
+    output = tmp_path / "out.txt"
+    assert translate_file(tiny_run, source, "--output", str(output)) == 0
+    assert output.read_bytes().count(b"\n") == 4
+    assert "translated 4 lines, 0 bad" in capsys.readouterr().err
+
+
+def test_utf16_file_is_refused_with_a_hint(tiny_run, tmp_path, capsys):
+    source = write(tmp_path / "utf16.txt", "one two .\nthree .\n".encode("utf-16"))
+    assert translate_file(tiny_run, source) == 2
+    assert "looks like UTF-16" in capsys.readouterr().err
+    bare = write(tmp_path / "utf16le.txt", "one two .\nthree .\n".encode("utf-16-le"))
+    assert translate_file(tiny_run, bare) == 2
+
+
+def test_nul_only_line_gets_a_notice_and_an_empty_output_line(tiny_run, tmp_path, capsys):
+    source = write(tmp_path / "in.txt", b"one .\n\x00\x00\x00\ntwo \x00three .\n")
+    output = tmp_path / "out.txt"
+    assert translate_file(tiny_run, source, "--output", str(output)) == 0
+    lines = output.read_text(encoding="utf-8").split("\n")
+    assert [bool(line) for line in lines] == [True, False, True, False]
+    err = capsys.readouterr().err
+    assert f"{source}:2: the line held only NUL bytes" in err
+    assert f"{source}:3: the line held NUL bytes" in err
+
+
+def test_inputs_longer_than_the_model_are_flagged_with_their_line(tiny_run, tmp_path, capsys):
+    long = " ".join(["one two three"] * 10) + " ."  # 31 tokens; the model takes 12
+    source = write(tmp_path / "in.txt", f"one .\n{long}\n".encode())
+    assert translate_file(tiny_run, source) == 0
+    err = capsys.readouterr().err
+    assert f"{source}:2: input is longer than the model's 12 tokens" in err
+    assert f"{source}:1:" not in err
+    assert main(["--model", str(tiny_run), "--no-jit", "one .", long]) == 0
+    assert "argument 2: input is longer than the model's 12 tokens" in capsys.readouterr().err
+
+
+# -- output targets ----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_full_disk_is_an_error_not_a_traceback(tiny_run, tmp_path, capsys):
+    source = write(tmp_path / "in.txt", b"one .\n")
+    assert translate_file(tiny_run, source, "--output", "/dev/full") == 2
+    assert "error: cannot write /dev/full: no space left" in capsys.readouterr().err
+
+
+def test_output_folder_or_missing_folder_is_refused(tiny_run, tmp_path, capsys):
+    source = write(tmp_path / "in.txt", b"one .\n")
+    assert translate_file(tiny_run, source, "--output", str(tmp_path)) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert translate_file(tiny_run, source, "--output", str(tmp_path / "no" / "o.txt")) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert translate_file(tiny_run, tmp_path) == 2
+    assert "is a folder, not a file" in capsys.readouterr().err
+
+
+def test_broken_pipe_exits_quietly(tiny_run, tmp_path):
+    source = write(tmp_path / "in.txt", b"one two .\n" * 700)
+    command = (
+        f"{sys.executable} -m seq2seq.translate --no-jit --model {tiny_run} --input {source}"
+        " | head -1; echo status ${PIPESTATUS[0]}"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.stdout.splitlines()[-1] == "status 141"
+    assert len(done.stdout.splitlines()) == 2
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+# -- flags -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--min-length", "-3"], "decode.min_length is -3; allowed: from 0 to 999"),
+        (["--max-length", "1000000000"], "decode.max_length is 1000000000; allowed: from 1"),
+        (["--beam", "100000"], "decode.beam_size is 100000"),
+        (["--seed", "-1"], "decode.seed is -1"),
+        (["--temperature", "nan"], "decode.temperature is nan"),
+    ],
+)
+def test_decoding_flags_out_of_range_exit_2(tiny_run, capsys, flags, message):
+    assert main(["--model", str(tiny_run), *flags, "one ."]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_max_input_chars_must_be_positive(tiny_run, capsys, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model", str(tiny_run), "--max-input-chars", value, "one ."])
+    assert exit_.value.code == 2
+    assert f"--max-input-chars is {value}; allowed: 1 or more" in capsys.readouterr().err
+
+
+def test_bad_flags_and_paths_fail_before_tensorflow_loads(tiny_run, tmp_path):
+    """Start-up time: argument and config errors are reported without importing TF."""
+    source = write(tmp_path / "f.txt", b"one .\n")
+    cases = [
+        ["--max-length", "-3", "x"],
+        ["--input", str(source), "--output", str(source)],
+        ["--input", str(tmp_path / "missing.txt")],
+    ]
+    script = (
+        "import sys; from seq2seq.translate import main\n"
+        f"codes = [main(['--model', {str(tiny_run)!r}, *args]) for args in {cases!r}]\n"
+        "print(codes, 'tensorflow' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.stdout.strip() == "[2, 2, 2] False", done.stderr
+
+
+# -- damaged run folders -----------------------------------------------------------------
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path) -> Path:
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy, ignore=shutil.ignore_patterns("logs", "backup", "eval-*"))
+    return copy
+
+
+def test_random_bytes_in_format(run_copy, capsys):
+    (run_copy / "FORMAT").write_bytes(bytes(range(200, 256)))
+    assert main(["--model", str(run_copy), "one ."]) == 2
+    err = capsys.readouterr().err
+    assert "FORMAT is damaged" in err and "Traceback" not in err
+
+
+def test_truncated_sentencepiece_model(run_copy, capsys):
+    from seq2seq.data.tokenizers import SentencePieceTokenizer
+
+    words = "one two three four five six seven eight nine zero".split()
+    texts = [" ".join(words[i:] + words[:i]) for i in range(10)] * 20
+    tokenizer = SentencePieceTokenizer.fit(texts, vocab_size=30)
+    folder = run_copy / "source_vocab"
+    for child in folder.iterdir():
+        child.unlink()
+    tokenizer.save(folder)
+    model = folder / "spm.model"
+    model.write_bytes(model.read_bytes()[:100])
+    assert main(["--model", str(run_copy), "one ."]) == 2
+    err = capsys.readouterr().err
+    assert "cannot load its tokenizers" in err and "Traceback" not in err
+
+
+def test_truncated_model_offers_last_keras(run_copy, capsys):
+    best = run_copy / "model.keras"
+    best.write_bytes(best.read_bytes()[:1600])
+    assert main(["--model", str(run_copy), "--no-jit", "one ."]) == 2
+    err = capsys.readouterr().err
+    assert "model.keras is corrupt" in err and "last.keras is intact" in err
+    last = run_copy / "last.keras"
+    last.write_bytes(b"PK\x03\x04 not really")
+    assert main(["--model", str(run_copy), "--no-jit", "one ."]) == 2
+    err = capsys.readouterr().err
+    assert "model.keras is corrupt" in err and "last.keras" not in err
+
+
+def test_model_from_another_run_is_refused(run_copy, capsys):
+    """Item 7: a model beside tokenizers of other vocabulary sizes must not translate."""
+    from seq2seq.data.tokenizers import SPECIAL_PIECES, WordTokenizer
+
+    folder = run_copy / "target_vocab"
+    for child in folder.iterdir():
+        child.unlink()
+    WordTokenizer([*SPECIAL_PIECES, "uno", "dos", "tres"], lowercase=True).save(folder)
+    assert main(["--model", str(run_copy), "--no-jit", "one ."]) == 2
+    err = capsys.readouterr().err
+    assert "target vocabulary of" in err and "target_vocab/ has 7" in err
+    assert "different runs" in err
+
+
+# -- fuzz: generated files through --input ---------------------------------------------
+
+
+@settings(FUZZ, max_examples=400)
+@given(data=FILE)
+def test_fuzz_input_path_keeps_one_output_line_per_input_line(plain_translator, data):
+    """Generated files (invalid UTF-8, NULs, BOMs, separators that are not \\n): one output
+    line per input line, or the whole file refused as UTF-16, said clearly."""
+    out = io.StringIO()
+    stream = io.BufferedReader(io.BytesIO(data))
+    try:
+        good, bad = translate_lines(
+            plain_translator, line_io.read_lines(stream, "f.txt"), "f.txt", out, {}, False
+        )
+    except line_io.TextInputError as error:
+        assert "UTF-16" in str(error)
+        return
+    expected = data.count(b"\n") + (bool(data) and not data.endswith(b"\n"))
+    assert good + bad == expected
+    assert out.getvalue().count("\n") == expected

@@ -6,6 +6,9 @@ import shutil
 
 import numpy as np
 import pytest
+from fuzzing import ANY_TEXT, FUZZ
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seq2seq.config import ConfigError
 from seq2seq.data.tokenizers import UNK
@@ -154,3 +157,27 @@ def test_corrupt_model_file(tiny_run, tmp_path):
     (run / "model.keras").write_bytes(b"not a zip")
     with pytest.raises(RunError, match="model.keras is corrupt"):
         Translator.from_run(run)
+
+
+# -- fuzz: generated text ----------------------------------------------------------------
+
+
+@settings(FUZZ, max_examples=400)
+@given(sentences=st.lists(ANY_TEXT, min_size=1, max_size=5))
+def test_fuzz_translates_every_valid_input_in_order(plain_translator, sentences):
+    """Generated text (surrogates, control characters, long runs): a batch with an invalid
+    input is refused as a whole; valid ones come back in order, one line each."""
+    valid = []
+    for sentence in sentences:
+        try:
+            plain_translator.check_input(sentence)
+            valid.append(sentence)
+        except InputError:
+            pass
+    if len(valid) < len(sentences):
+        with pytest.raises(InputError):
+            plain_translator.translate(sentences)
+    if valid:
+        results = plain_translator.translate(valid)
+        assert [r.source for r in results] == valid
+        assert all("\n" not in r.text for r in results)
