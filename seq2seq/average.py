@@ -16,13 +16,22 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from seq2seq import run_lock
 from seq2seq.cli import quiet
-from seq2seq.runs import RunError, RunPaths, open_run, write_metrics
+from seq2seq.run_lock import RunLockError
+from seq2seq.runs import (
+    RunError,
+    RunPaths,
+    check_fingerprint,
+    copy_fingerprint,
+    open_run,
+    write_atomically,
+    write_metrics,
+)
 from seq2seq.training.checkpoints import epoch_weights
 
 
@@ -30,19 +39,32 @@ class AverageError(ValueError):
     """Checkpoints cannot be averaged as asked."""
 
 
-def last_checkpoints(run: str | Path, last: int) -> dict[int, Path]:
-    """The ``last`` newest checkpoints, or ``AverageError`` saying what is there."""
+def last_checkpoints(run: str | Path, last: int, allow_gaps: bool = False) -> dict[int, Path]:
+    """The ``last`` newest checkpoints, or ``AverageError`` saying what is there.
+
+    They must be of consecutive epochs: a checkpoint lost to a kill would otherwise make
+    the "last 2" silently mean epochs 2 and 4. ``allow_gaps`` takes them anyway."""
     if last < 1:
         raise AverageError(f"--last is {last}; allowed: a whole number >= 1")
     found = epoch_weights(run)
+    folder = RunPaths(Path(run)).checkpoints
     if len(found) < last:
-        folder = RunPaths(Path(run)).checkpoints
         epochs = ", ".join(str(e) for e in found) or "none"
         raise AverageError(
             f"{folder} holds {len(found)} epoch checkpoint(s) (epochs: {epochs}); "
             f"cannot average the last {last}. Train longer or raise train.keep_checkpoints."
         )
-    return dict(list(found.items())[-last:])
+    chosen = dict(list(found.items())[-last:])
+    epochs = list(chosen)
+    missing = [e for e in range(epochs[0], epochs[-1] + 1) if e not in chosen]
+    if missing and not allow_gaps:
+        raise AverageError(
+            f"the last {last} checkpoints in {folder} are of epochs "
+            f"{', '.join(map(str, epochs))}, not consecutive: epoch(s) "
+            f"{', '.join(map(str, missing))} missing. Pass --allow-gaps to average them "
+            "anyway, or resume the run (it rewrites a missing last checkpoint)."
+        )
+    return chosen
 
 
 def build_run_model(paths: RunPaths):
@@ -57,6 +79,7 @@ def build_run_model(paths: RunPaths):
         target = load_tokenizer(paths.target_vocab)
     except (ConfigError, TokenizerError, OSError, KeyError) as error:
         raise RunError(f"{paths.root}: cannot rebuild its model: {error}") from error
+    check_fingerprint(paths)
     return build_model(config.model, source.vocab_size, target.vocab_size)
 
 
@@ -75,39 +98,54 @@ def average_weights(model, files: list[Path]) -> None:
             weight.assign((total / len(files)).astype(weight.dtype))
 
 
-def average_run(run: str | Path, last: int, output: str | Path) -> list[int]:
+def average_run(
+    run: str | Path, last: int, output: str | Path, allow_gaps: bool = False
+) -> list[int]:
     """Write run ``output``: ``run`` with the mean of its last ``last`` epoch weights.
 
-    Returns the averaged epochs. The folder is assembled beside ``output`` and renamed
-    at the end, so a failure leaves nothing half-written; an existing ``output`` is an
-    error.
+    Returns the averaged epochs. ``output`` is created and locked (``seq2seq.run_lock``)
+    for the time it is written, so a second writer is refused; a failure removes it. An
+    existing ``output`` is an error.
     """
     paths = open_run(run)
     output = Path(output)
-    if output.exists():
-        raise AverageError(f"{output} already exists; choose a new folder or remove it")
-    chosen = last_checkpoints(paths.root, last)
+    try:
+        run_lock.check_new_folder(output)
+    except RunLockError:
+        raise
+    except RunError as error:
+        raise AverageError(str(error)) from None
+    chosen = last_checkpoints(paths.root, last, allow_gaps)
     model = build_run_model(paths)
     average_weights(model, list(chosen.values()))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:
-        target = RunPaths(staging)
+        run_lock.claim_new_folder(output, "averaging")
+    except RunLockError:
+        raise
+    except RunError as error:
+        raise AverageError(str(error)) from None
+    try:
+        target = RunPaths(output)
         for name in (paths.config, paths.format):
-            shutil.copy2(name, staging / name.name)
+            shutil.copy2(name, output / name.name)
         shutil.copytree(paths.source_vocab, target.source_vocab)
         shutil.copytree(paths.target_vocab, target.target_vocab)
-        model.save(target.best_model)
+        copy_fingerprint(paths, target)
+        write_atomically(target.best_model, model.save)
         averaged = {
             "from_run": str(paths.root.resolve()),
             "epochs": list(chosen),
             "checkpoints": [p.name for p in chosen.values()],
         }
         write_metrics(target, {"averaged": averaged})
-        staging.replace(output)
+    except OSError as error:
+        shutil.rmtree(output, ignore_errors=True)
+        raise AverageError(f"cannot write {output}: {error.strerror or error}") from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(output, ignore_errors=True)
         raise
+    finally:
+        run_lock.release(output, remove=True)
     return list(chosen)
 
 
@@ -119,6 +157,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, help="trained run folder")
     parser.add_argument("--last", type=int, required=True, help="how many epochs (K >= 1)")
     parser.add_argument("--output", required=True, help="run folder to create")
+    parser.add_argument(
+        "--allow-gaps",
+        action="store_true",
+        help="average the last K checkpoints even when their epochs are not consecutive",
+    )
     return parser.parse_args(argv)
 
 
@@ -126,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet.setup()  # before TensorFlow loads
     try:
-        epochs = average_run(args.model, args.last, args.output)
+        epochs = average_run(args.model, args.last, args.output, args.allow_gaps)
     except (RunError, AverageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

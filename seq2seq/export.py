@@ -36,7 +36,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -208,9 +207,15 @@ def serving_function(model, source_codec, target_codec, settings: ExportSettings
 def load_for_export(run_dir: str | Path, output: str | Path):
     """The run's ``Translator`` (without XLA: exports run plain graphs), if ``output`` is free."""
     from seq2seq.inference.translator import Translator
+    from seq2seq.run_lock import RunLockError, check_new_folder
+    from seq2seq.runs import RunError
 
-    if Path(output).exists():
-        raise ExportError(f"{output} already exists; choose a new folder or remove it")
+    try:
+        check_new_folder(output)
+    except RunLockError:
+        raise
+    except RunError as error:
+        raise ExportError(str(error)) from None
     return Translator.from_run(run_dir, jit_compile=False)
 
 
@@ -222,28 +227,41 @@ def write_export(
     metadata_file: str,
     fill: Callable[[Path], None],
 ) -> None:
-    """Assemble the export in a staging folder beside ``output``, then rename it.
+    """Create and lock ``output`` (``seq2seq.run_lock``: a second export to the same folder
+    is refused), then write the export into it.
 
     ``fill(folder)`` writes the model files; the settings and ``signature`` go to
-    ``metadata_file``. A failure leaves nothing behind.
+    ``metadata_file``, last. A failure removes ``output``.
     """
+    from seq2seq import run_lock
+    from seq2seq.run_lock import RunLockError
+    from seq2seq.runs import RunError
+
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:
-        fill(staging)
+        run_lock.claim_new_folder(output, "export")
+    except RunLockError:
+        raise
+    except RunError as error:
+        raise ExportError(str(error)) from None
+    try:
+        fill(output)
         metadata = {
             "run": str(translator.paths.root.resolve()),
             "name": translator.config.name,
             "signature": signature,
             **asdict(settings),
         }
-        (staging / metadata_file).parent.mkdir(parents=True, exist_ok=True)
-        (staging / metadata_file).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
-        staging.replace(output)
+        (output / metadata_file).parent.mkdir(parents=True, exist_ok=True)
+        (output / metadata_file).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+    except OSError as error:
+        shutil.rmtree(output, ignore_errors=True)
+        raise ExportError(f"cannot write {output}: {error.strerror or error}") from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(output, ignore_errors=True)
         raise
+    finally:
+        run_lock.release(output, remove=True)
 
 
 def build_archive(translator, settings: ExportSettings):

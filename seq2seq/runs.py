@@ -4,8 +4,11 @@ Layout: ``config.yaml``, ``FORMAT`` (run-folder format version), ``source_vocab/
 ``target_vocab/``, ``model.keras`` (best by the selection metric), ``last.keras``,
 ``backup/`` (the training state of the last completed epochs, for ``--resume``),
 ``checkpoints/`` (the last ``train.keep_checkpoints`` epochs' weights, for averaging),
-``metrics.json``, ``history.csv``, ``progress.json`` (where training is now: epoch, step,
-loss, for the app and the quickstart's progress bars) and ``logs/`` (TensorBoard).
+``vocabularies.sha256`` (a fingerprint of both tokenizer folders, checked whenever the
+model is loaded with them), ``metrics.json``, ``history.csv``, ``progress.json`` (where
+training is now: epoch, step, loss, for the app and the quickstart's progress bars),
+``logs/`` (TensorBoard) and ``.lock`` (held by the one process writing the folder, see
+``seq2seq.run_lock``).
 
 Every file is written under a temporary name in the same folder, flushed and renamed, so a
 run killed at any instant keeps the previous complete version of each file.
@@ -13,6 +16,7 @@ run killed at any instant keeps the previous complete version of each file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -48,6 +52,10 @@ class RunPaths:
     @property
     def target_vocab(self) -> Path:
         return self.root / "target_vocab"
+
+    @property
+    def fingerprint(self) -> Path:
+        return self.root / "vocabularies.sha256"
 
     @property
     def best_model(self) -> Path:
@@ -181,6 +189,46 @@ def open_run(path: str | Path) -> RunPaths:
             f"with `python -m seq2seq.train --output {paths.root} --resume`"
         )
     return paths
+
+
+def vocabulary_digest(paths: RunPaths) -> str:
+    """SHA-256 over every file of ``source_vocab/`` and ``target_vocab/`` (names and bytes)."""
+    digest = hashlib.sha256()
+    for folder in (paths.source_vocab, paths.target_vocab):
+        digest.update(f"{folder.name}\0".encode())
+        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(f"{file.relative_to(folder).as_posix()}\0".encode())
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def write_fingerprint(paths: RunPaths) -> None:
+    """Bind the model to its tokenizers: record their fingerprint (once per run)."""
+    write_text_atomically(paths.fingerprint, vocabulary_digest(paths) + "\n")
+
+
+def check_fingerprint(paths: RunPaths) -> None:
+    """``RunError`` when the tokenizers are not those the run recorded (swapped in from
+    another run, or changed on disk). Runs from before fingerprints have none to check."""
+    if not paths.fingerprint.is_file():
+        return
+    recorded = paths.fingerprint.read_text(encoding="utf-8", errors="replace").strip()
+    found = vocabulary_digest(paths)
+    if recorded != found:
+        raise RunError(
+            f"{paths.root}: source_vocab/ and target_vocab/ are not the tokenizers this model "
+            f"was trained with (vocabulary fingerprint {found[:12]}, recorded "
+            f"{recorded[:12]} in {paths.fingerprint.name}); restore the run's own tokenizers"
+        )
+
+
+def copy_fingerprint(source: RunPaths, target: RunPaths) -> None:
+    """A copy of a run (averaged, exported) keeps the run's fingerprint."""
+    if source.fingerprint.is_file():
+        shutil.copy2(source.fingerprint, target.fingerprint)
 
 
 def model_file(paths: RunPaths) -> Path:

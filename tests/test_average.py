@@ -109,8 +109,8 @@ def test_clear_errors(run_with_checkpoints, tmp_path, capsys):
         average_run(run, 2, tmp_path / "taken")
     with pytest.raises(RunError, match="run folder not found"):
         average_run(tmp_path / "missing", 2, tmp_path / "a")
-    checkpoint_path(run, 9).write_bytes(b"not an h5 file")
-    with pytest.raises(AverageError, match="epoch-0009.weights.h5: not a checkpoint"):
+    checkpoint_path(run, 4).write_bytes(b"not an h5 file")
+    with pytest.raises(AverageError, match="epoch-0004.weights.h5: not a checkpoint"):
         average_run(run, 2, tmp_path / "a")
     assert not (tmp_path / "a").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "taken"], "nothing left behind"

@@ -37,7 +37,7 @@ from seq2seq.inference.mmi import (
     require_backward,
 )
 from seq2seq.inference.prediction import SequenceScorer, pad_batch, search_batches
-from seq2seq.runs import RunError, RunPaths, model_file, open_run
+from seq2seq.runs import RunError, RunPaths, check_fingerprint, model_file, open_run
 from seq2seq.search.loops import SearchResult, strip_ids
 from seq2seq.search.options import resolve_decode
 from seq2seq.search.searcher import STREAM_CHUNK_STEPS, STREAMABLE, Searcher
@@ -192,6 +192,7 @@ class Translator:
             raise RunError(
                 f"{paths.root}: cannot load its tokenizers (damaged files?): {error}"
             ) from error
+        check_fingerprint(paths)
         model = load_model(paths)
         check_vocabularies(paths, model, source_tokenizer, target_tokenizer)
         translator = cls(

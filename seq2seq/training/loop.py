@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seq2seq import run_lock
 from seq2seq.config import Config, TrainConfig
 from seq2seq.data.pipeline import make_dataset
 from seq2seq.model import Seq2Seq, build_model
@@ -57,6 +58,7 @@ from seq2seq.training.run_folder import (
     create_run_folder,
     finish_run,
     finished_run,
+    lock_existing_folder,
     open_run_config,
     record_start,
 )
@@ -239,20 +241,25 @@ def train(
     ignored; ``epochs`` raises its epoch budget). A finished run is left as it is.
     """
     config, paths = open_run_config(config, output, resume, epochs)
-    if resume and finished_run(paths, config):
-        log.info("%s is already finished; raise train.epochs to train further", paths.root)
-        metrics = read_metrics(paths)
-        metrics["already_finished"] = True
-        return metrics
     task = cluster_task(config.train.strategy)
-    strategy = make_strategy(config.train.strategy, config.train.worker_timeout)
     is_chief = task is None or task.is_chief
-    caller_policy = keras.mixed_precision.global_policy()
     try:
-        policy = configure_precision(config.train.mixed_precision)
-        return train_with_policy(config, paths, strategy, is_chief, policy, resume, verbose)
-    finally:  # models the caller builds afterwards are not mixed by this run's setting
-        keras.mixed_precision.set_global_policy(caller_policy)
+        if is_chief:  # one writer per run folder (seq2seq.run_lock)
+            lock_existing_folder(paths)
+        if resume and finished_run(paths, config):
+            log.info("%s is already finished; raise train.epochs to train further", paths.root)
+            metrics = read_metrics(paths)
+            metrics["already_finished"] = True
+            return metrics
+        strategy = make_strategy(config.train.strategy, config.train.worker_timeout)
+        caller_policy = keras.mixed_precision.global_policy()
+        try:
+            policy = configure_precision(config.train.mixed_precision)
+            return train_with_policy(config, paths, strategy, is_chief, policy, resume, verbose)
+        finally:  # models the caller builds afterwards are not mixed by this run's setting
+            keras.mixed_precision.set_global_policy(caller_policy)
+    finally:
+        run_lock.release(paths.root)
 
 
 def train_with_policy(
@@ -268,7 +275,7 @@ def train_with_policy(
     workdir = paths if is_chief else RunPaths(Path(tempfile.mkdtemp(prefix="seq2seq-worker-")))
     try:
         if is_chief:
-            create_run_folder(paths, config, prepared)
+            create_run_folder(paths, config, prepared, new=not resume)
         return train_prepared(config, paths, workdir, strategy, policy, prepared, resume, verbose)
     except OSError as error:
         raise TrainingError(f"cannot write to {paths.root}: {error}") from None

@@ -11,14 +11,17 @@ from pathlib import Path
 
 import keras
 
+from seq2seq import run_lock
 from seq2seq.config import Config, ConfigError, config_yaml, load_run_config
 from seq2seq.data.tokenizers import Tokenizer
 from seq2seq.runs import (
     RunError,
     RunPaths,
+    check_fingerprint,
     read_metrics,
     remove_partial_files,
     write_atomically,
+    write_fingerprint,
     write_metrics,
     write_text_atomically,
 )
@@ -62,8 +65,22 @@ def finished_run(paths: RunPaths, config: Config) -> bool:
     )
 
 
-def create_run_folder(paths: RunPaths, config: Config, prepared: PreparedData) -> None:
-    """Chief only: FORMAT, config.yaml and the tokenizers, each written atomically."""
+def create_run_folder(
+    paths: RunPaths, config: Config, prepared: PreparedData, new: bool = False
+) -> None:
+    """Chief only: lock the folder, then FORMAT, config.yaml and the tokenizers, each
+    written atomically. A ``new`` run re-checks under the lock that no other training
+    wrote a run there since ``open_run_config`` looked."""
+    try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"cannot create the run folder {paths.root}: {error.strerror}") from None
+    run_lock.acquire(paths.root, "training")
+    if new and paths.config.is_file():
+        raise RunError(
+            f"{paths.root} already holds a run (written while this one prepared its data); "
+            "pass --resume to continue it, or choose another --output"
+        )
     try:
         paths.create()
         if not paths.config.is_file():
@@ -74,8 +91,19 @@ def create_run_folder(paths: RunPaths, config: Config, prepared: PreparedData) -
         ):
             if not folder.is_dir():
                 save_tokenizer_atomically(tokenizer, folder)
+        if not paths.fingerprint.is_file():
+            write_fingerprint(paths)
     except OSError as error:
         raise RunError(f"cannot write the run folder {paths.root}: {error.strerror}") from None
+
+
+def lock_existing_folder(paths: RunPaths) -> None:
+    """Refuse at once, before any work, when another process writes this folder, or when
+    the tokenizers of the run to resume are not the ones it recorded."""
+    if paths.root.is_dir():
+        run_lock.acquire(paths.root, "training")
+        if paths.source_vocab.is_dir() and paths.target_vocab.is_dir():
+            check_fingerprint(paths)
 
 
 def save_tokenizer_atomically(tokenizer: Tokenizer, folder: Path) -> None:
@@ -99,8 +127,9 @@ def record_start(
     metrics.pop("finished", None)
     metrics.update(
         {
-            "pairs": {split: len(pairs) for split, pairs in prepared.splits.items()},
-            "dropped_by_length": prepared.dropped,
+            "pairs": prepared.pairs,
+            "dropped": prepared.dropped,
+            "prepared": str(prepared.folder.root),
             "train_target_tokens": prepared.train_target_tokens,
             "source_vocab_size": prepared.source_tokenizer.vocab_size,
             "target_vocab_size": prepared.target_tokenizer.vocab_size,
