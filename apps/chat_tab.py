@@ -1,0 +1,149 @@
+"""The web app's Chat tab: a conversation with a chat run, streamed as it is decoded."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from apps.common import (
+    check_text,
+    decode_overrides,
+    decoding_controls,
+    find_run,
+    load_translator,
+    refuse,
+)
+from apps.registry import Registry, UnknownModelError
+from seq2seq.config import DEFAULT_MMI_GAMMA
+
+CHAT_EXAMPLES = ["Hi! How are you?", "What are you doing this weekend?", "Thank you so much."]
+THINKING = "💭 thinking…"  # shown while beam search or MMI reranking runs (no stream)
+
+
+def message_text(content: Any) -> str:
+    """Plain text of a chat message's content (a string or a list of text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text", "")) if content.get("type", "text") == "text" else ""
+    if isinstance(content, list | tuple):
+        return " ".join(t for t in (message_text(part) for part in content) if t)
+    return ""
+
+
+def history_turns(history: Any) -> list[str]:
+    """The conversation so far as alternating turns (user, bot, user, ...)."""
+    turns = []
+    for message in history or []:
+        if isinstance(message, dict):
+            turns.append(message_text(message.get("content", "")))
+        elif isinstance(message, list | tuple):  # a legacy [user, bot] pair
+            turns.extend(message_text(part) for part in message if part is not None)
+    return turns
+
+
+def chat(
+    registry: Registry,
+    message: str,
+    history: list,
+    run_name: str,
+    method: str = "sample",
+    beam_size: int = 5,
+    n_best: int = 1,
+    temperature: float = 0.8,
+    top_k: int = 0,
+    top_p: float = 0.9,
+    max_length: int = 40,
+    mmi: bool = False,
+    mmi_lambda: float = 1.0,
+    mmi_gamma: float = DEFAULT_MMI_GAMMA,
+    mmi_candidates: int = 10,
+) -> Iterator[str]:
+    """Streams the reply as the decoder produces it (greedy search and sampling, chunk by
+    chunk: ``ChatSession.stream_reply``); beam search and MMI reranking show "thinking…"
+    until the whole reply is found. The source is built from the visible history. Stop
+    cancels this generator: decoding ends within one chunk and the partial reply stays in
+    the conversation."""
+    from seq2seq.data.dialogue import ChatSession
+    from seq2seq.inference.translator import InputError
+    from seq2seq.search.searcher import STREAMABLE
+
+    message = check_text(message, registry.max_input_chars, what="message")
+    run = find_run(registry, run_name, "dialogue")
+    controls = (beam_size, n_best, temperature, top_k, top_p, max_length)
+    overrides = decode_overrides(method, *controls, mmi, mmi_lambda, mmi_gamma, mmi_candidates)
+    translator = load_translator(registry, run)
+    if mmi and translator.backward_dir is None:
+        raise refuse(
+            f"MMI reranking needs the backward model {run.name}-backward beside {run.name} "
+            f"in the models folder: train it with `python -m seq2seq.train --preset "
+            f"chat-backward --output {registry.models_dir.name}/{run.name}-backward`."
+        )
+    session = ChatSession(translator)
+    session.history = history_turns(history)
+    if method not in STREAMABLE or mmi:
+        yield THINKING
+    try:
+        for text in session.stream_reply(message, **overrides):
+            yield text or "…"
+    except InputError as error:
+        raise refuse(str(error)) from error
+    except ValueError as error:  # ConfigError; RunError: a damaged backward run
+        raise refuse(f"Invalid decoding setting: {error}") from error
+
+
+def backward_of(registry: Registry, run_name: Any):
+    """The backward run beside the chat run ``run_name`` (``RUN-backward``), or None."""
+    from seq2seq.inference.mmi import find_backward
+
+    try:
+        run = registry.resolve(run_name, "dialogue")
+    except UnknownModelError:
+        return None
+    return find_backward(run.path)
+
+
+def mmi_controls(registry: Registry, run_name: Any) -> list[dict[str, Any]]:
+    """Updates of the MMI controls: shown only for a chat run with a backward model
+    beside it; hidden, the switch is off, so MMI never applies without one."""
+    backward = backward_of(registry, run_name)
+    if backward is None:
+        return [gr.update(visible=False, value=False), *(gr.update(visible=False),) * 3]
+    label = f"rerank by MMI (backward model: {backward.name})"
+    return [gr.update(visible=True, label=label), *(gr.update(visible=True),) * 3]
+
+
+def build_chat_tab(registry: Registry) -> gr.Dropdown:
+    """The tab's components and events; call inside ``gr.Tab``. Returns its model
+    dropdown (the app refreshes its choices)."""
+    choices = registry.choices("dialogue")
+    first = choices[0][1] if choices else None
+    model = gr.Dropdown(choices, value=first, label="chat model", elem_id="chat-model")
+    backward = backward_of(registry, first)
+    mmi_label = f"rerank by MMI (backward model: {backward.name})" if backward else ""
+    has_mmi = {"visible": backward is not None, "render": False}
+    mmi = [
+        gr.Checkbox(value=False, label=mmi_label, elem_id="chat-mmi", **has_mmi),
+        gr.Slider(0, 2, value=1.0, step=0.05, label="MMI λ (backward)", **has_mmi),
+        gr.Slider(-1, 5, value=DEFAULT_MMI_GAMMA, step=0.05, label="MMI γ (per token)", **has_mmi),
+        gr.Slider(2, 20, value=10, step=1, label="MMI candidates", **has_mmi),
+    ]
+    gr.ChatInterface(
+        functools.partial(chat, registry),
+        additional_inputs=[model, *decoding_controls("sample", render=False), *mmi],
+        # An Accordion object (render=False): ChatInterface renders its own copy,
+        # closed like the translate tab's; a rendered one would show twice.
+        additional_inputs_accordion=gr.Accordion(
+            "decoding", open=False, render=False, elem_id="chat-decoding"
+        ),
+        examples=[[example] for example in CHAT_EXAMPLES],
+        api_name="chat",
+        save_history=False,
+        fill_height=False,
+        stop_btn="Stop",
+    )
+    model.change(functools.partial(mmi_controls, registry), [model], mmi, api_visibility="private")
+    return model
