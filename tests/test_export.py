@@ -253,10 +253,11 @@ def test_graph_dialogue_shortening_matches_the_translator(tiny_models):
     assert any(translator.encode(text).truncated for text in texts)
 
 
-def test_readme_request_matches_the_signature():
-    """The README's REST request names the input and the outputs the export has."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Serving with TensorFlow Serving") :]
+def test_documented_request_matches_the_signature():
+    """docs/export.md's REST request names the input and the outputs the export has."""
+    page = Path(__file__).resolve().parents[1] / "docs" / "export.md"
+    text = page.read_text(encoding="utf-8")
+    section = text[text.index("## Serving with TensorFlow Serving") :]
     request = section[section.index("curl") :]
     body = request[request.index("-d '") + 4 : request.index("'", request.index("-d '") + 4)]
     payload = json.loads(body)
