@@ -23,10 +23,12 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
 import argparse  # noqa: E402
 import functools  # noqa: E402
 import logging  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from apps import host_guard  # noqa: E402
 from apps.chat_tab import THINKING, build_chat_tab, chat, history_turns, mmi_controls  # noqa: E402
 from apps.common import decode_overrides  # noqa: E402
 from apps.jobs import TrainingJobs  # noqa: E402
@@ -177,6 +179,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--share", action="store_true", help="make a public gradio.live link")
     parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (repeatable; .example.org allows its "
+        "subdomains). Loopback names and the --host address are always allowed; others are "
+        "refused against DNS rebinding (apps/host_guard.py)",
+    )
+    parser.add_argument(
         "--max-input-chars",
         type=int,
         default=DEFAULT_MAX_INPUT_CHARS,
@@ -191,7 +202,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--max-input-chars must be >= 1")
     if args.concurrency < 1:
         parser.error("--concurrency must be >= 1")
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port is {args.port}; allowed: 1 to 65535")
     return args
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, no such address), else None."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        return f"--host {host}: {error}"
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            return f"cannot listen on {host}:{port}: {error.strerror}; choose another --port"
+    return None
 
 
 def main(argv: list[str] | None = None, jobs: TrainingJobs | None = None) -> int:
@@ -202,6 +233,10 @@ def main(argv: list[str] | None = None, jobs: TrainingJobs | None = None) -> int
         log.warning(
             "listening on %s: the app has no login; anyone who can reach it can use it", args.host
         )
+    problem = port_in_use(args.host, args.port)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     jobs = jobs or TrainingJobs(args.models)
     demo = build_app(args.models, max_input_chars=args.max_input_chars, jobs=jobs)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
@@ -215,6 +250,7 @@ def main(argv: list[str] | None = None, jobs: TrainingJobs | None = None) -> int
             show_error=False,
             footer_links=["api"],
             css=CSS,
+            app_kwargs=host_guard.app_kwargs(args.host, args.allowed_host, args.share),
         )
     finally:
         jobs.cancel()  # a training the app started stops with it, resumable
