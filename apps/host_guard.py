@@ -6,8 +6,9 @@ Two kinds of pages could drive it from a user's browser:
 - **DNS rebinding**: a page on ``attacker.example`` re-points its name at 127.0.0.1; the
   browser then treats the app as same-origin with the page. Its requests carry
   ``Host: attacker.example:PORT``, so only known host names are answered: the loopback
-  names (``127.0.0.1``, ``localhost``, ``[::1]``), the address the app was bound to, and
-  the names given with ``--allowed-host`` (``.example.org`` allows every subdomain).
+  names (``127.0.0.1``, ``localhost``, ``[::1]``), the address the app was bound to, the
+  names given with ``--allowed-host`` (``.example.org`` allows every subdomain) and IP
+  addresses typed as such (``http://10.0.0.5:7860``: a literal address cannot be rebound).
 - **Cross-site requests** (CSRF): any page can make the browser POST to
   ``http://127.0.0.1:PORT``. A state-changing request (any method but GET, HEAD and
   OPTIONS, and every WebSocket) whose ``Origin`` is not the app's own (scheme aside, the
@@ -19,6 +20,7 @@ Refusals are a plain 403 with one line, before Gradio sees the request.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -57,11 +59,21 @@ def allowed_names(bind_host: str, extra: Iterable[str] = (), share: bool = False
     return names
 
 
+def is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def name_allowed(name: str, allowed: set[str]) -> bool:
     if not name:
         return False
-    return name in allowed or any(
-        suffix.startswith(".") and name.endswith(suffix) for suffix in allowed
+    return (
+        name in allowed
+        or is_address(name)
+        or any(suffix.startswith(".") and name.endswith(suffix) for suffix in allowed)
     )
 
 

@@ -31,7 +31,9 @@ def test_host_names_and_origins():
     assert {"127.0.0.1", "localhost", "::1", "lab.example.org", ".corp.example"} == allowed
     assert name_allowed("gpu1.corp.example", allowed)
     assert not name_allowed(REBIND, allowed) and not name_allowed("", allowed)
-    assert "192.168.1.5" in allowed_names("192.168.1.5")
+    assert "lab" in allowed_names("lab")
+    assert name_allowed("10.0.0.5", allowed) and name_allowed("::1", allowed)  # not rebindable
+    assert not name_allowed("10.0.0.5.nip.io", allowed)
     assert name_allowed("abc.gradio.live", allowed_names("127.0.0.1", share=True))
     assert same_origin("http://127.0.0.1:7860", "127.0.0.1:7860")
     assert same_origin("http://[::1]:7860", "[::1]:7860")
