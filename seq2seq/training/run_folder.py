@@ -127,9 +127,8 @@ def record_start(
     metrics.pop("finished", None)
     metrics.update(
         {
-            "pairs": prepared.pairs,
-            "dropped": prepared.dropped,
-            "prepared": str(prepared.folder.root),
+            "pairs": {split: len(pairs) for split, pairs in prepared.splits.items()},
+            "dropped_by_length": prepared.dropped,
             "train_target_tokens": prepared.train_target_tokens,
             "source_vocab_size": prepared.source_tokenizer.vocab_size,
             "target_vocab_size": prepared.target_tokenizer.vocab_size,
