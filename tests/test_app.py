@@ -136,20 +136,29 @@ def test_registry_lists_runs_by_kind(registry):
 
 @pytest.mark.slow
 def test_translate_greedy_beam_and_sample(registry):
+    """The handler gives what the library gives for the same settings: the controls reach
+    the search (greedy and beam are deterministic; sampling with top-k 1 is greedy)."""
+    translator = registry.translator(registry.resolve("tiny", "translation"))
     text, rows, figure, notes = web.translate(registry, "one two three .", "tiny", *DECODING)
-    assert isinstance(text, str) and text
-    assert rows[0][1] == text and len(rows) == 1
+    greedy = translator.translate_one("one two three .", method="greedy", max_length=20)
+    assert text and text == greedy.text
+    assert rows == [[1, greedy.text, round(greedy.score, 4)]]
     assert isinstance(figure, Figure)
     assert "tiny" in notes and "greedy" in notes
 
     _, rows, _, _ = web.translate(registry, "one two .", "tiny", "beam", 3, 3, 1.0, 0, 1.0, 20)
-    assert len(rows) == 3
-    assert [r[0] for r in rows] == [1, 2, 3]
+    beam = translator.translate_one(
+        "one two .", method="beam", beam_size=3, n_best=3, max_length=20
+    )
+    assert len(beam.n_best) == 3
+    assert rows == [[i + 1, t, round(score, 4)] for i, (t, score) in enumerate(beam.n_best)]
     scores = [r[2] for r in rows]
     assert scores == sorted(scores, reverse=True)
 
-    text, _, _, _ = web.translate(registry, "two nine .", "tiny", "sample", 5, 1, 0.7, 5, 0.9, 20)
-    assert isinstance(text, str)
+    top_1 = ["sample", 5, 1, 0.7, 1, 0.9, 20]
+    text, _, _, notes = web.translate(registry, "two nine .", "tiny", *top_1)
+    assert text == translator.translate_one("two nine .", method="greedy", max_length=20).text
+    assert "sample" in notes
 
 
 @pytest.mark.slow
@@ -254,9 +263,16 @@ def test_model_info_shows_architecture_parameters_and_curves(registry):
 
 
 @pytest.mark.slow
-def test_served_app_translates_chats_and_refuses_bad_input(models_dir):
+def test_served_app_translates_chats_and_refuses_bad_input(models_dir, registry):
     from gradio_client import Client
 
+    from seq2seq.data.dialogue import ChatSession
+
+    greedy = dict(method="greedy", max_length=20)
+    translator = registry.translator(registry.resolve("tiny", "translation"))
+    expected_text = translator.translate_one("one two .", **greedy).text
+    chat_translator = registry.translator(registry.resolve("tiny-chat", "dialogue"))
+    expected_reply = ChatSession(chat_translator).reply("one nine .", **greedy) or "…"
     demo, url = launch(models_dir, max_input_chars=100)
     try:
         assert url.startswith("http://127.0.0.1:")
@@ -264,7 +280,7 @@ def test_served_app_translates_chats_and_refuses_bad_input(models_dir):
         text, nbest, _plot, notes = client.predict(
             "one two .", "tiny", *DECODING, api_name="/translate"
         )
-        assert isinstance(text, str) and text
+        assert text and text == expected_text
         assert "tiny" in notes
         assert nbest["data"][0][1] == text
 
@@ -272,7 +288,7 @@ def test_served_app_translates_chats_and_refuses_bad_input(models_dir):
         updates = list(job)
         final = job.result()
         assert updates and final
-        assert isinstance(final, str) and final == updates[-1]
+        assert final == updates[-1] == expected_reply
 
         with pytest.raises(Exception, match="limit is 100 characters"):
             client.predict("one " * 30, "tiny", *DECODING, api_name="/translate")

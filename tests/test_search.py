@@ -420,3 +420,78 @@ def test_traced_once_per_search(searcher):
 def test_bad_arguments(call, searcher):
     with pytest.raises(ValueError):
         call(searcher, source_batch())
+
+
+# -- pinned values on a fixed tiny model ------------------------------------------------
+
+# A GRU + Bahdanau model whose weights are drawn from a seeded NumPy generator (not Keras's
+# initialisers, which may change between versions), with END's output bias raised so that
+# hypotheses end at different steps. Its outputs are pinned: a change to the searches, the
+# logit processors or the model's step that changes what is decoded fails here, whatever
+# the change meant to do. Recompute them only for a change that is meant to alter them.
+PINNED_SOURCE = np.array([[5, 6, 7, 8], [9, 4, PAD, PAD]], np.int32)
+PINNED = {
+    "greedy": (
+        dict(max_length=8),
+        [[[9, 9, 4, 9, 8, 9, 9, 4]], [[1, 9, 9, 4, 9, 3, 0, 0]]],
+        [[-9.56263], [-7.34730]],
+    ),
+    "beam": (
+        dict(beam_size=3, n_best=3, max_length=8),
+        [
+            [[3, 0, 0, 0, 0, 0, 0, 0], [8, 9, 9, 9, 4, 8, 9, 9], [8, 9, 9, 4, 8, 9, 9, 4]],
+            [[3, 0, 0, 0, 0, 0, 0, 0], [1, 9, 9, 4, 9, 3, 0, 0], [1, 7, 9, 9, 9, 4, 3, 0]],
+        ],
+        [[-1.91431, -4.10601, -4.19315], [-1.42648, -4.00762, -4.31500]],
+    ),
+    "sample": (
+        dict(n=2, temperature=1.0, seed=7, max_length=8),
+        [
+            [[9, 3, 0, 0, 0, 0, 0, 0], [9, 9, 4, 9, 8, 1, 6, 9]],
+            [[5, 3, 0, 0, 0, 0, 0, 0], [9, 9, 7, 6, 8, 9, 9, 9]],
+        ],
+        [[-3.73248, -13.27242], [-5.24458, -13.86596]],
+    ),
+    "sample-top-k-top-p": (
+        dict(n=2, temperature=0.8, top_k=4, top_p=0.9, seed=7, max_length=8),
+        [
+            [[9, 9, 9, 8, 9, 9, 4, 9], [9, 9, 4, 9, 8, 1, 9, 9]],
+            [[9, 9, 3, 0, 0, 0, 0, 0], [1, 9, 7, 9, 9, 9, 9, 4]],
+        ],
+        [[-9.75563, -10.12046], [-5.23471, -10.21528]],
+    ),
+}
+
+
+def pinned_model():
+    config = ModelConfig(
+        cell="gru", attention="bahdanau", embedding_dim=8, hidden_size=8, dropout=0.0
+    )
+    model = build_model(config, 13, 11)  # vocabularies of 13 and 11
+    target_in = np.full((2, 3), START, np.int32)
+    model((PINNED_SOURCE, target_in))  # builds every weight
+    rng = np.random.default_rng(20261204)
+    for weight in model.weights:
+        values = rng.normal(0.0, 0.6, tuple(weight.shape)).astype(np.float32)
+        if weight.path.endswith("logits/bias"):
+            values[END] += 1.5
+        weight.assign(values)
+    return model
+
+
+@pytest.mark.parametrize("mode", ["graph", "eager", "xla"])
+def test_searches_decode_the_pinned_values(mode):
+    """Greedy, beam and sampling on the fixed model give the pinned ids and scores, run as a
+    graph, op by op or XLA-compiled. Sampling is pinned as a graph and op by op only: XLA
+    draws TensorFlow's stateless random numbers with another algorithm, so the same seed
+    samples differently there."""
+    searcher = Searcher(
+        pinned_model(), jit_compile=mode == "xla", eager_until_built=mode == "eager"
+    )
+    for name, (settings, ids, scores) in PINNED.items():
+        if mode == "xla" and name.startswith("sample"):
+            continue
+        method = getattr(searcher, name.split("-")[0])
+        result = method(PINNED_SOURCE, **settings)
+        assert result.ids.tolist() == ids, name
+        np.testing.assert_allclose(result.scores, scores, rtol=1e-4, atol=1e-4, err_msg=name)
