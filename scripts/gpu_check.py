@@ -65,7 +65,7 @@ def run_setting(config, prepared, policy: str, cudnn: bool, steps: int, warmup: 
     import numpy as np
     import tensorflow as tf
 
-    from seq2seq.training.data import dataset_function
+    from seq2seq.training.data import Schedule, dataset_function
     from seq2seq.training.loop import build_trainer
 
     keras.mixed_precision.set_global_policy(policy)
@@ -75,7 +75,7 @@ def run_setting(config, prepared, policy: str, cudnn: bool, steps: int, warmup: 
     )
     if not cudnn:
         use_generic_gru(trainer.model)
-    make = dataset_function(config, prepared, epoch=0, repeat=True)
+    make = dataset_function(config, prepared, 0, Schedule(None, repeat=True))
     batches = iter(make(tf.distribute.InputContext()))
     first = next(batches)
     trainer.step(first)

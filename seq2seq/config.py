@@ -64,6 +64,16 @@ class DataConfig:
     max_source_length: int = 40
     max_target_length: int = 40
     bucket_width: int = 4
+    # A folder written by ``python -m seq2seq.prepare``; None: prepare into a cache folder
+    # keyed by the fields above (``seq2seq.data.prepare``), reused by later runs.
+    prepared: str | None = None
+    # Pairs of the training split the tokenizers are fitted on (a seeded sample; the
+    # whole split when it is smaller).
+    tokenizer_sample: int = 500_000
+    # Training shards: at least this many files (tf.data reads them in parallel and workers
+    # take whole files), each about ``shard_megabytes`` at most.
+    min_shards: int = 16
+    shard_megabytes: int = 64
 
 
 @dataclass
@@ -362,6 +372,9 @@ RANGES: dict[str, Range] = {
     "data.max_source_length": LENGTH,
     "data.max_target_length": LENGTH,
     "data.bucket_width": LENGTH,
+    "data.tokenizer_sample": Range(100, 1_000_000_000),
+    "data.min_shards": Range(1, 100_000),
+    "data.shard_megabytes": Range(1, 100_000),
     "model.embedding_dim": Range(1, 65536),
     "model.hidden_size": Range(1, 65536),
     "model.encoder_layers": Range(1, 64),

@@ -20,6 +20,7 @@ from typing import Any
 from seq2seq.cli import quiet
 from seq2seq.config import ConfigError
 from seq2seq.data.corpora.errors import CorpusError
+from seq2seq.data.prepared import PreparedDataError
 from seq2seq.inference.evaluation import SPLITS, TASKS, EvaluationError, evaluate_run, run_config
 from seq2seq.inference.metrics import DEFAULT_DEGENERATE_THRESHOLD, DEFAULT_STOCK_FRACTION
 from seq2seq.inference.mmi import require_backward
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             backward_model=args.backward_model,
             **overrides,
         )
-    except (RunError, EvaluationError, CorpusError, ConfigError) as error:
+    except (RunError, EvaluationError, CorpusError, PreparedDataError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(format_report(result))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -81,13 +82,31 @@ def check_before_launch(args: argparse.Namespace, overrides: list[str], output: 
         check_worker_count(args.local_workers)  # before TensorFlow loads: an instant answer
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    from seq2seq.data.corpora.loading import load_splits
+    from seq2seq.runs import RunPaths
+    from seq2seq.training.data import prepare_data
     from seq2seq.training.run_folder import open_run_config
 
     config = None if args.resume else load_config(args.preset, args.config, overrides)
     epochs = resume_epochs(overrides) if args.resume else None
     config, _ = open_run_config(config, output, args.resume, epochs)
-    load_splits(config.data)  # prepares the corpus cache once, not N times at the same moment
+    prepare_data(config, RunPaths(output) if args.resume else None)  # once, before the workers
+
+
+class Terminated(BaseException):
+    """SIGTERM (``kill PID``, a scheduler's time limit or preemption), raised like Ctrl-C's
+    KeyboardInterrupt so that training ends the same way: the last finished epoch kept, a
+    one-line resume hint, exit 143 (128 + SIGTERM)."""
+
+
+def raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+def catch_sigterm() -> None:
+    try:
+        signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread (train() called from a library): leave it
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give --preset NAME and/or --config FILE", file=sys.stderr)
         return 2
     from seq2seq.data.corpora.errors import CorpusError
-    from seq2seq.runs import RunError
+    from seq2seq.data.prepared import PreparedDataError
+    from seq2seq.runs import DiskFullError, RunError
     from seq2seq.training.cluster import ClusterError
 
     output = None
@@ -115,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.resume:
             config = load_config(args.preset, args.config, overrides)
         output = Path(args.output or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}")
+        if args.local_workers is None:
+            catch_sigterm()  # the local-workers launcher stops its workers on SIGTERM
         if args.local_workers is not None:
             check_before_launch(args, overrides, output)
             from seq2seq.training.launcher import run_local_workers
@@ -128,26 +150,41 @@ def main(argv: list[str] | None = None) -> int:
     except ClusterError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         os._exit(2)  # skip TensorFlow's teardown, which logs pages about the failed cluster
-    except (ConfigError, CorpusError, RunError) as error:
+    except DiskFullError as error:
+        print(f"error: {error}{resume_hint(output)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(2)  # h5py's teardown after a failed write can crash (seen: exit 139)
+    except (ConfigError, CorpusError, PreparedDataError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as stop:
+        terminated = isinstance(stop, Terminated)
         where = (
             f": {output} keeps its last finished epoch; continue with "
             f"python -m seq2seq.train --output {output} --resume"
             if output
             else ""
         )
-        print(f"interrupted{where}", file=sys.stderr, flush=True)
+        print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}{where}", file=sys.stderr)
+        sys.stderr.flush()
         sys.stdout.flush()
-        os._exit(130)  # TensorFlow's teardown can hang after an interrupted input pipeline
+        os._exit(143 if terminated else 130)  # TensorFlow's teardown can hang after an interrupt
     if not metrics:  # a worker other than the chief: the chief reports
         return 0
     report(output, metrics)
     return 0
+
+
+def resume_hint(output: Path | None) -> str:
+    if output is None or not (output / "config.yaml").is_file():
+        return ""
+    return (
+        f"; {output} keeps its last finished epoch: "
+        f"python -m seq2seq.train --output {output} --resume"
+    )
 
 
 def report(output: Path, metrics: dict) -> None:

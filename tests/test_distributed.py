@@ -153,11 +153,11 @@ def single_process_weights(run: Path, steps: int) -> tuple[list, list[float], li
     initial weights."""
     import tensorflow as tf
 
-    from seq2seq.training.data import dataset_function
+    from seq2seq.training.data import Schedule, dataset_function
 
     trainer, config, prepared = reference_trainer(run)
     initial = [w.numpy() for w in trainer.model.weights]
-    make = dataset_function(config, prepared, epoch=0, repeat=True)
+    make = dataset_function(config, prepared, 0, Schedule(config.train.steps_per_epoch, True))
     shards = [
         iter(make(tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i)))
         for i in (0, 1)

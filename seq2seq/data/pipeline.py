@@ -139,8 +139,41 @@ def make_dataset(
         shuffle_buffer,
         shard,
     )
+    return bucket_batches(
+        dataset,
+        batch_size=batch_size,
+        max_source_length=max_source_length,
+        max_target_length=max_target_length,
+        bucket_width=bucket_width,
+        shuffle=shuffle,
+        seed=seed,
+        drop_remainder=drop_remainder,
+    )
+
+
+def bucket_boundaries(max_source_length: int, max_target_length: int, bucket_width: int):
+    """Upper length bounds (exclusive) of the buckets; a pair's length is ``example_length``."""
     longest = max(max_source_length, max_target_length + 1)
-    boundaries = list(range(bucket_width + 1, longest + 1, bucket_width))
+    return list(range(bucket_width + 1, longest + 1, bucket_width))
+
+
+def bucket_batches(
+    dataset: tf.data.Dataset,
+    *,
+    batch_size: int,
+    max_source_length: int,
+    max_target_length: int,
+    bucket_width: int,
+    shuffle: bool,
+    seed: int,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """``((source, target_in), target_out)`` examples -> padded batches of similar lengths.
+
+    A bucket emits a batch when full and its remainder at the end, so an epoch has
+    ``sum(ceil(pairs_in_bucket / batch_size))`` batches whatever the order (``batch_count``).
+    """
+    boundaries = bucket_boundaries(max_source_length, max_target_length, bucket_width)
     dataset = dataset.bucket_by_sequence_length(
         _length,
         bucket_boundaries=boundaries,
@@ -154,6 +187,16 @@ def make_dataset(
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def batch_count(length_counts: np.ndarray, batch_size: int, boundaries: Sequence[int]) -> int:
+    """Batches ``bucket_batches`` makes of pairs with ``length_counts[n]`` pairs of length n."""
+    edges = [0, *boundaries, len(length_counts) + 1]
+    total = 0
+    for low, high in itertools.pairwise(edges):
+        pairs = int(np.sum(length_counts[low:high]))
+        total += -(-pairs // batch_size)
+    return total
 
 
 def padded_batches(

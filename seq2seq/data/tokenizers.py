@@ -11,6 +11,7 @@ import io
 import json
 import re
 import unicodedata
+import zlib
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -361,6 +362,12 @@ def fit_tokenizer(
     if kind == "sentencepiece":
         return SentencePieceTokenizer.fit(texts, vocab_size, lowercase, user_symbols)
     raise TokenizerError(f"unknown tokenizer kind {kind!r}; allowed: {', '.join(KINDS)}")
+
+
+def vocabulary_fingerprint(*tokenizers: Tokenizer) -> int:
+    """A checksum of the vocabularies, small enough to sum exactly over workers."""
+    text = "\n".join(t.id_to_piece(i) for t in tokenizers for i in range(t.vocab_size))
+    return zlib.crc32(text.encode("utf-8")) % (1 << 30)
 
 
 def load_tokenizer(folder: str | Path) -> Tokenizer:

@@ -114,12 +114,23 @@ def run_config(run_dir: str | Path) -> Config:
 def split_pairs(config: Config, split: str) -> list[tuple[str, str]]:
     if split not in SPLITS:
         raise EvaluationError(f"split is {split!r}; allowed: {', '.join(SPLITS)}")
-    from seq2seq.data.corpora.loading import load_splits
+    from seq2seq.data.prepare import ensure_prepared
 
-    pairs = load_splits(config.data)[split]
+    folder = ensure_prepared(config.data)
+    if split == "train":  # its text is not kept: the pairs as the tokenizers give them back
+        from seq2seq.data.shards import read_ids
+        from seq2seq.data.tokenizers import load_tokenizer
+
+        source, target = load_tokenizer(folder.source_vocab), load_tokenizer(folder.target_vocab)
+        pairs = [
+            (source.decode(s), target.decode(t))
+            for s, t in zip(*read_ids(folder, "train"), strict=True)
+        ]
+    else:
+        pairs = folder.text_pairs(split)
     if not pairs:
         raise EvaluationError(f"the {split} split of {config.data.corpus!r} is empty")
-    return [(pair.source, pair.target) for pair in pairs]
+    return pairs
 
 
 def decode_sources(

@@ -22,7 +22,8 @@ from seq2seq.study.gates import cell_type, gate_saturation
 from seq2seq.study.gradients import embedded_source, encoder_gradient_curve, first_encoder_layer
 from seq2seq.study.settings import Budget
 from seq2seq.study.variants import DEFAULT_CLIPNORM, Variant
-from seq2seq.training.data import PreparedData, dataset_function
+from seq2seq.data.shards import read_ids
+from seq2seq.training.data import PreparedData, Schedule, dataset_function
 from seq2seq.training.loop import build_trainer, make_dev_scorer
 
 # Steps that trace the training function (a second trace relaxes the batch shapes); they
@@ -33,7 +34,7 @@ GRADIENT_SAMPLE_ROWS = 128
 
 def gradient_sample(prepared: PreparedData, rows: int = GRADIENT_SAMPLE_ROWS) -> np.ndarray:
     """The longest dev sources (padded ids [rows, S]): the longest distances to measure."""
-    sources = sorted(prepared.dev_ids[0] or prepared.train_ids[0], key=len, reverse=True)[:rows]
+    sources = sorted(read_ids(prepared.folder, "dev")[0], key=len, reverse=True)[:rows]
     batch = np.zeros((len(sources), len(sources[0])), np.int32)
     for row, ids in enumerate(sources):
         batch[row, : len(ids)] = ids
@@ -73,7 +74,7 @@ def train_variant(
     before = measure_encoder(model, sample)
     scorer = make_dev_scorer(config, prepared, model, trainer.loss)
     curve = [{"step": 0, "seconds": 0.0, "dev_loss": scorer.dev_loss()}]
-    batches = iter(trainer.distribute(dataset_function(config, prepared, 0, repeat=True)))
+    batches = iter(trainer.distribute(dataset_function(config, prepared, 0, Schedule(None, repeat=True))))
     norms, losses = [], []
     steps, seconds, timed_seconds, timed_tokens = 0, 0.0, 0.0, 0.0
     diverged_at = None

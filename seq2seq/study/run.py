@@ -100,7 +100,7 @@ def prepare_shared_data(settings: StudySettings, output: Path) -> PreparedData:
     ):
         if not folder.is_dir():
             save_tokenizer_atomically(tokenizer, folder)
-    if not prepared.dev_ids[0]:
+    if not prepared.pairs["dev"]:
         raise StudyError("the dev split is empty after the length filter: nothing to compare on")
     return prepared
 

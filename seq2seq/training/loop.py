@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from seq2seq import run_lock
 from seq2seq.config import Config, TrainConfig
-from seq2seq.data.pipeline import make_dataset
+from seq2seq.data.tokenizers import vocabulary_fingerprint
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.model.losses import MaskedCrossEntropy
 from seq2seq.runs import (
@@ -42,16 +42,21 @@ from seq2seq.training.callbacks import (
     ResumablePlateau,
     RunRecorder,
 )
-from seq2seq.training.checkpoints import restore_latest, save_epoch_weights, save_state
+from seq2seq.training.checkpoints import (
+    restore_latest,
+    rewrite_missing_epoch_weights,
+    save_epoch_weights,
+    save_state,
+)
 from seq2seq.training.cluster import ClusterError, cluster_task, make_strategy
 from seq2seq.training.data import (
     PreparedData,
     Schedule,
     dataset_function,
+    dev_batches,
     dev_sample,
     epoch_schedule,
     prepare_data,
-    vocabulary_fingerprint,
 )
 from seq2seq.training.dev_scores import DevScorer
 from seq2seq.training.run_folder import (
@@ -313,7 +318,8 @@ def train_prepared(
         )
     if is_chief:
         record_start(paths, prepared, policy, trainer.num_replicas, start)
-    schedule = epoch_schedule(config, trainer.num_replicas, len(prepared.train_ids[0]))
+        rewrite_missing_epoch_weights(paths, model, start, config.train.keep_checkpoints)
+    schedule = epoch_schedule(config, trainer.num_replicas, prepared)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     callbacks = make_callbacks(
@@ -325,7 +331,7 @@ def train_prepared(
     stopped_early = False
     for epoch in range(start, config.train.epochs):
         callbacks.on_epoch_begin(epoch)
-        batches = trainer.distribute(dataset_function(config, prepared, epoch, schedule.repeat))
+        batches = trainer.distribute(dataset_function(config, prepared, epoch, schedule))
         logs = run_epoch(trainer, batches, schedule, callbacks)
         if model.stop_training and not math.isfinite(logs["loss"]):
             raise TrainingError(f"the training loss became {logs['loss']} in epoch {epoch + 1}")
@@ -387,16 +393,7 @@ def dev_score_names(config: Config) -> list[str]:
 def make_dev_scorer(
     config: Config, prepared: PreparedData, model: keras.Model, loss: MaskedCrossEntropy
 ) -> DevScorer:
-    data = config.data
-    dev = make_dataset(
-        *prepared.dev_ids,
-        batch_size=config.train.batch_size,
-        max_source_length=data.max_source_length,
-        max_target_length=data.max_target_length,
-        bucket_width=data.bucket_width,
-        shuffle=False,
-        seed=config.train.seed,
-    )
+    dev = dev_batches(config, prepared)
     dev_ids, references = dev_sample(config, prepared)
     use_bleu = config.train.select_best_by == "bleu"
     return DevScorer(

@@ -18,6 +18,7 @@ from seq2seq.runs import (
     RunError,
     RunPaths,
     check_fingerprint,
+    check_free_space,
     read_metrics,
     remove_partial_files,
     write_atomically,
@@ -26,6 +27,7 @@ from seq2seq.runs import (
     write_text_atomically,
 )
 from seq2seq.training.callbacks import write_history
+from seq2seq.training.checkpoints import save_model_only, variables_bytes
 from seq2seq.training.data import PreparedData
 
 
@@ -117,7 +119,8 @@ def record_start(
     paths: RunPaths, prepared: PreparedData, policy: str, replicas: int, start: int
 ) -> None:
     """Facts about the data and hardware; epochs after the restored state are forgotten."""
-    remove_partial_files(paths.root)
+    for folder in (paths.root, paths.checkpoints, paths.backup):
+        remove_partial_files(folder)  # the chief alone writes them, and it is not writing
     metrics = read_metrics(paths)
     metrics["epochs"] = [e for e in metrics.get("epochs", []) if e["epoch"] <= start]
     best = metrics.get("best")
@@ -127,8 +130,9 @@ def record_start(
     metrics.pop("finished", None)
     metrics.update(
         {
-            "pairs": {split: len(pairs) for split, pairs in prepared.splits.items()},
-            "dropped_by_length": prepared.dropped,
+            "pairs": prepared.pairs,
+            "dropped": prepared.dropped,
+            "prepared": str(prepared.folder.root),
             "train_target_tokens": prepared.train_target_tokens,
             "source_vocab_size": prepared.source_tokenizer.vocab_size,
             "target_vocab_size": prepared.target_tokenizer.vocab_size,
@@ -141,9 +145,10 @@ def record_start(
 
 
 def finish_run(paths: RunPaths, model: keras.Model, stopped_early: bool) -> dict:
-    write_atomically(paths.last_model, model.save)
+    check_free_space(paths.root, 2 * variables_bytes(model.weights), "the final models")
+    write_atomically(paths.last_model, lambda path: save_model_only(model, path))
     if not paths.best_model.is_file():
-        write_atomically(paths.best_model, model.save)
+        write_atomically(paths.best_model, lambda path: save_model_only(model, path))
     metrics = read_metrics(paths)
     metrics["finished"] = True
     metrics["stopped_early"] = stopped_early

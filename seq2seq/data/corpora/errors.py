@@ -6,11 +6,20 @@ uniformly; the messages are written for the person running the command.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 DATA_DIR_ENV = "SEQ2SEQ_DATA_DIR"
 CACHE_DIR_ENV = "SEQ2SEQ_CACHE_DIR"
+DEFAULT_CACHE_DIR = Path("~/.cache/seq2seq/tfds")
+
+
+def resolve_cache_dir(cache_dir: str | Path | None) -> Path:
+    """TFDS's prepared-data folder: argument, else $SEQ2SEQ_CACHE_DIR, else
+    ~/.cache/seq2seq/tfds (prepared token-id shards are cached in its ``prepared/``)."""
+    chosen = cache_dir or os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR
+    return Path(chosen).expanduser()
 
 
 class CorpusError(ValueError):

@@ -34,10 +34,10 @@ from tensorflow_datasets.core.download.checksums import UrlInfo
 
 from seq2seq.data.corpora import readers
 from seq2seq.data.corpora.errors import (
-    CACHE_DIR_ENV,
     DATA_DIR_ENV,
     CorpusError,
     CorpusNotFoundError,
+    resolve_cache_dir,
 )
 from seq2seq.data.corpora.spec import (
     CORPORA,
@@ -49,7 +49,6 @@ from seq2seq.data.corpora.spec import (
 )
 
 VERIFY_ENV = "SEQ2SEQ_VERIFY_CHECKSUMS"
-DEFAULT_CACHE_DIR = Path("~/.cache/seq2seq/tfds")
 VERSION = tfds.core.Version("1.1.0")
 DAILY_SPLITS = ("train", "validation", "test")
 RESOLVE_TIMEOUT_S = 10.0  # an offline start fails this fast, not after minutes of retries
@@ -118,12 +117,6 @@ def check_host_resolves(url: str, timeout: float | None = None) -> None:
         raise OSError(f"cannot resolve {host}: no answer (offline?)")
     if outcome[0] is not None:
         raise OSError(f"cannot resolve {host} (offline?): {outcome[0]}")
-
-
-def resolve_cache_dir(cache_dir: str | Path | None) -> Path:
-    """Prepared-data folder: argument, else $SEQ2SEQ_CACHE_DIR, else ~/.cache/seq2seq/tfds."""
-    chosen = cache_dir or os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR
-    return Path(chosen).expanduser()
 
 
 def verify_enabled(verify: bool | None) -> bool:
@@ -436,6 +429,9 @@ def check_line_reports(builder: LocalFirstBuilder, max_bad_fraction: float) -> N
         readers.LineReport(total=stored["total"], bad=bad).check(max_bad_fraction)
 
 
+READ_BATCH = 1 << 16
+
+
 def parse_spec(builder: tfds.core.DatasetBuilder) -> dict[str, Any] | None:
     """``tf.io.parse_example`` spec for flat features and 1-D sequences, else None."""
     spec: dict[str, Any] = {}
@@ -451,19 +447,27 @@ def parse_spec(builder: tfds.core.DatasetBuilder) -> dict[str, Any] | None:
     return spec
 
 
-def read_columns(builder: tfds.core.DatasetBuilder, split: str) -> dict[str, list[Any]]:
-    """Whole split as Python columns. Parsing the prepared TFRecords in large batches is ~6x
-    faster than TFDS's per-example decoding, which matters for 100k+ sentence pairs."""
+def column_batches(builder: tfds.core.DatasetBuilder, split: str) -> Iterator[dict[str, list]]:
+    """A split as Python columns, a batch of ``READ_BATCH`` examples at a time. Parsing the
+    prepared TFRecords in large batches is ~6x faster than TFDS's per-example decoding,
+    which matters for 100k+ sentence pairs."""
     spec = parse_spec(builder)
     files = [str(path) for path in builder.info.splits[split].filepaths]
     if spec is None or builder.info.file_format != tfds.core.FileFormat.TFRECORD:
-        whole = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-        return {key: to_python(values) for key, values in whole.items()}
-    columns: dict[str, list[Any]] = {key: [] for key in spec}
-    dataset = tf.data.TFRecordDataset(files).batch(1 << 16)
+        for batch in tfds.as_numpy(builder.as_dataset(split=split, batch_size=READ_BATCH)):
+            yield {key: to_python(values) for key, values in batch.items()}
+        return
+    dataset = tf.data.TFRecordDataset(files).batch(READ_BATCH)
     for batch in dataset.map(lambda records: tf.io.parse_example(records, spec)):
+        yield {key: column_to_python(values) for key, values in batch.items()}
+
+
+def read_columns(builder: tfds.core.DatasetBuilder, split: str) -> dict[str, list[Any]]:
+    """Whole split as Python columns."""
+    columns: dict[str, list[Any]] = {}
+    for batch in column_batches(builder, split):
         for key, values in batch.items():
-            columns[key].extend(column_to_python(values))
+            columns.setdefault(key, []).extend(values)
     return columns
 
 
@@ -505,3 +509,20 @@ def load_examples(
     columns = read_columns(builder, split)
     count = len(next(iter(columns.values()), []))
     return [{key: values[i] for key, values in columns.items()} for i in range(count)]
+
+
+def iter_examples(
+    name: str,
+    split: str,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    **kwargs: Any,
+) -> Iterator[dict[str, Any]]:
+    """Examples of one split as Python dicts, streamed in the prepared order."""
+    builder = prepare_builder(name, data_dir, cache_dir, **kwargs)
+    if split not in builder.info.splits:
+        raise CorpusError(f"{name} has no split {split!r}; it has {', '.join(builder.info.splits)}")
+    for columns in column_batches(builder, split):
+        count = len(next(iter(columns.values()), []))
+        for i in range(count):
+            yield {key: values[i] for key, values in columns.items()}

@@ -1,0 +1,295 @@
+"""``seq2seq.data.prepare`` / ``seq2seq.prepare``: a corpus into token-id shards, once.
+
+The prepared splits must be the in-memory loader's (``corpora.loading``), pair for pair;
+a folder is only ever used with its manifest, and every fault leaves nothing half-made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import random
+
+import numpy as np
+import pytest
+
+from seq2seq.config import DataConfig
+from seq2seq.data.corpora.errors import CorpusError
+from seq2seq.data.corpora.loading import load_splits
+from seq2seq.data.prepare import (
+    IN_PROGRESS_FILE,
+    ShardWriter,
+    components,
+    ensure_prepared,
+    prepare,
+)
+from seq2seq.data.prepared import MANIFEST_FILE, PreparedDataError, open_prepared
+
+WORDS = "red green blue cat dog house tree river stone cloud bird fish lamp road city".split()
+
+
+def linked_pairs(count: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Pairs where many sentences repeat on one side or the other, so groups span several
+    pairs and chains (a-b, b-c) link across them, as in Tatoeba."""
+    rng = random.Random(seed)
+    sources = [" ".join(rng.choices(WORDS, k=rng.randint(2, 6))) for _ in range(count // 2)]
+    targets = [" ".join(rng.choices(WORDS, k=rng.randint(2, 6))).upper() for _ in range(count // 2)]
+    pairs = {(rng.choice(sources), rng.choice(targets)) for _ in range(count)}
+    return sorted(pairs, key=lambda pair: rng.random())
+
+
+def write_tsv(path, pairs) -> str:
+    path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    return str(path)
+
+
+def word_data(path: str, **fields) -> DataConfig:
+    base = {
+        "corpus": "tsv",
+        "path": path,
+        "tokenizer": "word",
+        "source_vocab_size": 40,
+        "target_vocab_size": 40,
+        "max_source_length": 5,
+        "max_target_length": 6,
+        "dev_fraction": 0.15,
+        "test_fraction": 0.15,
+        "min_shards": 4,
+    }
+    return DataConfig(**{**base, **fields})
+
+
+def train_records(folder) -> list[tuple[list[int], list[int]]]:
+    """The train pairs in corpus order: pair k is record k // N of shard k mod N."""
+    from seq2seq.data.shards import read_records
+
+    shards = [
+        [(s.numpy().tolist(), t.numpy().tolist()[:-1]) for (s, _), t in read_records([f], False)]
+        for f in folder.files("train")
+    ]
+    total = sum(map(len, shards))
+    return [shards[k % len(shards)][k // len(shards)] for k in range(total)]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    return write_tsv(folder / "pairs.tsv", linked_pairs(600))
+
+
+@pytest.fixture(scope="module")
+def prepared(corpus, tmp_path_factory):
+    output = tmp_path_factory.mktemp("prepared") / "out"
+    return prepare(word_data(corpus), output, show_progress=False).folder
+
+
+def test_components_join_pairs_that_share_a_sentence_on_either_side():
+    first = np.array([0, 1, 1, 2, 3, 4])  # pairs 1-2 share a first sentence
+    second = np.array([0, 1, 2, 2, 3, 3])  # 2-3 and 4-5 share a second one
+    label = components(first, second)
+    assert label[1] == label[2] == label[3]
+    assert label[4] == label[5]
+    assert len({label[0], label[1], label[4]}) == 3
+
+
+def test_the_splits_are_the_in_memory_loaders_pair_for_pair(corpus, prepared):
+    data = word_data(corpus)
+    old = load_splits(data)
+    groups = {pair.group for pair in old["train"]}
+    assert len(groups) < len(old["train"]), "the corpus must have groups of several pairs"
+    for split in ("dev", "test"):
+        assert prepared.text_pairs(split) == [(p.source, p.target) for p in old[split]]
+    source, target = prepared_tokenizers(prepared)
+    expected = [
+        (s, t)
+        for s, t in zip(
+            source.encode_batch([p.source for p in old["train"]]),
+            target.encode_batch([p.target for p in old["train"]]),
+            strict=True,
+        )
+        if 0 < len(s) <= data.max_source_length and 0 < len(t) <= data.max_target_length
+    ]
+    assert train_records(prepared) == expected
+    dropped = sum(v for k, v in prepared.manifest["dropped"].items() if k.startswith("train"))
+    assert dropped == len(old["train"]) - len(expected) > 0  # the length filter counted
+
+
+def prepared_tokenizers(folder):
+    from seq2seq.data.tokenizers import load_tokenizer
+
+    return load_tokenizer(folder.source_vocab), load_tokenizer(folder.target_vocab)
+
+
+def test_max_pairs_keeps_the_same_pairs_as_the_in_memory_cap(corpus, tmp_path):
+    data = word_data(corpus, max_pairs=200)
+    folder = prepare(data, tmp_path / "capped", show_progress=False).folder
+    old = load_splits(data)
+    assert folder.manifest["capped_by_max_pairs"] == folder.manifest["rows"] - 200
+    for split in ("dev", "test"):
+        assert folder.text_pairs(split) == [(p.source, p.target) for p in old[split]]
+
+
+def test_manifest_counts_and_target_counts_match_the_shards(prepared):
+    from seq2seq.constants import END
+
+    records = train_records(prepared)
+    assert prepared.pairs("train") == len(records)
+    counts = np.zeros(prepared.manifest["target_vocab_size"])
+    for _, target in records:
+        np.add.at(counts, target, 1)
+    counts[END] += len(records)
+    np.testing.assert_array_equal(prepared.target_counts(), counts)
+    assert prepared.target_tokens == int(counts.sum())
+    shards = prepared.shards("train")
+    assert len(shards) == 4 and max(s.pairs for s in shards) - min(s.pairs for s in shards) <= 1
+    for shard in shards:
+        assert sum(shard.lengths) == shard.pairs
+
+
+def test_two_workers_see_every_pair_once_an_epoch_in_the_same_number_of_steps(prepared):
+    import tensorflow as tf
+
+    from seq2seq.config import Config, TrainConfig
+    from seq2seq.training.data import PreparedData, dataset_function, epoch_schedule
+
+    config = Config(
+        data=dataclasses.replace(word_data("unused"), bucket_width=2),
+        train=TrainConfig(batch_size=8, shuffle_buffer=50),
+    )
+    data = PreparedData(prepared, *prepared_tokenizers(prepared))
+    schedule = epoch_schedule(config, replicas=2, prepared=data, pipelines=2)
+    assert schedule.steps and not schedule.repeat
+    make = dataset_function(config, data, epoch=3, schedule=schedule)
+    seen, batches = [], []
+    for index in (0, 1):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=index)
+        count = 0
+        for (source, _), target_out in make(context):
+            count += 1
+            for s, t in zip(source.numpy(), target_out.numpy(), strict=True):
+                if (t != 0).any():  # filler batches carry no target token
+                    seen.append((tuple(int(i) for i in s if i), tuple(int(i) for i in t if i)))
+        batches.append(count)
+    assert batches == [schedule.steps, schedule.steps]
+    expected = [(tuple(s), (*t, 3)) for s, t in train_records(prepared)]
+    assert sorted(seen) == sorted(expected)
+
+
+def test_an_unchanged_rerun_reuses_the_folder_and_another_config_is_refused(
+    corpus, prepared, monkeypatch
+):
+    import seq2seq.data.prepare as module
+
+    monkeypatch.setattr(module, "prepare_into", lambda *a, **k: pytest.fail("prepared again"))
+    again = prepare(word_data(corpus), prepared.root, show_progress=False)
+    assert again.seconds == 0.0 and again.folder.manifest == prepared.manifest
+    with pytest.raises(PreparedDataError, match=r"data.max_source_length: prepared 5, config 9"):
+        prepare(word_data(corpus, max_source_length=9), prepared.root, show_progress=False)
+    with pytest.raises(PreparedDataError, match="another data config"):
+        open_prepared(prepared.root, word_data(corpus, tokenizer="sentencepiece"))
+
+
+def test_another_format_version_and_damaged_shards_are_refused(corpus, tmp_path):
+    folder = prepare(word_data(corpus), tmp_path / "p", show_progress=False).folder
+    manifest_path = folder.root / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "format_version": 0}))
+    with pytest.raises(PreparedDataError, match="format version 0"):
+        open_prepared(folder.root)
+    manifest_path.write_text(json.dumps(manifest))
+    shard = folder.files("train")[1]
+    content = shard.read_bytes()
+    shard.write_bytes(content[:-3])
+    with pytest.raises(PreparedDataError, match="train-00001.tfrecord: .* bytes, the manifest"):
+        open_prepared(folder.root)
+    shard.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))
+    with pytest.raises(PreparedDataError, match="sha256 differs"):
+        open_prepared(folder.root)
+    shard.write_bytes(content)
+    assert open_prepared(folder.root).pairs("train") == folder.pairs("train")
+
+
+def test_a_full_disk_leaves_no_folder_and_says_so(corpus, tmp_path, monkeypatch):
+    def full(self, records, lengths):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ShardWriter, "write", full)
+    with pytest.raises(PreparedDataError, match="the disk filled while writing"):
+        prepare(word_data(corpus), tmp_path / "p", show_progress=False)
+    assert not (tmp_path / "p").exists()
+
+
+def test_an_interrupted_preparation_is_cleaned_up_and_others_folders_are_refused(corpus, tmp_path):
+    leftover = tmp_path / "left"
+    leftover.mkdir()
+    (leftover / IN_PROGRESS_FILE).write_text("pid 1\n")
+    (leftover / "train-00000.tfrecord").write_bytes(b"half")
+    folder = prepare(word_data(corpus), leftover, show_progress=False).folder
+    assert (leftover / MANIFEST_FILE).is_file() and not (leftover / IN_PROGRESS_FILE).exists()
+    assert folder.pairs("train") > 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(PreparedDataError, match="not empty and is not a prepared folder"):
+        prepare(word_data(corpus), mine, show_progress=False)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    with pytest.raises(PreparedDataError, match="has no manifest.json"):
+        open_prepared(mine)
+
+
+def test_too_many_bad_lines_stop_with_file_and_line(tmp_path):
+    lines = [f"{w} one\t{w} uno" for w in WORDS] * 4 + ["no tab here", "\tempty source"]
+    path = tmp_path / "bad.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"bad\.tsv:61: missing tab"):
+        prepare(word_data(str(path)), tmp_path / "p", show_progress=False)
+    assert not (tmp_path / "p").exists()
+
+
+def test_an_empty_corpus_is_a_clear_error(tmp_path):
+    path = tmp_path / "empty.tsv"
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(CorpusError, match="has no sentence pairs"):
+        prepare(word_data(str(path)), tmp_path / "p", show_progress=False)
+
+
+def test_the_cache_is_prepared_once_and_reused(corpus, monkeypatch):
+    data = word_data(corpus, split_seed=77)
+    first = ensure_prepared(data, show_progress=False)
+    import seq2seq.data.prepare as module
+
+    monkeypatch.setattr(module, "prepare_into", lambda *a, **k: pytest.fail("prepared again"))
+    assert ensure_prepared(data, show_progress=False).root == first.root
+    explicit = dataclasses.replace(data, prepared=str(first.root))
+    assert ensure_prepared(explicit, show_progress=False).root == first.root
+
+
+def test_sentencepiece_encoding_in_worker_processes_matches_one_process(tmp_path):
+    pairs = linked_pairs(400, seed=3)
+    corpus = write_tsv(tmp_path / "pairs.tsv", pairs)
+    data = dataclasses.replace(
+        word_data(corpus), tokenizer="sentencepiece", source_vocab_size=60, target_vocab_size=60
+    )
+    one = prepare(data, tmp_path / "one", workers=1, show_progress=False).folder
+    two = prepare(data, tmp_path / "two", workers=2, show_progress=False).folder
+    assert [s.sha256 for s in one.shards("train")] == [s.sha256 for s in two.shards("train")]
+    assert one.manifest["vocab_fingerprint"] == two.manifest["vocab_fingerprint"]
+
+
+def test_the_command_line_prepares_and_explains_errors(corpus, tmp_path, capsys):
+    from seq2seq.prepare import main
+
+    output = tmp_path / "cli"
+    overrides = [f"{k}={v}" for k, v in dataclasses.asdict(word_data(corpus)).items() if v]
+    overrides = [o for o in overrides if not o.startswith(("data_dir", "cache_dir"))]
+    args = ["--preset", "quickstart", "--output", str(output)]
+    args += [f"data.{o}" for o in overrides] + ["data.reverse=false", "data.max_pairs=null"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "prepared" in out and f"data.prepared={output}" in out
+    assert main(args) == 0
+    assert "already prepared" in capsys.readouterr().out
+    assert main([*args, "data.max_source_length=7"]) == 2
+    assert "data.max_source_length: prepared 5, config 7" in capsys.readouterr().err
+    assert main(["--preset", "quickstart", "--output", str(tmp_path / "x"), "--workers", "0"]) == 2
