@@ -16,6 +16,7 @@ run killed at any instant keeps the previous complete version of each file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -31,6 +32,42 @@ RUN_FORMAT = 1
 
 class RunError(ValueError):
     """A run folder is missing, incomplete or from an incompatible version."""
+
+
+class DiskFullError(RunError):
+    """A save found too little free space, or the disk filled up while writing."""
+
+
+FREE_SPACE_MARGIN = 16 << 20  # bytes kept free beyond a save's estimated size
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """ENOSPC or EDQUOT, also as h5py and Keras word them (their errno is often lost)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error)
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def megabytes(size: float) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
+def check_free_space(folder: Path, needed: int, what: str) -> None:
+    """``DiskFullError`` before a save of about ``needed`` bytes that would not fit."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # cannot tell: the write itself reports a full disk
+    if free < needed + FREE_SPACE_MARGIN:
+        raise DiskFullError(
+            f"disk full: {what} needs about {megabytes(needed)} but {folder} has "
+            f"{megabytes(free)} free; free some space"
+        )
+
+
+def disk_full(path: Path, error: BaseException) -> DiskFullError:
+    return DiskFullError(f"disk full while writing {path}: {type(error).__name__}: {error}")
 
 
 @dataclass(frozen=True)
@@ -108,6 +145,12 @@ def fault_point(name: str, torn: Path | None = None) -> None:
     process the N-th time it passes ``name`` (e.g. ``model.keras:2``), first cutting the
     file ``torn`` in half as a write stopped mid-way would. Unset: does nothing."""
     wanted = os.environ.get("SEQ2SEQ_KILL_AT")
+    full = os.environ.get("SEQ2SEQ_FULL_DISK_AT")  # the same, raising ENOSPC instead
+    if full and full.rpartition(":")[0] == name:
+        key = f"full:{name}"
+        _FAULT_COUNTS[key] = _FAULT_COUNTS.get(key, 0) + 1
+        if str(_FAULT_COUNTS[key]) == full.rpartition(":")[2]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(torn or name))
     if not wanted or wanted.rpartition(":")[0] != name:
         return
     _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
@@ -142,6 +185,10 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
             with open(temporary, "rb+") as handle:
                 os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except Exception as error:  # h5py and Keras wrap ENOSPC in their own types
+        if is_disk_full(error):
+            raise disk_full(path, error) from None
+        raise
     finally:
         if temporary.is_file():
             temporary.unlink()

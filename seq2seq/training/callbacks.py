@@ -13,11 +13,13 @@ import keras
 
 from seq2seq.runs import (
     RunPaths,
+    check_free_space,
     read_metrics,
     write_atomically,
     write_metrics,
     write_text_atomically,
 )
+from seq2seq.training.checkpoints import save_model_only, variables_bytes
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -56,7 +58,10 @@ class RunRecorder(keras.callbacks.Callback):
         if score > metrics.get("best_score", -math.inf):
             metrics["best_score"] = score
             metrics["best"] = entry
-            write_atomically(self.paths.best_model, self.model.save)
+            check_free_space(
+                self.paths.root, variables_bytes(self.model.weights), self.paths.best_model.name
+            )
+            write_atomically(self.paths.best_model, lambda path: save_model_only(self.model, path))
         write_metrics(self.paths, metrics)
         write_history(self.paths, epochs)
 

@@ -6,6 +6,11 @@ either is complete or does not exist. The previous state is deleted only after t
 is in place. On ``--resume`` the newest state that loads is used; a damaged one is reported
 and the one before it is tried. ``checkpoints/epoch-NNNN.weights.h5`` keeps the model
 weights of the last ``keep`` epochs for ``python -m seq2seq.average``.
+
+Only the backup holds the optimizer state (``optimizer.npz``, Adam's two slots per weight:
+twice the model). Keras's ``save_weights`` and ``save`` would add it to every file they
+write, so the epoch checkpoints, ``model.keras`` and ``last.keras`` are written without it
+(``save_weights_only``, ``save_model_only``): a third of the size.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import logging
 import os
 import re
 import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +31,10 @@ import numpy as np
 
 from seq2seq.runs import (
     RunPaths,
+    check_free_space,
+    disk_full,
     fault_point,
+    is_disk_full,
     sync_folder,
     temporary_name,
     write_atomically,
@@ -58,6 +69,39 @@ def epoch_folders(backup: Path) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
+@contextmanager
+def without_optimizer(model: keras.Model) -> Iterator[None]:
+    """Keras saves ``model.optimizer``'s variables with the weights; hide it meanwhile (the
+    training step keeps its own reference, so training is not affected)."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        yield
+        return
+    model.optimizer = None
+    try:
+        yield
+    finally:
+        model.optimizer = optimizer
+
+
+def save_weights_only(model: keras.Model, path: Path) -> None:
+    with without_optimizer(model):
+        model.save_weights(path)
+
+
+def save_model_only(model: keras.Model, path: Path) -> None:
+    """A ``.keras`` file with the architecture and weights, no optimizer state."""
+    with without_optimizer(model):
+        model.save(path)
+
+
+def load_weights_only(model: keras.Model, path: Path) -> None:
+    """Load weights saved without optimizer state (Keras warns that it has none to load)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
+
+
 def save_optimizer(optimizer: keras.optimizers.Optimizer, path: Path) -> None:
     arrays = {f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
     with open(path, "wb") as handle:
@@ -87,15 +131,24 @@ def save_state(
     final = backup / f"epoch-{epochs_done:04d}"
     partial = temporary_name(final)
     shutil.rmtree(partial, ignore_errors=True)
+    check_free_space(
+        backup, variables_bytes(model.weights) + variables_bytes(optimizer.variables), "the state"
+    )
     partial.mkdir()
-    model.save_weights(partial / "model.weights.h5")
-    fault_point("state")
-    save_optimizer(optimizer, partial / "optimizer.npz")
-    state = {"epochs_done": epochs_done, "format": STATE_FORMAT}
-    (partial / "state.json").write_text(json.dumps(state), encoding="utf-8")
-    for file in partial.iterdir():
-        with open(file, "rb+") as handle:
-            os.fsync(handle.fileno())
+    try:
+        save_weights_only(model, partial / "model.weights.h5")
+        fault_point("state")
+        save_optimizer(optimizer, partial / "optimizer.npz")
+        state = {"epochs_done": epochs_done, "format": STATE_FORMAT}
+        (partial / "state.json").write_text(json.dumps(state), encoding="utf-8")
+        for file in partial.iterdir():
+            with open(file, "rb+") as handle:
+                os.fsync(handle.fileno())
+    except Exception as error:  # the older states stay; this one is dropped whole
+        shutil.rmtree(partial, ignore_errors=True)
+        if is_disk_full(error):
+            raise disk_full(partial, error) from None
+        raise
     shutil.rmtree(final, ignore_errors=True)  # a state of the same epoch from an older attempt
     partial.rename(final)
     sync_folder(backup)
@@ -104,11 +157,16 @@ def save_state(
         shutil.rmtree(old, ignore_errors=True)
 
 
+def variables_bytes(variables) -> int:
+    """What saving ``variables`` takes on disk, about (their bytes; HDF5 adds little)."""
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+
+
 def load_state(folder: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> Restored:
     try:
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         epochs_done = int(state["epochs_done"])
-        model.load_weights(folder / "model.weights.h5")
+        load_weights_only(model, folder / "model.weights.h5")
         load_optimizer(optimizer, folder / "optimizer.npz")
     except CheckpointError:
         raise
@@ -143,9 +201,19 @@ def save_epoch_weights(paths: RunPaths, model: keras.Model, epoch: int, keep: in
         return
     paths.checkpoints.mkdir(parents=True, exist_ok=True)
     target = epoch_weights_file(paths.root, epoch)
-    write_atomically(target, lambda temporary: model.save_weights(temporary))
+    check_free_space(paths.checkpoints, variables_bytes(model.weights), target.name)
+    write_atomically(target, lambda temporary: save_weights_only(model, temporary))
     for old in list(epoch_weights(paths.root).values())[:-keep]:
         old.unlink(missing_ok=True)
+
+
+def rewrite_missing_epoch_weights(paths: RunPaths, model: keras.Model, epoch: int, keep: int):
+    """On resume from the state of ``epoch``: write its checkpoint if a kill lost it (the
+    restored weights are the ones it would hold), so averaging finds no gap."""
+    if epoch < 1 or keep <= 0 or epoch_weights_file(paths.root, epoch).is_file():
+        return
+    log.info("rewriting the missing checkpoint of epoch %d from the restored state", epoch)
+    save_epoch_weights(paths, model, epoch, keep)
 
 
 def epoch_weights_file(run: str | Path, epoch: int) -> Path:

@@ -1,0 +1,204 @@
+"""Faults around the run folder's saves: a full disk, a kill while an averaging checkpoint
+is renamed, SIGTERM mid-epoch; and what the saves hold (weights only, but the backup)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from test_distributed import NO_DEV_BLEU, environment, write_config
+
+from seq2seq.average import AverageError, last_checkpoints
+from seq2seq.runs import DiskFullError, RunPaths, is_disk_full, read_progress
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def train(args: list[str], env: dict, **faults: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "seq2seq.train", *args],
+        cwd=REPO,
+        env={**env, **faults},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def recorded_epochs(run: Path) -> list[int]:
+    return [e["epoch"] for e in json.loads((run / "metrics.json").read_text())["epochs"]]
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def has_optimizer(h5: Path | h5py.File) -> bool:
+    if isinstance(h5, Path):
+        with h5py.File(h5, "r") as file:
+            return has_optimizer(file)
+    return "optimizer" in h5 and len(h5["optimizer"].get("vars", {})) > 0
+
+
+def test_disk_full_errors_are_recognised():
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    # h5py's wording, errno lost
+    assert is_disk_full(
+        OSError("Unable to synchronously create file (errno = 28, ...: No space left on device)")
+    )
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
+
+
+def test_a_save_that_would_not_fit_is_refused_before_writing(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import keras
+
+    from seq2seq.training import checkpoints
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1000)])
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    paths = RunPaths(tmp_path)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**9, 10**9, 1 << 20))
+    with pytest.raises(DiskFullError, match=r"disk full: the state needs about .* MB free"):
+        checkpoints.save_state(paths, model, optimizer, 1)
+    assert list(paths.backup.iterdir()) == [], "nothing half-written"
+    with pytest.raises(DiskFullError, match="epoch-0001.weights.h5 needs about"):
+        checkpoints.save_epoch_weights(paths, model, 1, keep=5)
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_during_saves_ends_with_one_line_and_resume_recovers(tmp_path):
+    config = write_config(tmp_path, epochs=3, steps_per_epoch=3, **NO_DEV_BLEU)
+    env = environment(tmp_path)
+    run = tmp_path / "run"
+    # The second epoch's training state hits ENOSPC (injected: SEQ2SEQ_FULL_DISK_AT).
+    full = train(
+        ["--config", str(config), "--output", str(run)], env, SEQ2SEQ_FULL_DISK_AT="state:2"
+    )
+    assert full.returncode == 2, full.stderr[-3000:]
+    assert "Traceback" not in full.stderr
+    (line,) = error_lines(full.stderr)
+    assert line.startswith("error: disk full while writing") and "No space left" in line
+    assert f"python -m seq2seq.train --output {run} --resume" in line
+    assert not list(run.rglob(".partial-*")), "the failed state was dropped whole"
+    # Then model.keras, the first time the best model is written after the resume.
+    resume = ["--output", str(run), "--resume"]
+    full = train(resume, env, SEQ2SEQ_FULL_DISK_AT="model.keras:1")
+    assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr[-3000:]
+    assert error_lines(full.stderr)[0].startswith("error: disk full while writing")
+    done = train(resume, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert recorded_epochs(run) == [1, 2, 3]
+
+
+def fake_checkpoints(run: Path, epochs: list[int]) -> None:
+    folder = RunPaths(run).checkpoints
+    folder.mkdir(parents=True)
+    for epoch in epochs:
+        (folder / f"epoch-{epoch:04d}.weights.h5").write_bytes(b"")
+
+
+def test_averaging_refuses_epochs_with_a_gap_unless_asked(tmp_path):
+    fake_checkpoints(tmp_path, [1, 2, 4])
+    with pytest.raises(AverageError, match=r"epochs 2, 4, not consecutive: epoch\(s\) 3 missing"):
+        last_checkpoints(tmp_path, 2)
+    assert list(last_checkpoints(tmp_path, 2, allow_gaps=True)) == [2, 4]
+    assert list(last_checkpoints(tmp_path, 1)) == [4]
+
+
+@pytest.mark.slow
+def test_a_kill_while_renaming_a_checkpoint_loses_no_epoch_and_saves_hold_weights_only(tmp_path):
+    """The reported case: killed between writing and renaming epoch 3's averaging
+    checkpoint. The resume rewrites it, the .partial file goes, and averaging the last 2
+    takes epochs 3 and 4. Every file but the backup holds the weights alone."""
+    config = write_config(tmp_path, epochs=3, steps_per_epoch=3, keep_checkpoints=5, **NO_DEV_BLEU)
+    env = environment(tmp_path)
+    run = tmp_path / "run"
+    killed = train(
+        ["--config", str(config), "--output", str(run)],
+        env,
+        SEQ2SEQ_KILL_AT="epoch-0003.weights.h5:1",
+    )
+    assert killed.returncode == -9
+    checkpoints = RunPaths(run).checkpoints
+    assert (checkpoints / ".partial-epoch-0003.weights.h5").is_file()
+    assert sorted(p.name for p in checkpoints.glob("epoch-*")) == [
+        "epoch-0001.weights.h5",
+        "epoch-0002.weights.h5",
+    ]
+    resumed = train(["--output", str(run), "--resume", "train.epochs=4"], env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert recorded_epochs(run) == [1, 2, 3, 4]
+    assert not list(run.rglob(".partial-*")), "leftover .partial files are cleaned up"
+    averaged = subprocess.run(
+        [sys.executable, "-m", "seq2seq.average", "--model", str(run), "--last", "2"]
+        + ["--output", str(tmp_path / "avg")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert averaged.returncode == 0, averaged.stderr[-3000:]
+    assert json.loads(averaged.stdout.strip().splitlines()[-1])["averaged_epochs"] == [3, 4]
+
+    # Weights only in the checkpoints and the models; the optimizer state in the backup.
+    for checkpoint in checkpoints.glob("epoch-*.weights.h5"):
+        assert not has_optimizer(checkpoint), checkpoint.name
+    for name in ("model.keras", "last.keras"):
+        with zipfile.ZipFile(run / name) as archive, archive.open("model.weights.h5") as inner:
+            with h5py.File(inner, "r") as weights:
+                assert not has_optimizer(weights), name
+    (state,) = sorted((run / "backup").glob("epoch-0004"))
+    assert not has_optimizer(state / "model.weights.h5")
+    with np.load(state / "optimizer.npz") as optimizer:
+        assert len(optimizer.files) > 3  # Adam's iteration count, rate and two slots per weight
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_ends_like_ctrl_c_and_resume_continues(tmp_path):
+    config = write_config(tmp_path, epochs=50, steps_per_epoch=200, **NO_DEV_BLEU)
+    env = environment(tmp_path)
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seq2seq.train", "--config", str(config), "--output", str(run)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while read_progress(RunPaths(run)).get("epoch", 0) < 2 and process.poll() is None:
+            assert time.monotonic() < deadline, "training never reached epoch 2"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, stderr[-3000:]
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("terminated (SIGTERM):")
+    assert f"python -m seq2seq.train --output {run} --resume" in last
+    assert recorded_epochs(run)[:1] == [1]
+    done = train(["--output", str(run), "--resume", "train.epochs=2"], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert recorded_epochs(run) == [1, 2]
