@@ -24,6 +24,7 @@ import io
 import select
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -36,16 +37,31 @@ from seq2seq.runs import RunError, open_run
 from seq2seq.search.options import add_decode_arguments, overrides_from_args, resolve_decode
 
 HELP = "commands: /reset (forget the conversation), /quit (exit; so does Ctrl-D), /help"
+EPILOG = f"""examples:
+  .venv/bin/python -m seq2seq.chat --model runs/quickstart-chat
+  .venv/bin/python -m seq2seq.chat --model runs/quickstart-chat --temperature 0.7 --top-p 0.9
+  printf 'Hi!\\nHow are you?\\n' | .venv/bin/python -m seq2seq.chat --model runs/quickstart-chat
+  .venv/bin/python -m seq2seq.chat --model runs/chat --beam 5 --mmi-lambda 0.5
+
+{HELP}
+"""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m seq2seq.chat",
-        description="Chat with a trained dialogue model (multi-turn). Reads messages from "
-        "stdin; with piped input, prints one reply line per message line.",
-        epilog=HELP,
+        description=textwrap.fill(
+            "Chat with a trained dialogue model (multi-turn). In a terminal it prompts "
+            "'you>' and answers 'bot>'; with piped input it prints one reply line per "
+            "message line.",
+            80,
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, metavar="RUN", help="run folder")
+    parser.add_argument(
+        "--model", required=True, metavar="RUN", help="run folder, e.g. runs/quickstart-chat"
+    )
     parser.add_argument(
         "--context-turns",
         type=int,

@@ -3,7 +3,11 @@
 Sentences come from the positional arguments, else from standard input (one per line),
 else from ``--input FILE`` (written to ``--output FILE`` or standard output, with a
 progress bar). With ``--n-best N`` (N > 1) every hypothesis is printed on its own line
-as ``INPUT_NUMBER<TAB>SCORE<TAB>TEXT``; otherwise one translation per input line.
+as ``INPUT_NUMBER<TAB>RANK<TAB>SCORE<TAB>TEXT`` (``NBEST_FORMAT``): N lines per input, best
+first, so the first column still says which input line a hypothesis belongs to;
+otherwise one translation per input line. With no sentence and a terminal on standard
+input it says so and reads one sentence per line until Ctrl-D. A chat (dialogue) run
+translates too, but with a warning: each line is taken as a message without context.
 
 A bad line in a file or on standard input (empty, too long) is reported on standard error
 as ``FILE:LINE: reason`` and gives an empty output line, so outputs stay aligned with
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+import textwrap
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -30,16 +35,42 @@ from seq2seq.cli.line_io import Line
 from seq2seq.search.options import add_decode_arguments, overrides_from_args, resolve_decode
 
 CHUNK = 256  # lines handed to the translator at once in file/stdin mode
+NBEST_FORMAT = (
+    "--n-best N prints N lines per input, best first: "
+    "INPUT_NUMBER<TAB>RANK<TAB>SCORE<TAB>TEXT (SCORE: the search's score, higher is better; "
+    "a bad input line gives one line INPUT_NUMBER<TAB><TAB><TAB>)."
+)
+PYTHON = ".venv/bin/python"
+EPILOG = f"""examples:
+  {PYTHON} -m seq2seq.translate --model runs/quickstart "Tengo hambre."
+  echo "¿Dónde está la estación?" | {PYTHON} -m seq2seq.translate --model runs/quickstart
+  {PYTHON} -m seq2seq.translate --model runs/quickstart --input in.es --output out.en
+  {PYTHON} -m seq2seq.translate --model runs/quickstart --beam 5 --n-best 3 "Hola."
+
+{
+    textwrap.fill(
+        "output: one translation per input line, in order (an empty line for a bad input line, "
+        "with the reason on standard error). " + NBEST_FORMAT,
+        80,
+    )
+}
+
+Each call loads TensorFlow and the model (seconds); to translate many sentences, pass
+them together, use --input, type them one per line, or use the app (python -m apps.web).
+"""
 
 
 def format_translation(translation, number: int, n_best: bool) -> list[str]:
     if not n_best:
         return [translation.text]
-    return [f"{number}\t{score:.4f}\t{text}" for text, score in translation.n_best]
+    return [
+        f"{number}\t{rank}\t{score:.4f}\t{text}"
+        for rank, (text, score) in enumerate(translation.n_best, start=1)
+    ]
 
 
 def format_blank(number: int, n_best: bool) -> list[str]:
-    return [f"{number}\t\t"] if n_best else [""]
+    return [f"{number}\t\t\t"] if n_best else [""]
 
 
 def chunks(lines: Iterable[Line | str], size: int) -> Iterator[list[Line]]:
@@ -117,10 +148,25 @@ def translate_lines(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m seq2seq.translate",
-        description="Translate sentences with a trained seq2seq run folder.",
+        description=textwrap.fill(
+            "Translate sentences with a trained seq2seq run folder. The direction is the "
+            "run's: runs/quickstart (the quickstart preset) translates Spanish into English, "
+            "an en-es-* run English into Spanish; it is printed when a terminal is asked "
+            "for sentences.",
+            80,
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("sentences", nargs="*", help="sentences to translate (else stdin)")
-    parser.add_argument("--model", required=True, metavar="RUN", help="run folder")
+    parser.add_argument(
+        "sentences",
+        nargs="*",
+        help="sentences to translate (else standard input, one per line; a terminal is "
+        "asked for them)",
+    )
+    parser.add_argument(
+        "--model", required=True, metavar="RUN", help="run folder, e.g. runs/quickstart"
+    )
     parser.add_argument("--input", metavar="FILE", help="translate FILE, one sentence a line")
     parser.add_argument("--output", metavar="FILE", help="write translations to FILE")
     add_decode_arguments(parser)
@@ -167,11 +213,42 @@ def check_run_and_flags(args: argparse.Namespace, overrides: dict):
     except ConfigError as error:
         raise RunError(f"{paths.root}: its config.yaml cannot be used: {error}") from error
     resolve_decode(config, overrides)
+    warn_if_chat(paths.root, config)
     if args.input:
         line_io.check_input_file(Path(args.input))
         if args.output:
             line_io.check_output(Path(args.output), Path(args.input))
     return config
+
+
+def warn_if_chat(root: Path, config) -> None:
+    """A chat run answers rather than translates: say so (it still runs, for scripts)."""
+    from seq2seq.data.corpora.spec import is_dialogue
+
+    data = config.data
+    if is_dialogue(data.corpus, data.context_turns):
+        print(
+            f"warning: {root} is a chat run ({data.corpus}): each line gets a reply, with "
+            f"no earlier turns as context; to talk to it use: python -m seq2seq.chat "
+            f"--model {root}",
+            file=sys.stderr,
+        )
+
+
+def describe_run(root: Path, config) -> str:
+    """``runs/quickstart: es → en`` (or the corpus, for a corpus without languages)."""
+    from seq2seq.data.corpora.spec import BY_NAME, corpus_languages, is_dialogue
+
+    data = config.data
+    if is_dialogue(data.corpus, data.context_turns):
+        return f"{root}: a chat run ({data.corpus})"
+    if data.corpus in BY_NAME:
+        try:
+            source, target = corpus_languages(data.corpus, data.reverse)
+            return f"{root}: {source} → {target}"
+        except (KeyError, ValueError):
+            pass
+    return f"{root}: {data.corpus}" + (" (reversed)" if data.reverse else "")
 
 
 def translate_arguments(translator, sentences: list[str], overrides: dict, n_best: bool) -> None:
@@ -221,6 +298,13 @@ def run(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(args)
     config = check_run_and_flags(args, overrides)
     interactive = not args.sentences and not args.input and sys.stdin.isatty()
+    if interactive:  # not a silent wait: say what it waits for, before the slow load
+        print(
+            f"{describe_run(Path(args.model), config)}. Type a sentence and press Enter to "
+            "translate it; Ctrl-D to end. (Loading the model…)",
+            file=sys.stderr,
+            flush=True,
+        )
     stdin_lines = stdin_head = None
     if not args.sentences and not args.input and not interactive:
         # The first chunk tells a one-off pipe (`echo ... |`) from a long stream.

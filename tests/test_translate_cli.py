@@ -70,8 +70,9 @@ def test_files_n_best_and_errors_in_process(tiny_run, tmp_path, capsys):
 
     assert main(["--model", str(tiny_run), "--n-best", "3", "one two ."]) == 0
     rows = [row.split("\t") for row in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 3 and all(row[0] == "1" for row in rows)
-    scores = [float(row[1]) for row in rows]
+    assert len(rows) == 3 and all(row[0] == "1" for row in rows)  # INPUT RANK SCORE TEXT
+    assert [row[1] for row in rows] == ["1", "2", "3"]
+    scores = [float(row[2]) for row in rows]
     assert scores == sorted(scores, reverse=True)
 
     args = ["--model", str(tiny_run), "--method", "sample", "--seed", "3", "--top-k", "3"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -122,6 +123,12 @@ OPTIONS: tuple[Option, ...] = (
 MMI_FIELDS = ("mmi_lambda", "mmi_gamma", "mmi_candidates")
 BY_FIELD: Mapping[str, Option] = {option.field: option for option in OPTIONS}
 SEARCH_NAMES = {"greedy": "greedy search", "beam": "beam search", "sample": "sampling"}
+DECODE_HELP = (
+    "A tag such as [beam] or [sample] names the search a flag belongs to, and giving the "
+    "flag selects that search: --beam 5 means beam search with 5 beams, --temperature 0.7 "
+    "means sampling. Flags of two different searches together are an error, as is a flag "
+    "of another search than --method. Untagged flags apply to every search."
+)
 
 
 def add_decode_arguments(
@@ -130,8 +137,15 @@ def add_decode_arguments(
     """The decoding flags (default: the run's ``decode`` settings). ``n_best=False`` leaves
     out ``--n-best`` for commands that use one output per input; ``mmi=True`` adds the
     MMI reranking flags and ``--backward-model`` (dialogue commands)."""
-    group = parser.add_argument_group("decoding (default: the run's decode settings)")
-    group.add_argument("--method", choices=METHODS, help="the search")
+    # a parser that keeps its texts as written (translate's examples) gets it wrapped here
+    raw = parser.formatter_class is argparse.RawDescriptionHelpFormatter
+    group = parser.add_argument_group(
+        "decoding (default: the run's decode settings)",
+        textwrap.fill(DECODE_HELP, 80) if raw else DECODE_HELP,
+    )
+    group.add_argument(
+        "--method", choices=METHODS, help="the search (else chosen by the flags below)"
+    )
     for option in OPTIONS:
         if (option.field == "n_best" and not n_best) or (option.field in MMI_FIELDS and not mmi):
             continue
@@ -257,8 +271,8 @@ def control_overrides(
 ) -> dict[str, Any]:
     """The app's decoding controls as overrides: the chosen search's own controls only.
 
-    The app shows every control at once, each labelled with its search; the n-best
-    control is beam search's (greedy search and the app's sampling give one output).
+    The app shows the chosen search's controls only (``apps.common.SLIDERS_OF``); the
+    n-best control is beam search's (greedy search and the app's sampling give one output).
     With ``mmi`` (the chat tab's MMI switch, offered when a backward model exists) the
     three MMI controls apply too. ``ConfigError`` names a control whose value is not a
     number.
