@@ -70,50 +70,49 @@ def time_steps(trainer, batches: list, warmup: int) -> dict[str, float]:
     }
 
 
-def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object, object]:
-    """Bucketed vs padded training speed for one config; returns the model and tokenizers."""
+def bench_training(config, prepared, steps: int, warmup: int) -> tuple[dict, object]:
+    """Bucketed vs padded training speed for one config, on batches streamed from the
+    prepared shards (``seq2seq.data.shards``) as training reads them; returns the model."""
     import keras
     import tensorflow as tf
 
-    from seq2seq.data.pipeline import filter_by_length, make_dataset, padded_batches
-    from seq2seq.data.tokenizers import fit_tokenizer
+    from seq2seq.constants import PAD
+    from seq2seq.data.shards import read_records, train_batches
     from seq2seq.training.loop import build_trainer, fastest_mixed_policy
 
     data, train = config.data, config.train
-    start = time.perf_counter()
-    source_tok = fit_tokenizer(data.tokenizer, [p.source for p in pairs], data.source_vocab_size)
-    target_tok = fit_tokenizer(data.tokenizer, [p.target for p in pairs], data.target_vocab_size)
-    fitted = time.perf_counter()
-    source_ids, target_ids, _ = filter_by_length(
-        source_tok.encode_batch([p.source for p in pairs]),
-        target_tok.encode_batch([p.target for p in pairs]),
-        data.max_source_length,
-        data.max_target_length,
-    )
-    results: dict = {
-        "tokenizer_fit_seconds": fitted - start,
-        "encode_seconds": time.perf_counter() - fitted,
+    folder = prepared.folder
+    lengths = {
+        "max_source_length": data.max_source_length,
+        "max_target_length": data.max_target_length,
     }
-    shared = dict(
+    bucketed = train_batches(
+        folder,
         batch_size=train.batch_size,
-        max_source_length=data.max_source_length,
-        max_target_length=data.max_target_length,
-        shuffle=True,
+        bucket_width=data.bucket_width,
         seed=train.seed,
+        shuffle_buffer=train.shuffle_buffer,
+        **lengths,
     )
-    bucketed = make_dataset(source_ids, target_ids, bucket_width=data.bucket_width, **shared)
-    settings = [
-        ("bucketed", bucketed, "float32"),
-        ("padded", padded_batches(source_ids, target_ids, **shared), "float32"),
-    ]
+    width = data.max_target_length + 1
+    padded = (
+        read_records(folder.files("train"), interleave=True)
+        .shuffle(train.shuffle_buffer or 1, seed=train.seed)
+        .padded_batch(
+            train.batch_size,
+            padded_shapes=(([data.max_source_length], [width]), [width]),
+            padding_values=((PAD, PAD), PAD),
+        )
+    )
+    settings = [("bucketed", bucketed, "float32"), ("padded", padded, "float32")]
     mixed = fastest_mixed_policy()  # what train.mixed_precision=auto picks here
     if mixed:
         settings.append(("bucketed_mixed", bucketed, mixed))
-    results["default_policy"] = mixed or "float32"
+    results: dict = {"default_policy": mixed or "float32"}
     model = None
+    vocab_sizes = (prepared.source_tokenizer.vocab_size, prepared.target_tokenizer.vocab_size)
     for name, dataset, policy in settings:
         batches = list(dataset.take(steps + warmup))
-        vocab_sizes = (source_tok.vocab_size, target_tok.vocab_size)
         keras.mixed_precision.set_global_policy(policy)
         try:
             trainer = build_trainer(config, tf.distribute.get_strategy(), policy, vocab_sizes)
@@ -128,7 +127,7 @@ def bench_training(config, pairs, steps: int, warmup: int) -> tuple[dict, object
         results["bucketed"]["target_tokens_per_s"] / results["padded"]["target_tokens_per_s"]
     )
     results["rnn_path"] = rnn_path(model)
-    return results, model, (source_tok, target_tok)
+    return results, model
 
 
 def rnn_path(model) -> str:
@@ -205,25 +204,26 @@ def bench_load(model) -> float:
 
 
 def bench_config(name: str, config, args) -> dict:
-    from seq2seq.data.corpora.loading import load_splits
+    from seq2seq.data.prepare import prepare
+    from seq2seq.data.tokenizers import load_tokenizer
     from seq2seq.search.searcher import Searcher
+    from seq2seq.training.data import PreparedData
 
-    start = time.perf_counter()
-    splits = load_splits(config.data)
-    result: dict = {
-        "config": name,
-        "train_pairs": len(splits["train"]),
-        "load_splits_seconds": time.perf_counter() - start,
-    }
-    training, model, (source_tok, _) = bench_training(
-        config, splits["train"], args.train_steps, args.warmup_steps
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        report = prepare(config.data, Path(folder) / "prepared", show_progress=False)
+        source = load_tokenizer(report.folder.source_vocab)
+        prepared = PreparedData(report.folder, source, load_tokenizer(report.folder.target_vocab))
+        result: dict = {
+            "config": name,
+            "train_pairs": report.folder.pairs("train"),
+            "prepare_seconds": report.seconds,
+        }
+        training, model = bench_training(config, prepared, args.train_steps, args.warmup_steps)
+        test = report.folder.text_pairs("test")
     result["training"] = training
     result["model_load_seconds"] = bench_load(model)
     if args.model is None:
-        test_ids = [
-            ids for ids in source_tok.encode_batch([p.source for p in splits["test"]]) if ids
-        ]
+        test_ids = [ids for ids in source.encode_batch([s for s, _ in test]) if ids]
         result["decoding_model"] = "benchmark model (briefly trained)"
         result["decoding"] = bench_decoding(
             Searcher(model, jit_compile=not args.no_jit),
@@ -234,17 +234,22 @@ def bench_config(name: str, config, args) -> dict:
     return result
 
 
+def test_sources(config) -> list[str]:
+    """The run's test-split sources (from its prepared data), in corpus order."""
+    from seq2seq.inference.evaluation import split_pairs
+
+    return [source for source, _ in split_pairs(config, "test") if source.strip()]
+
+
 def bench_run(run: str, args) -> dict:
     """Decoding speed and load time of a trained run, on its own test split."""
-    from seq2seq.data.corpora.loading import load_splits
     from seq2seq.inference.translator import Translator
     from seq2seq.search.searcher import Searcher
 
     start = time.perf_counter()
     translator = Translator.from_run(run)
     load_seconds = time.perf_counter() - start
-    splits = load_splits(translator.config.data)
-    ids = translator.source_tokenizer.encode_batch([p.source for p in splits["test"]])
+    ids = translator.source_tokenizer.encode_batch(test_sources(translator.config))
     ids = [row[: translator.config.data.max_source_length] for row in ids if row]
     decoding = bench_decoding(
         Searcher(translator.model, jit_compile=not args.no_jit),
@@ -266,13 +271,11 @@ def bench_export(run: str, args) -> dict:
     """
     import tensorflow as tf
 
-    from seq2seq.data.corpora.loading import load_splits
     from seq2seq.export import export_saved_model
     from seq2seq.inference.translator import Translator
 
     translator = Translator.from_run(run, jit_compile=not args.no_jit)
-    splits = load_splits(translator.config.data)
-    sentences = [p.source for p in splits["test"] if p.source.strip()][: args.decode_sentences]
+    sentences = test_sources(translator.config)[: args.decode_sentences]
     singles = [[s] for s in sentences[: args.repeats]]
     chunks = [sentences[i : i + 64] for i in range(0, len(sentences), 64)]
 
@@ -377,7 +380,6 @@ def bench_chat(run: str | None, args) -> dict:
     split, one message at a time; without ``--model`` on the ``chat`` preset and its
     backward model trained ``--train-steps`` steps here (their replies run long, to
     ``decode.max_length``, as an untrained model seldom ends a reply)."""
-    from seq2seq.data.corpora.loading import load_splits
     from seq2seq.inference.translator import Translator
 
     with tempfile.TemporaryDirectory() as folder:
@@ -386,8 +388,7 @@ def bench_chat(run: str | None, args) -> dict:
             train_briefly("chat", run, args)
             train_briefly("chat-backward", f"{run}-backward", args)
         translator = Translator.from_run(run, jit_compile=not args.no_jit)
-        test = load_splits(translator.config.data)["test"]
-        sources = [p.source for p in test if p.source.strip()][: args.chat_messages]
+        sources = test_sources(translator.config)[: args.chat_messages]
         result: dict = {"run": run, "messages": len(sources), "chunk_steps": translator.chunk_steps}
         for name, settings in (
             ("greedy", {"method": "greedy"}),
@@ -496,8 +497,8 @@ def report(results: dict) -> str:
         if "training" in part:
             t = part["training"]
             lines.append(
-                f"data: load splits {part['load_splits_seconds']:.1f} s, fit tokenizers "
-                f"{t['tokenizer_fit_seconds']:.1f} s, encode {t['encode_seconds']:.1f} s"
+                f"data: prepare {part['prepare_seconds']:.1f} s "
+                f"({part['train_pairs']:,} training pairs)"
             )
             for name in ("bucketed", "padded", "bucketed_mixed"):
                 if name not in part["training"]:

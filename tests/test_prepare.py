@@ -293,3 +293,55 @@ def test_the_command_line_prepares_and_explains_errors(corpus, tmp_path, capsys)
     assert main([*args, "data.max_source_length=7"]) == 2
     assert "data.max_source_length: prepared 5, config 7" in capsys.readouterr().err
     assert main(["--preset", "quickstart", "--output", str(tmp_path / "x"), "--workers", "0"]) == 2
+
+
+def test_one_worker_knows_its_epoch_length_before_it_starts(prepared):
+    from seq2seq.config import Config, TrainConfig
+    from seq2seq.training.data import PreparedData, dataset_function, epoch_schedule
+
+    config = Config(data=word_data("unused"), train=TrainConfig(batch_size=8))
+    data = PreparedData(prepared, *prepared_tokenizers(prepared))
+    schedule = epoch_schedule(config, replicas=1, prepared=data, pipelines=1)
+    batches = list(dataset_function(config, data, 0, schedule)(tf_context()))
+    real = [b for b in batches if (b[1].numpy() != 0).any()]
+    assert len(batches) == len(real) == schedule.steps  # exact: no filler, nothing cut
+    assert sum(int((b[1].numpy() != 0).any(axis=1).sum()) for b in real) == prepared.pairs("train")
+
+
+def tf_context():
+    import tensorflow as tf
+
+    return tf.distribute.InputContext()
+
+
+@pytest.mark.slow
+def test_a_prepare_killed_midway_is_redone_cleanly_by_the_next_run(tmp_path):
+    """SIGKILL while encoding (the marker is there, the manifest is not): the folder is
+    never taken for prepared, and the same command then prepares it from scratch."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    corpus = write_tsv(tmp_path / "pairs.tsv", linked_pairs(60_000, seed=5))
+    output = tmp_path / "out"
+    overrides = [f"data.path={corpus}", "data.corpus=tsv", "data.reverse=false"]
+    overrides += ["data.max_pairs=null", "data.source_vocab_size=100", "data.target_vocab_size=100"]
+    command = [sys.executable, "-m", "seq2seq.prepare", "--preset", "quickstart"]
+    command += ["--output", str(output), "--workers", "1", *overrides]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(output.glob("train-*.tfrecord")):
+        assert process.poll() is None, "prepare ended before it wrote a shard"
+        assert time.monotonic() < deadline, "no shard within 300 s"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (output / IN_PROGRESS_FILE).is_file() and not (output / MANIFEST_FILE).exists()
+    with pytest.raises(PreparedDataError, match="has no manifest.json"):
+        open_prepared(output)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "prepared" in result.stdout
+    assert open_prepared(output).pairs("train") > 40_000

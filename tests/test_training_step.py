@@ -150,18 +150,20 @@ def test_negative_clipnorm_is_refused_by_the_trainer():
         Trainer(trainer.strategy, trainer.model, trainer.optimizer, trainer.loss, clipnorm=-1)
 
 
-def test_bench_times_training_in_float32_and_in_the_fastest_mixed_policy():
+def test_bench_times_training_in_float32_and_in_the_fastest_mixed_policy(tmp_path):
     """Structure only (``python -m seq2seq.bench`` measures the speed): the bucketed, padded
     and, where this machine has one, mixed-precision lines, each naming its policy."""
-    from conftest import SAMPLE_PAIRS, SAMPLE_RUN
+    from conftest import SAMPLE_RUN
 
     from seq2seq.bench import bench_training, report
-    from seq2seq.data.corpora.loading import Pair
+    from seq2seq.data.prepare import prepare
+    from seq2seq.data.tokenizers import load_tokenizer
+    from seq2seq.training.data import PreparedData
 
-    lines = SAMPLE_PAIRS.read_text(encoding="utf-8").splitlines()
-    pairs = [Pair(*line.split("\t")[:2], str(i)) for i, line in enumerate(lines) if "\t" in line]
     config = load_config("quickstart", overrides=[*SAMPLE_RUN, "train.batch_size=8"])
-    training, model, _ = bench_training(config, pairs, steps=3, warmup=1)
+    folder = prepare(config.data, tmp_path / "prepared", show_progress=False).folder
+    tokenizers = load_tokenizer(folder.source_vocab), load_tokenizer(folder.target_vocab)
+    training, model = bench_training(config, PreparedData(folder, *tokenizers), 3, warmup=1)
     assert training["bucketed"]["policy"] == training["padded"]["policy"] == "float32"
     mixed = machine_policy() if machine_policy() != "float32" else None
     if mixed:
@@ -174,7 +176,8 @@ def test_bench_times_training_in_float32_and_in_the_fastest_mixed_policy():
             "parts": [
                 {
                     "config": "tiny",
-                    "load_splits_seconds": 0.0,
+                    "prepare_seconds": 0.0,
+                    "train_pairs": 38,
                     "training": training,
                     "model_load_seconds": 0.0,
                 }

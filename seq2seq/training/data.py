@@ -103,7 +103,7 @@ def dev_batches(config: Config, prepared: PreparedData) -> tf.data.Dataset:
 class Schedule:
     """How many steps an epoch has, and whether the data stream repeats."""
 
-    steps: int | None  # None: one exact pass over the (single) input pipeline's data
+    steps: int | None  # None: until the data ends
     repeat: bool
 
 
@@ -119,14 +119,13 @@ def input_pipelines() -> int:
 def epoch_schedule(
     config: Config, replicas: int, prepared: PreparedData, pipelines: int | None = None
 ) -> Schedule:
-    """``train.steps_per_epoch`` steps over an endless stream, else one exact pass. Every
-    worker must run the same number of steps, or a peer waits for ever in an all-reduce:
-    with several replicas an epoch is the busiest pipeline's batch count (``epoch_steps``),
-    and the others pad theirs with batches that train nothing."""
+    """``train.steps_per_epoch`` steps over an endless stream, else one exact pass, whose
+    length is known before it starts (from the manifest's length histograms), so progress
+    bars know it too. Every worker must run the same number of steps, or a peer waits for
+    ever in an all-reduce: with several replicas an epoch is the busiest pipeline's batch
+    count (``epoch_steps``), and the others pad theirs with batches that train nothing."""
     if config.train.steps_per_epoch:
         return Schedule(config.train.steps_per_epoch, True)
-    if replicas == 1:
-        return Schedule(None, False)
     data = config.data
     steps = epoch_steps(
         prepared.folder,
