@@ -17,12 +17,12 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq.config import Config
+from seq2seq.data.shards import read_ids
 from seq2seq.model import parameter_counts
 from seq2seq.study.gates import cell_type, gate_saturation
 from seq2seq.study.gradients import embedded_source, encoder_gradient_curve, first_encoder_layer
 from seq2seq.study.settings import Budget
 from seq2seq.study.variants import DEFAULT_CLIPNORM, Variant
-from seq2seq.data.shards import read_ids
 from seq2seq.training.data import PreparedData, Schedule, dataset_function
 from seq2seq.training.loop import build_trainer, make_dev_scorer
 
@@ -74,7 +74,9 @@ def train_variant(
     before = measure_encoder(model, sample)
     scorer = make_dev_scorer(config, prepared, model, trainer.loss)
     curve = [{"step": 0, "seconds": 0.0, "dev_loss": scorer.dev_loss()}]
-    batches = iter(trainer.distribute(dataset_function(config, prepared, 0, Schedule(None, repeat=True))))
+    batches = iter(
+        trainer.distribute(dataset_function(config, prepared, 0, Schedule(None, repeat=True)))
+    )
     norms, losses = [], []
     steps, seconds, timed_seconds, timed_tokens = 0, 0.0, 0.0, 0.0
     diverged_at = None
