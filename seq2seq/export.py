@@ -319,10 +319,8 @@ def tflite_function(model, settings: ExportSettings):
     ... variable != nullptr was not true").
     """
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
 
+    from seq2seq.compat import freeze_variables
     from seq2seq.exporting.graph_tokenizers import clean_ids
 
     spec = tf.TensorSpec([1, settings.max_source_length], tf.int32, name="source")
@@ -333,9 +331,7 @@ def tflite_function(model, settings: ExportSettings):
         return ids, scores, lengths
 
     traced = tf.function(greedy, input_signature=[spec], autograph=False)
-    frozen = convert_variables_to_constants_v2(
-        traced.get_concrete_function(), lower_control_flow=False
-    )
+    frozen = freeze_variables(traced.get_concrete_function(), lower_control_flow=False)
 
     def named(source):
         return dict(zip(("ids", "scores", "lengths"), frozen(source), strict=True))

@@ -73,12 +73,12 @@ def test_fast_path_matches_the_keras_layer(cell, direction):
         return list(layer(inputs, mask=mask, initial_state=states))
 
     def fast_run(inputs, mask, states):
-        return fast_rnn.run(layer, inputs, mask, states)
+        return fast_rnn.run(layer, inputs, mask, states, training=True)
 
     expected = outputs_and_gradients(layer, keras_run, inputs, mask, states)
     with mock.patch.object(fast_rnn, "gru_loop", wraps=fast_rnn.gru_loop) as gru_loop:
         actual = outputs_and_gradients(layer, fast_run, inputs, mask, states)
-    # under a gradient tape, GRUs take the loop with the hand-written backward pass
+    # in training, GRUs take the loop with the hand-written backward pass
     assert gru_loop.called == (cell == "gru")
     assert len(actual) == len(expected)
     for got, want in zip(actual, expected, strict=True):
@@ -86,12 +86,16 @@ def test_fast_path_matches_the_keras_layer(cell, direction):
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
-def test_without_a_gradient_tape_and_initial_states_the_fast_path_starts_from_zeros():
-    """(Decoding and exports: no tape records, so GRUs take Keras's ``rnn()`` loop too.)"""
+def test_outside_training_and_without_initial_states_the_fast_path_starts_from_zeros():
+    """(Decoding and exports: not training, so GRUs take Keras's ``rnn()`` loop too, even
+    under a gradient tape.)"""
     layer = make_layer("gru", "bidirectional")
     inputs, mask, _ = random_batch("gru", "bidirectional")
     expected = [t.numpy() for t in layer(inputs, mask=mask)]
-    actual = [t.numpy() for t in fast_rnn.run(layer, inputs, mask)]
+    with mock.patch.object(fast_rnn, "gru_loop", wraps=fast_rnn.gru_loop) as gru_loop:
+        with tf.GradientTape():
+            actual = [t.numpy() for t in fast_rnn.run(layer, inputs, mask)]
+    assert not gru_loop.called
     for got, want in zip(actual, expected, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-5)
 

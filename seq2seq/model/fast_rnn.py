@@ -8,10 +8,11 @@ one ``[B*T, E] x [E, G*H]`` matmul before the loop (one matmul in the backward p
 the loop keeps only ``h @ recurrent_kernel`` and the gates. GRUs with cuDNN's settings (the
 product's) go further (``run_gru``): both directions of a ``Bidirectional`` share one loop,
 and the backward pass is written out, so the recurrent kernel's gradient is one matmul after
-the loop instead of an accumulation inside it. That loop only serves training (a gradient
-tape is recording): it saves what its backward pass needs, and TFLite cannot convert its
-custom gradient. Otherwise (decoding, exports), and for LSTM and SimpleRNN, Keras's
-``rnn()`` loop runs the shortened step, differentiable by TensorFlow's autodiff.
+the loop instead of an accumulation inside it. That loop only serves training (``run`` is
+called with ``training=True``, as the training step calls the model): it saves what its
+backward pass needs, and TFLite cannot convert its custom gradient. Otherwise (decoding,
+exports), and for LSTM and SimpleRNN, Keras's ``rnn()`` loop runs the shortened step,
+differentiable by TensorFlow's autodiff.
 
 Nothing new is stored: ``run`` runs the Keras layer's own weights, so ``.keras`` files are
 unchanged, and it returns what ``layer(inputs, mask=..., initial_state=...)`` returns on
@@ -28,16 +29,23 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 from keras import ops
-from keras.src.backend import cudnn_ok, rnn
-from tensorflow.python.eager import record
+
+from seq2seq import compat
+
+# Keras's generic recurrent loop and its cuDNN test: private Keras APIs, reached through
+# seq2seq.compat (a moved one fails here, at import, with a message naming it).
+rnn = compat.keras_rnn()
+cudnn_ok = compat.keras_cudnn_ok()
 
 RECURRENT_LAYERS = (keras.layers.GRU, keras.layers.LSTM, keras.layers.SimpleRNN)
 
 
 def run(layer: keras.layers.Layer, inputs, mask, initial_state=None, training=False) -> list:
     """``[sequence, *final_states]`` of ``layer(inputs, mask=mask, ...)``, by the fast path
-    where it applies (see ``uses_fast_path``), else by calling the layer. ``training`` only
-    matters to the layer itself: the fast path runs cells without dropout."""
+    where it applies (see ``uses_fast_path``), else by calling the layer. With ``training``
+    GRUs take the loop with the hand-written backward pass (``run_gru``); otherwise the
+    fast path runs Keras's loop with the shortened step (decoding, exports). The fast path
+    runs cells without dropout (a layer with cell dropout is called as it is)."""
     if not uses_fast_path(layer):
         results = layer(inputs, mask=mask, initial_state=initial_state, training=training)
         return list(results)
@@ -48,7 +56,7 @@ def run(layer: keras.layers.Layer, inputs, mask, initial_state=None, training=Fa
         initial_state = _as_list(initial_state)
         size = len(initial_state) // len(layers)
         states = [initial_state[i * size : (i + 1) * size] for i in range(len(layers))]
-    if record.could_possibly_record() and all(has_gru_kernel(one) for one in layers):
+    if training and all(has_gru_kernel(one) for one in layers):
         directions = run_gru(layers, inputs, mask, states)
     else:
         directions = [

@@ -225,25 +225,14 @@ def configure_coordination(task: ClusterTask, timeout_seconds: int) -> None:
     TensorFlow's defaults wait an hour for peers to register; the strategy keeps a
     coordination config set before it is created, so the timeouts are set here.
     """
-    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
-    from tensorflow.python.eager import context
+    from seq2seq.compat import configure_coordination_service
 
     jobs = json.loads(os.environ["TF_CONFIG"])["cluster"]
-    coordinated = [
-        coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(jobs[job]))
-        for job in TRAINING_JOBS
-        if jobs.get(job)
-    ]
     leader = "chief" if jobs.get("chief") else "worker"
-    runtime = context.context()
-    runtime.configure_coordination_service(
-        service_type="standalone",
-        service_leader=f"/job:{leader}/replica:0/task:0",
-        cluster_register_timeout_in_ms=timeout_seconds * 1000,
-        heartbeat_timeout_in_ms=min(timeout_seconds, 30) * 1000,
-        shutdown_barrier_timeout_in_ms=timeout_seconds * 1000,
-        coordinated_jobs=coordinated,
+    configure_coordination_service(
+        leader=f"/job:{leader}/replica:0/task:0",
+        jobs={job: len(jobs[job]) for job in TRAINING_JOBS if jobs.get(job)},
+        register_timeout_ms=timeout_seconds * 1000,
+        heartbeat_timeout_ms=min(timeout_seconds, 30) * 1000,
+        shutdown_timeout_ms=timeout_seconds * 1000,
     )
-    # Connecting waits at a barrier for every task, bounded by the register timeout;
-    # without it a missing peer makes the first collective wait for ever.
-    runtime._coordination_service_config.cluster_register_with_barrier = True
