@@ -140,12 +140,23 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".partial-{path.name}")
 
 
-def fault_point(name: str, torn: Path | None = None) -> None:
-    """Fault injection for the kill-at-write tests: ``SEQ2SEQ_KILL_AT=name:N`` SIGKILLs the
-    process the N-th time it passes ``name`` (e.g. ``model.keras:2``), first cutting the
-    file ``torn`` in half as a write stopped mid-way would. Unset: does nothing."""
-    wanted = os.environ.get("SEQ2SEQ_KILL_AT")
-    full = os.environ.get("SEQ2SEQ_FULL_DISK_AT")  # the same, raising ENOSPC instead
+# -- test seam --------------------------------------------------------------------------
+# Two environment variables exist for the tests only, so that a kill or a full disk can be
+# made to happen at one exact point of a write and the recovery tested deterministically
+# (tests/test_run_safety.py, tests/test_run_faults.py). Nothing outside the tests sets them;
+# unset, ``fault_seam`` returns at once.
+KILL_AT = "SEQ2SEQ_KILL_AT"  # NAME:N: SIGKILL the process the N-th time it reaches NAME
+FULL_DISK_AT = "SEQ2SEQ_FULL_DISK_AT"  # NAME:N: raise ENOSPC there instead
+
+
+def fault_seam(name: str, torn: Path | None = None) -> None:
+    """The tests' fault seam at a write's commit point ``name`` (a run file's name, e.g.
+    ``model.keras``, or ``state`` / ``state-renamed`` for a training state): with
+    ``SEQ2SEQ_KILL_AT=name:N`` it SIGKILLs the process the N-th time it passes ``name``, first
+    cutting the file ``torn`` in half as a write stopped mid-way would; with
+    ``SEQ2SEQ_FULL_DISK_AT=name:N`` it raises ENOSPC there. Unset: does nothing."""
+    wanted = os.environ.get(KILL_AT)
+    full = os.environ.get(FULL_DISK_AT)
     if full and full.rpartition(":")[0] == name:
         key = f"full:{name}"
         _FAULT_COUNTS[key] = _FAULT_COUNTS.get(key, 0) + 1
@@ -180,7 +191,7 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     temporary = temporary_name(path)
     try:
         write(temporary)
-        fault_point(path.name, torn=temporary)
+        fault_seam(path.name, torn=temporary)
         if temporary.is_file():
             with open(temporary, "rb+") as handle:
                 os.fsync(handle.fileno())
@@ -283,9 +294,20 @@ def model_file(paths: RunPaths) -> Path:
 
 
 def read_metrics(paths: RunPaths) -> dict[str, Any]:
+    """``metrics.json``; {} before the first epoch. A damaged file (training writes it
+    atomically, so only something else can damage it) is a ``RunError`` naming it."""
     if not paths.metrics.is_file():
         return {}
-    return json.loads(paths.metrics.read_text(encoding="utf-8"))
+    try:
+        metrics = json.loads(paths.metrics.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # ValueError: bad JSON or bad UTF-8
+        raise RunError(
+            f"{paths.metrics} cannot be read ({type(error).__name__}: {error}); restore it, "
+            "or delete it to resume without the record of the earlier epochs"
+        ) from None
+    if not isinstance(metrics, dict):
+        raise RunError(f"{paths.metrics} is damaged: it holds a {type(metrics).__name__}")
+    return metrics
 
 
 def write_metrics(paths: RunPaths, metrics: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """A run killed at any write keeps its last good state, and ``--resume`` takes it from there.
 
 Kills are deterministic: ``SEQ2SEQ_KILL_AT=name:N`` makes the trainer cut the N-th write of
-``name`` in half and SIGKILL itself before the rename (see ``seq2seq.runs.fault_point``).
+``name`` in half and SIGKILL itself before the rename (the test seam ``seq2seq.runs.fault_seam``).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from seq2seq.runs import (
     RunPaths,
     check_free_space,
     disk_full,
-    fault_point,
+    fault_seam,
     is_disk_full,
     sync_folder,
     temporary_name,
@@ -137,7 +137,7 @@ def save_state(
     partial.mkdir()
     try:
         save_weights_only(model, partial / "model.weights.h5")
-        fault_point("state")
+        fault_seam("state")
         save_optimizer(optimizer, partial / "optimizer.npz")
         state = {"epochs_done": epochs_done, "format": STATE_FORMAT}
         (partial / "state.json").write_text(json.dumps(state), encoding="utf-8")
@@ -152,7 +152,7 @@ def save_state(
     shutil.rmtree(final, ignore_errors=True)  # a state of the same epoch from an older attempt
     partial.rename(final)
     sync_folder(backup)
-    fault_point("state-renamed")
+    fault_seam("state-renamed")
     for _, old in epoch_folders(backup)[BACKUPS_KEPT:]:
         shutil.rmtree(old, ignore_errors=True)
 
