@@ -1,5 +1,5 @@
 """One dialogue run under every decoding setting: a Markdown table of the dialogue metrics
-and sample exchanges (for the README).
+and sample exchanges (the chat table of docs/results.md).
 
     python scripts/chat_table.py --model runs/chat [--max-sentences 1000] \
         [--output docs/chat_table.md]

@@ -3,9 +3,9 @@ degenerate check.
 
 No TensorFlow. Distinct-n and lengths count whitespace-separated words, as written.
 
-BLEU-1/2 and distinct-1/2 are computed the way PLATO's evaluation computed the row that the
-README compares with (Bao et al., 2020; the Seq2Seq baseline on DailyDialog), so the numbers
-are comparable: texts are lower-cased and split into words with punctuation apart
+BLEU-1/2 and distinct-1/2 are computed the way PLATO's evaluation computed the row that
+docs/results.md compares with (Bao et al., 2020; the Seq2Seq baseline on DailyDialog), so the
+numbers are comparable: texts are lower-cased and split into words with punctuation apart
 (``metric_words``: sacrebleu's ``13a`` tokeniser, as mteval-v13a); BLEU-n is NLTK's
 per-sentence ``sentence_bleu`` against the one reference, weights 1/n for the 1..n-grams
 and 0 for the other orders up to 4 (PLATO's ``[1, 0, 0, 0]`` and ``[0.5, 0.5, 0, 0]``),

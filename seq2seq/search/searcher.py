@@ -75,7 +75,7 @@ def pad_source(source: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 # A job of this many sentences or fewer runs op by op rather than build a program: eager
 # decodes ~40-50 sentences/s, building the graph costs 2-5 s (quickstart-size model, 2-core
-# CPU under load; see the README's "First translation" measurements).
+# CPU under load; see "First translation" in docs/benchmarks.md).
 EAGER_MAX_SENTENCES = 128
 # XLA's compilations (2-5 s per padded shape, 7-20 s for a whole run's shapes) buy 1.2-1.3x
 # the plain graph's batch throughput on a CPU: repaid after about 50,000 sentences.
