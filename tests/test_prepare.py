@@ -345,3 +345,32 @@ def test_a_prepare_killed_midway_is_redone_cleanly_by_the_next_run(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "prepared" in result.stdout
     assert open_prepared(output).pairs("train") > 40_000
+
+
+@pytest.mark.slow
+def test_anki_spa_eng_prepares_the_in_memory_splits_and_tokenizers(shared_data_dir, tmp_path):
+    """The README's es->en numbers stay comparable: same pairs, order and tokenizers."""
+    from seq2seq.config import load_config
+    from seq2seq.data.prepare import fit_tokenizers
+
+    data = load_config("es-en-gru").data
+    folder = prepare(data, tmp_path / "anki", show_progress=False).folder
+    old = load_splits(data)
+    for split in ("dev", "test"):
+        assert folder.text_pairs(split) == [(p.source, p.target) for p in old[split]]
+    source, target = prepared_tokenizers(folder)
+    fitted = fit_tokenizers(data, [(p.source, p.target) for p in old["train"]])
+    assert (fitted[0].model_proto, fitted[1].model_proto) == (
+        source.model_proto,
+        target.model_proto,
+    )
+    expected = [
+        (s, t)
+        for s, t in zip(
+            source.encode_batch([p.source for p in old["train"]]),
+            target.encode_batch([p.target for p in old["train"]]),
+            strict=True,
+        )
+        if 0 < len(s) <= data.max_source_length and 0 < len(t) <= data.max_target_length
+    ]
+    assert train_records(folder) == expected
