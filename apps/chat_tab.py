@@ -15,12 +15,14 @@ from apps.common import (
     find_run,
     load_translator,
     refuse,
+    show_method_sliders,
 )
 from apps.registry import Registry, UnknownModelError
 from seq2seq.config import DEFAULT_MMI_GAMMA
 
 CHAT_EXAMPLES = ["Hi! How are you?", "What are you doing this weekend?", "Thank you so much."]
-THINKING = "💭 thinking…"  # shown while beam search or MMI reranking runs (no stream)
+THINKING = "(thinking…)"  # shown while beam search or MMI reranking runs (no stream); no emoji:
+# Debian's Chromium has no emoji font
 
 
 def message_text(content: Any) -> str:
@@ -131,9 +133,10 @@ def build_chat_tab(registry: Registry) -> gr.Dropdown:
         gr.Slider(-1, 5, value=DEFAULT_MMI_GAMMA, step=0.05, label="MMI γ (per token)", **has_mmi),
         gr.Slider(2, 20, value=10, step=1, label="MMI candidates", **has_mmi),
     ]
-    gr.ChatInterface(
+    controls = decoding_controls("sample", render=False)
+    interface = gr.ChatInterface(
         functools.partial(chat, registry),
-        additional_inputs=[model, *decoding_controls("sample", render=False), *mmi],
+        additional_inputs=[model, *controls, *mmi],
         # An Accordion object (render=False): ChatInterface renders its own copy,
         # closed like the translate tab's; a rendered one would show twice.
         additional_inputs_accordion=gr.Accordion(
@@ -146,4 +149,57 @@ def build_chat_tab(registry: Registry) -> gr.Dropdown:
         stop_btn="Stop",
     )
     model.change(functools.partial(mmi_controls, registry), [model], mmi, api_visibility="private")
+    show_method_sliders(controls)
+    unlock_after_errors(interface)
     return model
+
+
+def after_error(message: Any, history: Any):
+    """The chat after a refused or failed message: the textbox usable again (not left
+    disabled with a Stop button), and a message that got no reply back in it, for another
+    try, instead of in the conversation without an answer."""
+    history = list(history or [])
+    text = ""
+    if history and isinstance(history[-1], dict) and history[-1].get("role") == "user":
+        history.pop()
+        text = message if isinstance(message, str) else message_text(message)
+    textbox = gr.Textbox(value=text, interactive=True, submit_btn=True, stop_btn=False)
+    return textbox, history, history, history
+
+
+def unlock_after_errors(interface: gr.ChatInterface) -> None:
+    """Undo the lock ChatInterface puts on its textbox when the reply fails.
+
+    ChatInterface disables the textbox and shows Stop while a reply runs, and frees them in
+    ``.then()`` steps after the reply. Gradio's front end (6.x) runs ``.then()`` steps only
+    after a success, not after an error, so a raised ``gr.Error`` (no model yet, an empty
+    or too long message, a bad setting) left the chat disabled until the page was
+    reloaded. Here every reply step of this interface gets a ``failure`` step that frees
+    the textbox (``after_error``)."""
+    from gradio.context import Context
+    from gradio.events import EventListener
+
+    root = Context.root_block or interface
+    steps = [
+        index
+        for index, block_fn in root.fns.items()
+        if getattr(block_fn.fn, "__name__", "") == "_submit_fn"
+        and interface.chatbot in block_fn.outputs
+    ]
+    chats = [interface.chatbot, interface.chatbot_state, interface.chatbot_value]
+    outputs = [interface.textbox, *chats]
+    for index in steps:
+        EventListener(
+            "failure",
+            trigger_after=index,
+            trigger_only_on_success=False,
+            trigger_only_on_failure=True,
+            has_trigger=False,
+        ).listener(
+            interface.textbox,
+            after_error,
+            [interface.saved_input, interface.chatbot],
+            outputs,
+            api_visibility="undocumented",
+            queue=False,
+        )

@@ -69,27 +69,54 @@ def prepare_model(registry: Registry, run_name: Any) -> None:
         pass  # the translate button reports it
 
 
+# Which decoding sliders each method uses (the others are hidden): beam size, n-best,
+# temperature, top-k, top-p, max length.
+SLIDERS_OF = {
+    "greedy": (False, False, False, False, False, True),
+    "beam": (True, True, False, False, False, True),
+    "sample": (False, False, True, True, True, True),
+}
+
+
+def sliders_shown(method: Any) -> list[dict[str, Any]]:
+    """Visibility updates of the decoding sliders: only those of ``method``."""
+    shown = SLIDERS_OF.get(method, (True,) * 6)
+    return [gr.update(visible=visible) for visible in shown]
+
+
 def decoding_controls(default_method: str, render: bool = True) -> list[gr.components.Component]:
+    """The method radio and its sliders (only the chosen method's are shown; call
+    ``show_method_sliders`` once they are rendered)."""
+    shown = SLIDERS_OF[default_method]
+    common = {"render": render}
     return [
-        gr.Radio(list(METHODS), value=default_method, label="decoding method", render=render),
-        gr.Slider(1, 16, value=5, step=1, label="beam size (beam)", render=render),
+        gr.Radio(list(METHODS), value=default_method, label="decoding method", **common),
+        gr.Slider(1, 16, value=5, step=1, label="beam size", visible=shown[0], **common),
         gr.Slider(
             1,
             16,
             value=3 if default_method == "beam" else 1,
             step=1,
-            label="n-best (beam; ≤ beam size)",
-            render=render,
+            label="n-best (≤ beam size)",
+            visible=shown[1],
+            **common,
         ),
-        gr.Slider(0.1, 2.0, value=0.8, step=0.05, label="temperature (sample)", render=render),
-        gr.Slider(0, 100, value=0, step=1, label="top-k (sample; 0 = off)", render=render),
-        gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="top-p (sample)", render=render),
+        gr.Slider(0.1, 2.0, value=0.8, step=0.05, label="temperature", visible=shown[2], **common),
+        gr.Slider(0, 100, value=0, step=1, label="top-k (0 = off)", visible=shown[3], **common),
+        gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="top-p", visible=shown[4], **common),
         gr.Slider(
             1,
             200,
             value=60 if default_method != "sample" else 40,
             step=1,
             label="max output length (tokens)",
-            render=render,
+            visible=shown[5],
+            **common,
         ),
     ]
+
+
+def show_method_sliders(controls: list[gr.components.Component]) -> None:
+    """Choosing a decoding method shows its sliders and hides the others."""
+    method, *sliders = controls
+    method.change(sliders_shown, [method], sliders, api_visibility="private", queue=False)

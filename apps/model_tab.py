@@ -71,13 +71,24 @@ def model_info(registry: Registry, run_name: str):
     return summary, rows, figure, metrics_markdown(metrics, epochs)
 
 
+def with_separators(rows: list[list[Any]]) -> list[list[Any]]:
+    """Parameter rows as shown: counts with thousands separators (1,234,567)."""
+    return [[row[0], *(f"{count:,}" for count in row[1:])] for row in rows]
+
+
+def model_view(registry: Registry, run_name: Any):
+    """``model_info`` as the tab shows it (separated counts)."""
+    summary, rows, figure, metrics = model_info(registry, run_name)
+    return summary, with_separators(rows), figure, metrics
+
+
 def model_tab_opened(registry: Registry, run_name: Any):
     """``model_info`` for the selected run, or (with no runs) what to do: opening a tab
     shows no error."""
     if not registry.runs("all"):
         notice = f"**No trained run in `{registry.models_dir}` yet.** Train one with:"
         return f"{notice}\n\n```\n{TRAIN_TRANSLATION}\n```", [], None, ""
-    return model_info(registry, run_name)
+    return model_view(registry, run_name)
 
 
 def metrics_markdown(metrics: dict[str, Any], epochs: list[dict[str, float]]) -> str:
@@ -124,7 +135,7 @@ def build_model_tab(registry: Registry, tab: gr.Tab) -> gr.Dropdown:
     curves = gr.Plot(label="training curves")
     outputs = [summary, params, curves, metrics]
     # No "Show" button: the tab fills when opened and when another run is chosen.
-    run.change(functools.partial(model_info, registry), [run], outputs, api_name="model_info")
+    run.change(functools.partial(model_view, registry), [run], outputs, api_name="model_info")
     # Filled when the tab opens: an empty tab waiting for a click reads as broken.
     tab.select(
         functools.partial(model_tab_opened, registry), [run], outputs, api_visibility="private"

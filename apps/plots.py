@@ -98,6 +98,14 @@ def epoch_rows(metrics: dict[str, Any], history_csv: Path | None = None) -> list
     return rows
 
 
+def epoch_axis(axes, epochs: list[float]) -> None:
+    """An x axis of whole epochs, half an epoch of room each side: one epoch reads "1",
+    not 0.945 ... 1.050 (Matplotlib's default margins around a single point)."""
+    axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    axes.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+
+
 def training_figure(rows: list[dict[str, float]], title: str = "") -> Figure:
     """Loss and dev loss per epoch (left); dev BLEU per epoch (right), or dev perplexity
     for a run that records no BLEU (a chat run selected by dev loss)."""
@@ -113,8 +121,7 @@ def training_figure(rows: list[dict[str, float]], title: str = "") -> Figure:
         points = [(e, r[key]) for e, r in zip(epochs, rows, strict=True) if key in r]
         if points:
             loss_axes.plot(*zip(*points, strict=True), marker="o", label=label)
-    loss_axes.set_xlabel("epoch")
-    loss_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    epoch_axis(loss_axes, epochs)
     loss_axes.set_ylabel("cross-entropy")
     loss_axes.legend()
     loss_axes.grid(alpha=0.3)
@@ -125,8 +132,7 @@ def training_figure(rows: list[dict[str, float]], title: str = "") -> Figure:
     if points:
         bleu_axes.plot(*zip(*points, strict=True), marker="o", color="tab:green")
         bleu_axes.set_ylabel(label)
-        bleu_axes.set_xlabel("epoch")
-        bleu_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        epoch_axis(bleu_axes, epochs)
         bleu_axes.grid(alpha=0.3)
     else:
         bleu_axes.text(0.5, 0.5, "no dev BLEU or perplexity recorded", ha="center", va="center")

@@ -105,6 +105,12 @@ class ProgressBars:
             bar.refresh()
         return len(self.done) == len(self.bars)
 
+    def write(self, text: str) -> None:
+        """Print ``text`` above the bars (printed as is, it would garble them)."""
+        from tqdm import tqdm
+
+        tqdm.write(text)
+
     def close(self) -> None:
         self.stopped.set()
         for bar in self.bars.values():
@@ -156,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             return max((max(f.code, 1) for f in jobs.failures.values()), default=0)
         from apps import web
 
-        return web.main(["--models", str(models), *web_args], jobs=jobs)
+        announce = bars.write if bars is not None else print
+        return web.main(["--models", str(models), *web_args], jobs=jobs, announce=announce)
     except KeyboardInterrupt:
         return 130
     finally:

@@ -227,6 +227,9 @@ class Registry:
         def load() -> None:
             try:
                 for run in runs:
+                    if run.name in self._translators:  # loaded before (a page load
+                        done_loading.set()  # re-selects it): nothing to do or to log
+                        continue
                     started = time.perf_counter()
                     try:
                         translator = self.translator(run)

@@ -21,6 +21,12 @@ from seq2seq.study.settings import STUDY_FILE
 
 IMAGE_LINE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<file>[^)\s]+)\)\s*$")
 RUN_STUDY = "python -m seq2seq.study --preset es-en-small --output runs/study"
+STUDY_SENTENCE = (
+    "A *study* trains several small models that differ in one design choice each (plain "
+    "RNN, GRU or LSTM cells, one or two directions, depth, gradient clipping, residual "
+    "connections, attention) on the same data for the same budget, and compares their "
+    "BLEU, how gradients flow back through time and how well each remembers long inputs."
+)
 
 
 def list_studies(models_dir: str | Path) -> list[Path]:
@@ -78,6 +84,7 @@ def refresh_studies(models_dir: str | Path) -> gr.Dropdown:
 def build_study_tab(models_dir: str | Path) -> None:
     """The tab's components and events; call inside ``gr.Tab``. With no study yet, only
     the notice (how to run one) and the refresh button show."""
+    gr.Markdown(STUDY_SENTENCE, elem_id="study-about")
     names = [path.name for path in list_studies(models_dir)]
     with gr.Row(visible=bool(names)) as picker:
         choice = gr.Dropdown(

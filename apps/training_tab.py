@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import html
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import gradio as gr
 from apps import plots
 from apps.jobs import JobError, Request, TrainingJobs
 from apps.registry import Registry
-from apps.run_status import FINISHED, STARTING, TRAINING, RunStatus, format_duration
+from apps.run_status import FINISHED, STARTING, STOPPED, TRAINING, RunStatus, format_duration
 from seq2seq.config import preset_names
 from seq2seq.runs import RunPaths, read_metrics
 
@@ -122,7 +123,7 @@ def job_text(jobs: TrainingJobs) -> str:
     outcome = job.outcome
     text = f"**{job.request.name}**: {outcome}."
     if outcome == "running":
-        text += " *Cancel* stops it; the run can be resumed later."
+        text += " *Cancel* beside it below stops it; the run can be resumed later."
     elif outcome == "cancelled":
         text += " Select it below and press *Resume* to continue from its last epoch."
     elif outcome.startswith("failed"):
@@ -174,10 +175,34 @@ def resume_training(jobs: TrainingJobs, name: Any, epochs: Any) -> str:
     return job_text(jobs)
 
 
-def cancel_training(jobs: TrainingJobs) -> str:
-    if jobs.cancel() is None:
+def cancel_training(jobs: TrainingJobs, name: Any = None) -> str:
+    """Stop the app's running training; with ``name`` (the run selected in the tab), only
+    if that is the one running, so one click cannot stop a training by mistake."""
+    job = jobs.current()
+    if job is None:
         raise refuse("No training started from the app is running: nothing to cancel.")
+    if name is not None and name != job.request.name:
+        shown = repr(name)[:60] if name else "none"
+        raise refuse(
+            f"The selected run {shown} is not the running training; select "
+            f"{job.request.name} to cancel it."
+        )
+    jobs.cancel()
     return job_text(jobs)
+
+
+def run_buttons(jobs: TrainingJobs, name: Any):
+    """Updates of Resume and Cancel for the selected run: Resume only for a stopped run
+    (not a finished or running one), Cancel only for the app's own running training."""
+    try:
+        status = find_status(jobs, name)
+    except JobError:
+        status = None
+    job = jobs.current()
+    running = job is not None and status is not None and job.request.name == status.name
+    resumable = status is not None and status.state == STOPPED and job is None
+    cancel = gr.Button(f"Cancel {status.name}" if running else "Cancel", interactive=running)
+    return gr.Button(interactive=resumable), cancel
 
 
 def run_choices(jobs: TrainingJobs, current: Any, known: list[str] | None = None):
@@ -207,8 +232,9 @@ def tick(jobs: TrainingJobs, name: Any, shown_epochs: int, known: list[str] | No
     return runs_table(jobs), choices, job_text(jobs), summary, bar, figure, epochs, names
 
 
-def build_training_tab(jobs: TrainingJobs) -> None:
-    """The tab's components and events; call inside ``gr.Tab``."""
+def build_training_tab(jobs: TrainingJobs, demo: gr.Blocks | None = None) -> None:
+    """The tab's components and events; call inside ``gr.Tab`` of ``demo`` (whose page
+    load then reads the folder afresh)."""
     presets = preset_names()
     job = gr.Markdown(job_text(jobs), elem_id="training-job")
     with gr.Row():
@@ -227,9 +253,7 @@ def build_training_tab(jobs: TrainingJobs) -> None:
             minimum=0,
             elem_id="training-steps",
         )
-    with gr.Row():
-        start = gr.Button("Start", variant="primary", elem_id="training-start")
-        cancel = gr.Button("Cancel", variant="stop", elem_id="training-cancel")
+    start = gr.Button("Start", variant="primary", elem_id="training-start")
     table = gr.Dataframe(
         runs_table(jobs),
         headers=TABLE_HEADERS,
@@ -242,7 +266,10 @@ def build_training_tab(jobs: TrainingJobs) -> None:
         chosen = gr.Dropdown(
             names, value=names[0] if names else None, label="run", elem_id="training-run"
         )
-        resume = gr.Button("Resume", elem_id="training-resume")
+        # Enabled for the selected run only when they apply (``run_buttons``); Cancel sits
+        # away from Start, so a click meant for Start never stops a training.
+        resume = gr.Button("Resume", interactive=False, elem_id="training-resume")
+        cancel = gr.Button("Cancel", variant="stop", interactive=False, elem_id="training-cancel")
     detail_text, detail_bar, detail_figure = (
         run_detail(jobs, names[0]) if names else ("", "", plots.training_figure([]))
     )
@@ -255,43 +282,106 @@ def build_training_tab(jobs: TrainingJobs) -> None:
     update = functools.partial(tick, jobs)
     timer.tick(update, [chosen, shown, known], outputs, show_progress="hidden")
     chosen.change(update, [chosen, gr.State(-2), known], outputs, show_progress="hidden")
-    start.click(
+    buttons = functools.partial(run_buttons, jobs)
+    timer.tick(buttons, [chosen], [resume, cancel], show_progress="hidden")
+    chosen.change(buttons, [chosen], [resume, cancel], show_progress="hidden")
+    if demo is not None:  # the page shows the folder as it is when it loads
+        demo.load(update, [chosen, gr.State(-2), known], outputs, show_progress="hidden")
+        demo.load(buttons, [chosen], [resume, cancel], show_progress="hidden")
+    started = start.click(
         functools.partial(start_training, jobs),
         [preset, name, epochs, steps],
         [job],
         api_name="start_training",
     )
-    cancel.click(functools.partial(cancel_training, jobs), None, [job], api_name="cancel_training")
+    # the new run is selected, so its progress shows and Cancel applies to it
+    started.success(lambda run: select_run(jobs, run), [name], [chosen, known]).then(
+        buttons, [chosen], [resume, cancel]
+    )
+    cancel.click(
+        functools.partial(cancel_training, jobs), [chosen], [job], api_name="cancel_training"
+    ).then(buttons, [chosen], [resume, cancel])
     resume.click(
         functools.partial(resume_training, jobs),
         [chosen, epochs],
         [job],
         api_name="resume_training",
-    )
+    ).then(buttons, [chosen], [resume, cancel])
+
+
+def select_run(jobs: TrainingJobs, name: Any):
+    """The run dropdown with ``name`` (a run just started) selected."""
+    names = [status.name for status in jobs.statuses()]
+    name = name.strip() if isinstance(name, str) else name
+    value = name if name in names else (names[0] if names else None)
+    return gr.Dropdown(choices=names, value=value), names
 
 
 # ---------------------------------------------------------------------------------------
 # The other tabs: which models are still training, and fresh model lists when one is done
 
 
-def training_banner_text(jobs: TrainingJobs) -> str:
-    """'quickstart is still training (...)' for every live run and queued request; ''
-    when nothing trains."""
-    lines, training = [], set()
+@dataclass(frozen=True)
+class InTraining:
+    """A run that trains now or waits its turn, and what it will be once done."""
+
+    name: str
+    kind: str  # "translation", "dialogue" or "" (unknown: its config cannot be read)
+    label: str  # what it maps, e.g. "es → en" or "chat: daily_dialog"
+    status: RunStatus | None  # None while it waits its turn
+
+
+def in_training(jobs: TrainingJobs) -> list[InTraining]:
+    """Every run of the models folder that trains now, then the queued ones."""
+    from apps.registry import direction, is_dialogue
+    from seq2seq.config import load_config, load_run_config
+
+    def described(name: str, status: RunStatus | None, config_of) -> InTraining:
+        try:
+            config = config_of()
+        except (ValueError, OSError):
+            return InTraining(name, "", "", status)
+        kind = "dialogue" if is_dialogue(config) else "translation"
+        return InTraining(name, kind, direction(config), status)
+
+    runs: list[InTraining] = []
     for status in jobs.statuses():
         if status.state in (TRAINING, STARTING):
-            lines.append(f"- **{status.name}** — {status.summary} ({status.fraction:.0%})")
-            training.add(status.name)
+            config = jobs.models_dir / status.name / "config.yaml"
+            runs.append(described(status.name, status, functools.partial(load_run_config, config)))
+    names = {run.name for run in runs}
     for request in jobs.waiting:
-        if request.name not in training:
-            lines.append(f"- **{request.name}** — waits its turn")
-    if not lines:
-        return ""
-    head = (
-        "⏳ **Still training** (each model appears in the Translate or Chat tab when it is "
-        "done; follow it in the *Training* tab):"
-    )
-    return head + "\n" + "\n".join(lines)
+        if request.name in names:
+            continue
+        if request.preset:
+            overrides = list(request.overrides)
+            config_of = functools.partial(load_config, request.preset, overrides=overrides)
+            runs.append(described(request.name, None, config_of))
+        else:
+            config = jobs.models_dir / request.name / "config.yaml"
+            runs.append(described(request.name, None, functools.partial(load_run_config, config)))
+        names.add(request.name)
+    return runs
+
+
+def training_banner_text(jobs: TrainingJobs) -> str:
+    """One line per run that trains or waits its turn (its progress, and the tab it will
+    appear in); '' when nothing trains. Plain text marks (no emoji: Debian's Chromium has
+    no emoji font)."""
+    lines = []
+    for run in in_training(jobs):
+        label = f" ({run.label})" if run.label else ""
+        tab = {"translation": "Translate", "dialogue": "Chat"}.get(run.kind)
+        where = f"; it appears in the {tab} tab when done" if tab else ""
+        if run.status is None:
+            lines.append(f"**Queued:** {run.name}{label} waits its turn{where}.")
+        else:
+            status = run.status
+            lines.append(
+                f"**Training:** {run.name}{label} {status.fraction:.0%} · "
+                f"{status.summary.removeprefix('training: ')}{where}."
+            )
+    return "\n\n".join(lines)
 
 
 def training_banner(jobs: TrainingJobs) -> gr.Markdown:
@@ -300,22 +390,34 @@ def training_banner(jobs: TrainingJobs) -> gr.Markdown:
 
 
 def keep_fresh(
+    demo: gr.Blocks,
     registry: Registry,
     jobs: TrainingJobs,
     banner: gr.Markdown,
     refresh: Callable[[], tuple],
     refreshed: list[gr.components.Component],
 ) -> None:
-    """Every few seconds: update the banner, and call ``refresh`` (the app's model-list
-    refresh, for the ``refreshed`` components) only when the set of usable runs changed,
-    so a user's choice is not reset for nothing."""
+    """Show the models folder as it is: when the page loads (the app may have been built
+    before a model finished training), then every few seconds. Each time the banner is
+    updated, and ``refresh`` (the app's model-list refresh, for the ``refreshed``
+    components) is called on load and then only when the set of usable runs changed, so a
+    user's choice is not reset for nothing."""
+
+    def banner_update() -> gr.Markdown:
+        text = training_banner_text(jobs)
+        return gr.Markdown(text, visible=bool(text))
+
+    def loaded():
+        return banner_update(), *refresh(), [run.name for run in registry.runs()]
 
     def update(known: list[str]):
-        text = training_banner_text(jobs)
         usable = [run.name for run in registry.runs()]
         fresh = refresh() if usable != known else [gr.skip()] * len(refreshed)
-        return gr.Markdown(text, visible=bool(text)), *fresh, usable
+        return banner_update(), *fresh, usable
 
-    known = gr.State([run.name for run in registry.runs()])  # what the page was built with
+    known = gr.State([run.name for run in registry.runs()])
+    outputs = [banner, *refreshed, known]
+    # queue=False: answered at once, not behind translations waiting in the queue
+    demo.load(loaded, None, outputs, show_progress="hidden", queue=False)
     timer = gr.Timer(POLL_S * 2)
-    timer.tick(update, [known], [banner, *refreshed, known], show_progress="hidden")
+    timer.tick(update, [known], outputs, show_progress="hidden")

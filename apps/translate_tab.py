@@ -18,6 +18,7 @@ from apps.common import (
     load_translator,
     prepare_model,
     refuse,
+    show_method_sliders,
 )
 from apps.registry import Registry
 
@@ -63,7 +64,7 @@ def translate(
     notes = f"{run.label} · {method} · score {result.score:.3f} · {elapsed * 1000:.0f} ms"
     if result.truncated:
         notes += (
-            f" · ⚠️ the input was cut to {run.config.data.max_source_length} tokens "
+            f" · note: the input was cut to {run.config.data.max_source_length} tokens "
             "(the longest the model was trained on)"
         )
     return result.text, rows, figure, notes
@@ -96,6 +97,7 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
             gr.Examples(TRANSLATE_EXAMPLES, inputs=[source])
             with gr.Accordion("decoding", open=False, elem_id="translate-decoding"):
                 controls = decoding_controls("greedy")
+                show_method_sliders(controls)
         with gr.Column(min_width=300):
             output = gr.Textbox(
                 label="translation",

@@ -24,6 +24,8 @@ import argparse  # noqa: E402
 import functools  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
@@ -35,7 +37,12 @@ from apps.jobs import TrainingJobs  # noqa: E402
 from apps.model_tab import build_model_tab, model_info  # noqa: E402
 from apps.registry import TRAIN_CHAT, TRAIN_TRANSLATION, Registry  # noqa: E402
 from apps.study_tab import build_study_tab  # noqa: E402
-from apps.training_tab import build_training_tab, keep_fresh, training_banner  # noqa: E402
+from apps.training_tab import (  # noqa: E402
+    build_training_tab,
+    in_training,
+    keep_fresh,
+    training_banner,
+)
 from apps.translate_tab import build_translate_tab, translate  # noqa: E402
 from seq2seq.cli import quiet  # noqa: E402
 
@@ -78,38 +85,43 @@ CSS = """
 """
 
 
-def empty_notice(registry: Registry) -> str:
+def empty_notice(registry: Registry, jobs: TrainingJobs | None = None) -> str:
     """What to do when the models folder has no (translation/chat) runs, and which run
-    folders cannot be used and why; '' when there is nothing to say."""
+    folders cannot be used and why; '' when there is nothing to say. A kind of model that
+    is training (or queued) in ``jobs`` gets no "train one" advice: the banner shows its
+    progress, and a second training of it would only compete."""
+    coming = in_training(jobs) if jobs is not None else []
+    kinds = {run.kind for run in coming}
     translation, dialogue = registry.runs("translation"), registry.runs("dialogue")
     lines = []
-    if not translation:
+    if not translation and "translation" not in kinds:
         lines.append(
             f"**No trained translation model in `{registry.models_dir}`.** Train one "
             f"(a few minutes on a CPU) with:\n\n```\n{TRAIN_TRANSLATION}\n```"
         )
-    if not dialogue:
+    if not dialogue and "dialogue" not in kinds:
         lines.append(
             f"**No trained chat model in `{registry.models_dir}`.** Train the chat "
             f"quickstart with:\n\n```\n{TRAIN_CHAT}\n```"
         )
     if lines:
         lines.append("Then reload this page (or press *Refresh model list*).")
-    broken = registry.broken()
+    names = {run.name for run in coming}
+    broken = [run for run in registry.broken() if run.name not in names]
     if broken:
         rows = "\n".join(f"- `{run.name}`: {run.reason}" for run in broken)
         lines.append(f"**Run folders not offered** (still training, or damaged):\n\n{rows}")
     return "\n\n".join(lines)
 
 
-def refresh(registry: Registry):
+def refresh(registry: Registry, jobs: TrainingJobs | None = None):
     """New choices for the three dropdowns and the notice, read from the models folder."""
 
     def dropdown(kind: str) -> gr.Dropdown:
         choices = registry.choices(kind)
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
-    notice = empty_notice(registry)
+    notice = empty_notice(registry, jobs)
     return (
         gr.Markdown(notice, visible=bool(notice)),
         dropdown("translation"),
@@ -131,7 +143,7 @@ def build_app(
     ``jobs``: the trainings it starts and follows (the quickstart passes its own)."""
     registry = Registry(models_dir, max_input_chars=max_input_chars)
     jobs = jobs or TrainingJobs(registry.models_dir)
-    notice_text = empty_notice(registry)
+    notice_text = empty_notice(registry, jobs)
     # The runs the tabs open on are loaded (and their searches built) at once, in the background.
     registry.preload_at_start(
         [runs[0] for runs in (registry.runs("translation"), registry.runs("dialogue")) if runs]
@@ -159,11 +171,11 @@ def build_app(
             with gr.Tab("Study", id="study", elem_id="study-tab"):
                 build_study_tab(registry.models_dir)
             with gr.Tab("Training", id="training", elem_id="training-tab"):
-                build_training_tab(jobs)
+                build_training_tab(jobs, demo)
 
-        r_fn = functools.partial(refresh, registry)
+        r_fn = functools.partial(refresh, registry, jobs)
         refresh_btn.click(r_fn, None, [notice, t_model, c_model, m_model], api_visibility="private")
-        keep_fresh(registry, jobs, banner, r_fn, [notice, t_model, c_model, m_model])
+        keep_fresh(demo, registry, jobs, banner, r_fn, [notice, t_model, c_model, m_model])
     # Opened only once the first model is loaded (its load overlapped building the UI).
     if not registry.wait_for_first(PRELOAD_WAIT_S):
         log.warning("the first model is still loading after %d s; opening anyway", PRELOAD_WAIT_S)
@@ -225,7 +237,13 @@ def port_in_use(host: str, port: int) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None, jobs: TrainingJobs | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    jobs: TrainingJobs | None = None,
+    announce: Callable[[str], None] = print,
+) -> int:
+    """Serve the app until Ctrl-C (exit status 130); ``announce`` prints its address (the
+    quickstart passes one that keeps its progress bars intact)."""
     args = parse_args(argv)
     quiet.setup(args.verbose)  # before TensorFlow loads (in the background preload)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -241,7 +259,7 @@ def main(argv: list[str] | None = None, jobs: TrainingJobs | None = None) -> int
     demo = build_app(args.models, max_input_chars=args.max_input_chars, jobs=jobs)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
     try:
-        demo.launch(
+        _, local_url, share_url = demo.launch(
             server_name=args.host,
             server_port=args.port,
             share=args.share,
@@ -251,9 +269,28 @@ def main(argv: list[str] | None = None, jobs: TrainingJobs | None = None) -> int
             footer_links=["api"],
             css=CSS,
             app_kwargs=host_guard.app_kwargs(args.host, args.allowed_host, args.share),
+            prevent_thread_lock=True,  # serve_until_interrupted blocks instead
+            quiet=True,  # the address is printed through ``announce``
         )
+        announce(f"Running on local URL:  {local_url}")
+        if share_url:
+            announce(f"Running on public URL: {share_url}")
+        return serve_until_interrupted(demo)
     finally:
         jobs.cancel()  # a training the app started stops with it, resumable
+
+
+def serve_until_interrupted(demo: gr.Blocks) -> int:
+    """Serve until Ctrl-C (or SIGTERM made KeyboardInterrupt), then close the server and
+    return 130, the status of a program ended by SIGINT. (Gradio's own blocking loop
+    catches the interrupt and returns normally, so the app used to exit with 0.)"""
+    try:
+        while demo.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("interrupted: closing the app", file=sys.stderr)
+        demo.close()
+        return 130
     return 0
 
 

@@ -1,0 +1,181 @@
+"""What a newcomer met in the app (issue 23), in a real browser: headless Debian Chromium
+driven by Playwright (never ``playwright install``; skipped without /usr/bin/chromium).
+
+- a chat error (a message before any chat model exists) leaves the chat usable;
+- a page opened after models appeared shows them at once (read on page load, not when
+  the app was built);
+- Stop ends a streamed reply within one chunk: no more than one chunk of tokens shows
+  after it;
+- the decoding accordion shows the chosen method's sliders only.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import re  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found; install it with .ci/install-browser.sh")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    page.set_default_timeout(60_000)
+    yield page
+    page.close()
+
+
+def served(models: Path):
+    from test_app import launch
+
+    return launch(models)
+
+
+def test_the_chat_is_usable_again_after_an_error(page, tmp_path):
+    """A message sent before any chat model exists is refused; the textbox then takes
+    the message back, editable, with its send button (it stayed disabled, with Stop and
+    an "Error" badge, until the page was reloaded)."""
+    from playwright.sync_api import expect
+
+    demo, url = served(tmp_path)
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Chat").click()
+        box = page.locator("#chat-tab textarea").first
+        box.fill("hello there")
+        box.press("Enter")
+        expect(page.get_by_text("No trained chat model").first).to_be_visible()
+        expect(box).to_be_editable(timeout=30_000)
+        expect(box).to_have_value("hello there")
+        expect(page.locator("#chat-tab button", has_text="Stop")).to_be_hidden()
+        # the refused message is not left in the conversation without a reply
+        expect(page.locator("#chat-tab [data-testid='user']")).to_have_count(0)
+        box.fill("again")
+        box.press("Enter")  # and it can be sent again (and refused again)
+        expect(box).to_have_value("again", timeout=30_000)
+        expect(box).to_be_editable()
+    finally:
+        demo.close()
+
+
+def test_a_page_shows_the_models_there_when_it_loads(page, tmp_path, tiny_models, monkeypatch):
+    """The app is built over an empty folder; the models appear afterwards (as when the
+    quickstart finishes training). A page opened then shows them at once, with Translate
+    enabled and no "no trained model" notice, without waiting for a timer (the timers
+    are slowed to an hour here, so only the page load can update it)."""
+    from playwright.sync_api import expect
+
+    from apps import training_tab
+
+    monkeypatch.setattr(training_tab, "POLL_S", 3600.0)
+    models = tmp_path / "models"
+    models.mkdir()
+    demo, url = served(models)
+    try:
+        for name in ("tiny", "tiny-chat"):
+            shutil.copytree(tiny_models / name, models / name)
+        page.goto(url, wait_until="domcontentloaded")
+        expect(page.locator("#translate-model input")).to_have_value(re.compile("tiny"))
+        expect(page.locator("#translate-btn")).to_be_enabled()
+        expect(page.locator("#empty-notice")).to_be_hidden()
+        page.locator("#translate-input textarea").fill("one two .")
+        page.locator("#translate-btn").click()
+        expect(page.locator("#translate-output textarea")).not_to_have_value("", timeout=120_000)
+        page.get_by_role("tab", name="Chat").click()
+        expect(page.locator("#chat-model input")).to_have_value(re.compile("tiny-chat"))
+    finally:
+        demo.close()
+
+
+def test_stop_shows_at_most_one_more_chunk(page, tiny_models, monkeypatch):
+    """Stop, clicked while a reply streams: the tokens on screen after the click grow by
+    at most one chunk (here one token a chunk, half a second apart), and decoding ends."""
+    import time
+
+    from playwright.sync_api import expect
+
+    from seq2seq.search.searcher import Searcher
+
+    original = Searcher.stream
+    chunks: list[int] = []
+    finished: list[bool] = []
+
+    def slow(self, source, decode, chunk_steps=4):
+        for part in original(self, source, decode, 1):
+            chunks.append(1)
+            time.sleep(0.5)
+            yield part
+        finished.append(True)
+
+    monkeypatch.setattr(Searcher, "stream", slow)
+    demo, url = served(tiny_models)
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Chat").click()
+        box = page.locator("#chat-tab textarea").first
+        box.fill("one two three four five six seven eight nine one two three .")
+        box.press("Enter")
+        reply = page.locator("#chat-tab [data-testid='bot']").last
+        expect(reply).not_to_have_text("", timeout=120_000)
+        stop = page.locator("#chat-tab button", has_text="Stop")
+        stop.click()
+        at_click = len(reply.inner_text().split())
+        expect(stop).to_be_hidden(timeout=30_000)
+        expect(box).to_be_editable()
+        time.sleep(2.5)  # five chunks' time: at most one more may show
+        after = len(reply.inner_text().split())
+        assert after - at_click <= 1, (at_click, after)
+        assert not finished
+    finally:
+        demo.close()
+
+
+def test_the_decoding_accordion_shows_the_chosen_methods_sliders(page, tiny_models):
+    from playwright.sync_api import expect
+
+    demo, url = served(tiny_models)
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        accordion = page.locator("#translate-decoding")
+        accordion.get_by_text("decoding").first.click()
+        expect(accordion.get_by_text("max output length (tokens)")).to_be_visible()
+        expect(accordion.get_by_text("temperature")).to_be_hidden()
+        expect(accordion.get_by_text("beam size")).to_be_hidden()
+        accordion.get_by_label("beam").check()
+        expect(accordion.get_by_text("beam size", exact=True)).to_be_visible()
+        expect(accordion.get_by_text("temperature")).to_be_hidden()
+        accordion.get_by_label("sample").check()
+        expect(accordion.get_by_text("temperature")).to_be_visible()
+        expect(accordion.get_by_text("beam size", exact=True)).to_be_hidden()
+    finally:
+        demo.close()
