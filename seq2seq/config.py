@@ -64,6 +64,10 @@ class DataConfig:
     max_source_length: int = 40
     max_target_length: int = 40
     bucket_width: int = 4
+    # SentencePiece: every digit its own piece (numbers are spelt digit by digit, so any
+    # number can be produced), and unseen characters as UTF-8 byte pieces instead of <unk>.
+    split_digits: bool = False
+    byte_fallback: bool = False
     # A folder written by ``python -m seq2seq.prepare``; None: prepare into a cache folder
     # keyed by the fields above (``seq2seq.data.prepare``), reused by later runs.
     prepared: str | None = None
@@ -439,6 +443,16 @@ def validate(config: Config) -> None:
         not (data.reverse and data.context_turns > 0),
         "data.reverse with data.context_turns > 0: a backward (reply -> message) dialogue "
         "model takes no context; set data.context_turns=0",
+    )
+    for option in ("split_digits", "byte_fallback"):
+        require(
+            not getattr(data, option) or data.tokenizer == "sentencepiece",
+            f"data.{option} is a SentencePiece option; data.tokenizer is {data.tokenizer!r}",
+        )
+    require(
+        not data.byte_fallback or min(data.source_vocab_size, data.target_vocab_size) >= 512,
+        "data.byte_fallback adds 256 byte pieces: data.source_vocab_size and "
+        "data.target_vocab_size must be >= 512",
     )
     require(
         data.corpus != "tsv" or bool(data.path),

@@ -245,3 +245,31 @@ def test_unknown_kind_is_an_error():
 def test_missing_folder_names_the_path(tmp_path):
     with pytest.raises(TokenizerError, match=str(tmp_path)):
         load_tokenizer(tmp_path)
+
+
+def test_digit_splitting_and_byte_fallback_spell_any_number_and_character(spanish, tmp_path):
+    """Without them, 'Ω' decodes to ⁇ and a number may be one piece the model cannot split;
+    with them every digit is a piece and an unseen character comes back intact."""
+    plain = fit_tokenizer("sentencepiece", spanish, 600)
+    spelt = fit_tokenizer("sentencepiece", spanish, 600, split_digits=True, byte_fallback=True)
+    assert "⁇" in plain.decode(plain.encode("Ωmega 2017"))
+    for text in ("Ωmega 2017", "Xóchitl vive en Zaragoza desde 2017.", "El vuelo IB3172 🛫"):
+        assert spelt.decode(spelt.encode(text)) == text
+        assert UNK not in spelt.encode(text)
+    digits = [
+        p for p in spelt.pieces("Compramos 19 entradas y 2017 más.") if p.strip("▁").isdigit()
+    ]
+    assert all(len(p.strip("▁")) == 1 for p in digits) and len(digits) == 6
+    spelt.save(tmp_path / "spelt")
+    assert load_tokenizer(tmp_path / "spelt").encode("Ω 42") == spelt.encode("Ω 42")
+
+
+def test_digit_and_byte_options_are_checked_in_the_config():
+    from seq2seq.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="data.split_digits is a SentencePiece option"):
+        load_config("quickstart", overrides=["data.tokenizer=word", "data.split_digits=true"])
+    with pytest.raises(ConfigError, match="byte_fallback adds 256 byte pieces"):
+        load_config(
+            "quickstart", overrides=["data.byte_fallback=true", "data.source_vocab_size=300"]
+        )

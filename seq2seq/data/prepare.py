@@ -364,6 +364,8 @@ def fit_tokenizers(data: DataConfig, sample: list[tuple[str, str]]) -> tuple[Tok
     source_language, target_language = corpus_languages(data.corpus, data.reverse)
     symbols = (data.context_separator,) if data.context_turns else ()
     common = {"min_frequency": data.min_frequency, "lowercase": data.lowercase}
+    if data.tokenizer == "sentencepiece":
+        common.update(split_digits=data.split_digits, byte_fallback=data.byte_fallback)
     source = fit_tokenizer(
         data.tokenizer,
         [s for s, _ in sample],

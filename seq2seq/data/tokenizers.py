@@ -303,6 +303,8 @@ class SentencePieceTokenizer(Tokenizer):
         lowercase: bool = False,
         user_symbols: Sequence[str] = (),
         max_sentences: int = 2_000_000,
+        split_digits: bool = False,
+        byte_fallback: bool = False,
     ) -> SentencePieceTokenizer:
         """Train in memory (iterator in, BytesIO out): no temporary files to clean up."""
         import sentencepiece as spm
@@ -328,6 +330,8 @@ class SentencePieceTokenizer(Tokenizer):
                 eos_piece=END_PIECE,
                 user_defined_symbols=list(user_symbols),
                 input_sentence_size=max_sentences,
+                split_digits=split_digits,
+                byte_fallback=byte_fallback,
                 shuffle_input_sentence=True,
                 num_threads=2,
                 hard_vocab_limit=False,
@@ -350,8 +354,11 @@ def fit_tokenizer(
     lowercase: bool = False,
     user_symbols: Sequence[str] = (),
     language: str = "en",
+    split_digits: bool = False,
+    byte_fallback: bool = False,
 ) -> Tokenizer:
-    """Train a tokenizer of ``kind`` on the training split's texts only."""
+    """Train a tokenizer of ``kind`` on the training split's texts only (``split_digits``
+    and ``byte_fallback``: SentencePiece only)."""
     texts = list(texts)
     if not any(t.strip() for t in texts):
         raise TokenizerError(f"cannot fit a {kind!r} tokenizer on an empty corpus")
@@ -360,7 +367,14 @@ def fit_tokenizer(
             texts, vocab_size, min_frequency, lowercase, user_symbols, language
         )
     if kind == "sentencepiece":
-        return SentencePieceTokenizer.fit(texts, vocab_size, lowercase, user_symbols)
+        return SentencePieceTokenizer.fit(
+            texts,
+            vocab_size,
+            lowercase,
+            user_symbols,
+            split_digits=split_digits,
+            byte_fallback=byte_fallback,
+        )
     raise TokenizerError(f"unknown tokenizer kind {kind!r}; allowed: {', '.join(KINDS)}")
 
 
