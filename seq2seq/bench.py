@@ -474,7 +474,21 @@ def parse_args(argv):
         action="store_true",
         help="also time --model's SavedModel export beside its Translator (text in, text out)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for flag, value, least in (
+        ("--train-steps", args.train_steps, 1),
+        ("--warmup-steps", args.warmup_steps, 0),
+        ("--decode-sentences", args.decode_sentences, 1),
+        ("--repeats", args.repeats, 1),
+        ("--chat-messages", args.chat_messages, 1),
+    ):
+        if value < least:
+            parser.error(f"{flag} is {value}; allowed: a whole number >= {least}")
+    if args.only == "model" and not args.model:
+        parser.error("--only model needs --model RUN")
+    if args.export and not args.model:
+        parser.error("--export times --model's export: give --model RUN")
+    return args
 
 
 def export_lines(export: dict) -> list[str]:
@@ -548,8 +562,11 @@ def main(argv: list[str] | None = None) -> int:
     quiet.setup()  # before TensorFlow loads
     from seq2seq.config import ConfigError, load_config
     from seq2seq.data.corpora.errors import CorpusError
+    from seq2seq.runs import RunError, open_run
 
     try:
+        if args.model:
+            open_run(args.model)  # a missing or unfinished run is named before any timing
         parts = []
         if args.only in (None, "reference"):
             reference = load_config(args.preset, overrides=REFERENCE)
@@ -564,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(bench_run(args.model, args))
             if args.export:
                 parts[-1]["export"] = bench_export(args.model, args)
-    except (ConfigError, CorpusError) as error:
+    except (ConfigError, CorpusError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     results = {"parts": parts, "peak_memory_mb": peak_memory_mb()}

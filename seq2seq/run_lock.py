@@ -18,6 +18,7 @@ import errno
 import fcntl
 import os
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,10 +129,29 @@ def release(folder: str | Path, remove: bool = False) -> None:
         os.close(held.descriptor)
 
 
+def check_can_create(folder: Path) -> None:
+    """``RunError`` now, before any work, when ``folder`` could not be created: the nearest
+    existing folder above it is not a folder or not writable (read-only, say)."""
+    parent = folder.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RunError(f"cannot create {folder}: {parent} is not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise RunError(
+            f"cannot create {folder}: {parent} is not writable ({error.strerror or error})"
+        ) from None
+
+
 def check_new_folder(folder: str | Path) -> None:
-    """``RunError`` when ``folder`` exists: naming its writer when one holds it now."""
+    """``RunError`` when ``folder`` exists (naming its writer when one holds it now) or
+    cannot be created."""
     folder = Path(folder)
     if not folder.exists() and not folder.is_symlink():
+        check_can_create(folder)
         return
     if folder.is_dir() and is_locked(folder):
         who = holder(folder) or "another process"
@@ -150,6 +170,9 @@ def claim_new_folder(folder: str | Path, purpose: str) -> RunLock:
     check_new_folder(folder)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"cannot create {folder}: {error.strerror or error}") from None
+    try:
         folder.mkdir()
     except FileExistsError:
         check_new_folder(folder)

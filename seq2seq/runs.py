@@ -294,9 +294,20 @@ def model_file(paths: RunPaths) -> Path:
 
 
 def read_metrics(paths: RunPaths) -> dict[str, Any]:
+    """``metrics.json``; {} before the first epoch. A damaged file (training writes it
+    atomically, so only something else can damage it) is a ``RunError`` naming it."""
     if not paths.metrics.is_file():
         return {}
-    return json.loads(paths.metrics.read_text(encoding="utf-8"))
+    try:
+        metrics = json.loads(paths.metrics.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # ValueError: bad JSON or bad UTF-8
+        raise RunError(
+            f"{paths.metrics} cannot be read ({type(error).__name__}: {error}); restore it, "
+            "or delete it to resume without the record of the earlier epochs"
+        ) from None
+    if not isinstance(metrics, dict):
+        raise RunError(f"{paths.metrics} is damaged: it holds a {type(metrics).__name__}")
+    return metrics
 
 
 def write_metrics(paths: RunPaths, metrics: dict[str, Any]) -> None:

@@ -121,6 +121,9 @@ def translate_lines(
         valid: list[tuple[int, str]] = []
         for line in chunk:
             line_io.print_notices(line, name)
+            if getattr(line, "error", None):
+                print(f"{name}:{line.number}: {line.error}; writing an empty line", file=sys.stderr)
+                continue
             try:
                 translator.check_input(line.text, "line")
                 valid.append((line.number, line.text))
@@ -276,7 +279,7 @@ def translate_file(
     target = line_io.open_output(args.output, path) if args.output else nullcontext(sys.stdout)
     with path.open("rb") as stream, target as out:
         with tqdm(total=total, unit="line", file=sys.stderr, disable=None) as progress:
-            lines = line_io.read_lines(stream, str(path))
+            lines = line_io.read_lines(stream, str(path), args.max_input_chars)
             good, bad = translate_lines(
                 translator, lines, str(path), out, overrides, n_best, progress=progress
             )
@@ -308,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
     stdin_lines = stdin_head = None
     if not args.sentences and not args.input and not interactive:
         # The first chunk tells a one-off pipe (`echo ... |`) from a long stream.
-        stdin_lines = line_io.read_lines(sys.stdin.buffer, "<stdin>")
+        stdin_lines = line_io.read_lines(sys.stdin.buffer, "<stdin>", args.max_input_chars)
         stdin_head = list(itertools.islice(stdin_lines, CHUNK))
     size = job_size(args, stdin_head)
     from seq2seq.inference.translator import Translator
@@ -331,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
         translate_file(translator, args, overrides, n_best, size)
     else:
         if stdin_lines is None:
-            stdin_lines = line_io.read_lines(sys.stdin.buffer, "<stdin>")
+            stdin_lines = line_io.read_lines(sys.stdin.buffer, "<stdin>", args.max_input_chars)
         good, bad = translate_lines(
             translator,
             itertools.chain(stdin_head or [], stdin_lines),

@@ -42,6 +42,7 @@ class Line:
     number: int
     text: str
     notices: list[str] = field(default_factory=list)
+    error: str | None = None  # the line cannot be used at all (longer than the reading cap)
 
 
 def clean_text(raw: bytes | str) -> tuple[str, list[str]]:
@@ -82,12 +83,27 @@ def looks_like_utf16(head: bytes) -> bool:
     return zeros[1] >= 0.5 and zeros[0] <= 0.1
 
 
-def read_lines(stream: BinaryIO, name: str) -> Iterator[Line]:
+def read_lines(stream: BinaryIO, name: str, max_chars: int | None = None) -> Iterator[Line]:
     """The lines of a binary stream, split on ``\\n`` only, each with its notices.
 
     ``TextInputError`` if the stream looks like UTF-16 (checked on the first line).
+    ``max_chars`` caps what is held of one line while reading: a line longer than that
+    many characters is read through in blocks and dropped (a ``Line`` whose ``error`` says
+    so), so a huge line without a newline costs no more memory than a line at the cap.
     """
-    for number, raw in enumerate(iter(stream.readline, b""), start=1):
+    limit = None if max_chars is None else 4 * max_chars + 8  # UTF-8: <= 4 bytes a character
+    number = 0
+    while raw := stream.readline(-1 if limit is None else limit):
+        number += 1
+        if limit is not None and len(raw) >= limit and not raw.endswith(b"\n"):
+            size = skip_rest_of_line(stream, len(raw))
+            yield Line(
+                number,
+                "",
+                error=f"line is {size:,} bytes long; the limit is {max_chars:,} "
+                "characters (--max-input-chars)",
+            )
+            continue
         if number == 1 and looks_like_utf16(raw):
             raise TextInputError(
                 f"{name} looks like UTF-16 text; this tool reads UTF-8. Convert it first, "
@@ -99,6 +115,15 @@ def read_lines(stream: BinaryIO, name: str) -> Iterator[Line]:
                 raw = raw[:-1]
         text, notices = clean_text(raw)
         yield Line(number, text, notices)
+
+
+def skip_rest_of_line(stream: BinaryIO, size: int) -> int:
+    """Read up to the end of the current line in blocks; the line's size in bytes."""
+    while chunk := stream.readline(1 << 20):
+        size += len(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return size
 
 
 def count_lines(path: Path) -> int:
@@ -118,6 +143,11 @@ def check_input_file(path: Path) -> None:
         raise TextInputError(f"input file not found: {path}")
     if path.is_dir():
         raise TextInputError(f"--input {path} is a folder, not a file")
+    if path.is_char_device() or path.is_block_device():
+        raise TextInputError(
+            f"--input {path} is a device, not a file (an endless stream such as /dev/zero "
+            "would never end); pipe it to standard input if you mean it"
+        )
     if not os.access(path, os.R_OK):
         raise TextInputError(f"input file {path} is not readable (permission denied)")
 

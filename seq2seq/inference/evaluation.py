@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -218,6 +220,13 @@ def evaluate_run(
         raise EvaluationError(f"max_sentences must be >= 1, got {max_sentences}")
     if batch_size < 1:
         raise EvaluationError(f"batch_size must be >= 1, got {batch_size}")
+    check_share("degenerate_threshold", degenerate_threshold, low_open=False)
+    check_share("stock_fraction", stock_fraction, low_open=True)
+    name = f"eval-{Path(pairs_file).stem}" if pairs_file else f"eval-{split}"
+    folder = Path(output_dir) if output_dir else Path(run_dir) / name
+    if translator is None:
+        open_run(run_dir)  # a missing run is named as such, not as an unwritable folder
+    check_writable(folder)  # before the decoding, which can take hours
     started = time.time()
     config = translator.config if translator is not None else run_config(run_dir)
     settings = dataclasses.asdict(resolve_decode(config, decode))
@@ -256,8 +265,6 @@ def evaluate_run(
         metrics.update(
             reply_metrics(sources, hypotheses, references, stock_fraction, degenerate_threshold)
         )
-    name = f"eval-{Path(pairs_file).stem}" if pairs_file else f"eval-{split}"
-    folder = Path(output_dir) if output_dir else Path(run_dir) / name
     result: dict[str, Any] = {
         "run": str(run_dir),
         "task": chosen_task,
@@ -275,8 +282,46 @@ def evaluate_run(
     return result
 
 
+def check_share(name: str, value: float, low_open: bool) -> None:
+    """A share of inputs: a finite number in [0, 1] (``low_open``: above 0)."""
+    low = "0 <" if low_open else "0 <="
+    if not math.isfinite(value) or value > 1 or value < 0 or (low_open and value == 0):
+        raise EvaluationError(f"{name} is {value}; allowed: a number with {low} x <= 1")
+
+
+def check_writable(folder: Path) -> None:
+    """``EvaluationError`` now, rather than after the decoding, when ``folder`` cannot be
+    created or written (read-only, not a folder, no space for a file)."""
+    top = None  # the outermost folder this check creates, removed again after it
+    if not folder.exists():
+        top = folder
+        while not top.parent.exists() and top.parent != top:
+            top = top.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+        if top is not None:
+            for empty in [folder, *folder.parents]:
+                empty.rmdir()
+                if empty == top:
+                    break
+    except OSError as error:
+        raise EvaluationError(
+            f"cannot write the report to {folder}: {error.strerror or error}; "
+            "choose another --output-dir"
+        ) from None
+
+
 def write_report(folder: Path, hypotheses: list[str], result: dict[str, Any]) -> None:
     """``hypotheses.txt`` (one line per input, in order) and ``report.json``."""
+    try:
+        write_report_files(folder, hypotheses, result)
+    except OSError as error:
+        raise EvaluationError(f"cannot write the report to {folder}: {error}") from None
+
+
+def write_report_files(folder: Path, hypotheses: list[str], result: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "hypotheses.txt").write_text(
         "".join(" ".join(h.splitlines()) + "\n" for h in hypotheses), encoding="utf-8"

@@ -192,9 +192,9 @@ class Translator:
             raise RunError(
                 f"{paths.root}: cannot load its tokenizers (damaged files?): {error}"
             ) from error
-        check_fingerprint(paths)
         model = load_model(paths)
         check_vocabularies(paths, model, source_tokenizer, target_tokenizer)
+        check_fingerprint(paths)  # same sizes: are they the very tokenizers of this model?
         translator = cls(
             config,
             paths,
