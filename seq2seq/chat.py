@@ -224,6 +224,26 @@ def run_loop(
             note(f"error: {error}")
             if not interactive:
                 print(file=out, flush=True)
+        else:
+            shortened = truncation_notice(session, message)
+            if shortened:
+                note(shortened if interactive else f"<stdin>:{number}: {shortened}")
+
+
+def truncation_notice(session: Any, message: str) -> str | None:
+    """The notice ``translate`` prints for an input longer than the model's
+    ``data.max_source_length`` tokens: the message alone did not fit, so the model saw it
+    shortened (context turns are dropped first, silently: that is how chat works)."""
+    tokenizer = getattr(getattr(session, "translator", None), "source_tokenizer", None)
+    limit = getattr(session, "max_source_length", None)
+    if tokenizer is None or not isinstance(limit, int):
+        return None
+    if len(tokenizer.encode(message)) <= limit:
+        return None
+    return (
+        f"message is longer than the model's {limit} tokens (data.max_source_length); "
+        "it was shortened to fit"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

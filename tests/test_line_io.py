@@ -103,3 +103,17 @@ def test_translate_cli_drops_a_huge_stdin_line_and_refuses_dev_zero(tiny_run):
         "error: --input /dev/zero is a device, not a file (an endless stream such as "
         "/dev/zero would never end); pipe it to standard input if you mean it"
     ]
+
+
+def test_output_to_dev_stdout_when_stdout_is_a_pipe():
+    """``--output /dev/stdout`` in a pipeline: /dev/stdout links to 'pipe:[N]', no path."""
+    code = (
+        "from seq2seq.cli.line_io import open_output\n"
+        "with open_output('/dev/stdout') as out:\n"
+        "    out.write('one\\ntwo\\n')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "one\ntwo\n"

@@ -191,9 +191,13 @@ def open_output(path: str | Path, input_path: str | Path | None = None) -> Itera
     """
     path = Path(path)
     check_output(path, input_path)
-    if path.is_symlink():  # write through the link: replace its target, not the link
-        path = path.resolve()
-    special = path.exists() and not stat.S_ISREG(path.stat().st_mode)
+    try:
+        mode = path.stat().st_mode  # through links: /dev/stdout -> a pipe, a file, a tty
+    except OSError:
+        mode = None
+    special = mode is not None and not stat.S_ISREG(mode)
+    if path.is_symlink() and not special:  # replace the link's target, not the link
+        path = path.resolve()  # (a pipe's target, 'pipe:[N]', is no path: open the link)
     folder = path.parent
     try:
         if special:
