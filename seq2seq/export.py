@@ -120,6 +120,9 @@ def source_batch(codec, sentences, settings: ExportSettings):
 
     texts = valid_utf8(sentences)
     short = tf.strings.length(texts, unit="UTF8_CHAR") <= settings.max_input_chars
+    # NULs are dropped as the CLI and Translator drop them (line_io.clean_text): a line of
+    # NULs alone is then empty and refused, not translated as whatever they encode to
+    texts = tf.strings.regex_replace(texts, r"\x00", "")
     texts = normalize_graph(tf.where(short, texts, ""))
     accepted = tf.logical_and(short, tf.not_equal(texts, ""))
     limit = settings.max_source_length
@@ -187,11 +190,31 @@ def search(model, source, settings: ExportSettings):
     return ids[:, 0], scores[:, 0]
 
 
+def check_vector(sentences):
+    """``sentences`` unchanged once it is known to be 1-D, else an error that says so.
+
+    A loaded signature does not check the shape of what it is fed, and the traced graph
+    takes the rank 1 of its signature for granted (``tf.rank`` and ``assert_rank`` are
+    folded to constants): a [1, 1] batch failed deep inside the tokenizer. The shape's
+    values are runtime data, so they are turned into text ("1,1") and checked.
+    """
+    import tensorflow as tf
+
+    shape = tf.strings.reduce_join(tf.strings.as_string(tf.shape(sentences)), separator=",")
+    check = tf.debugging.Assert(
+        tf.strings.regex_full_match(shape, "[0-9]+"),
+        [f"'{INPUT_NAME}' must be a 1-D batch of strings, shape [B]; got shape", shape],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(sentences)
+
+
 def serving_function(model, source_codec, target_codec, settings: ExportSettings):
     """``sentences`` [B] string -> {translations, scores, lengths}, all graph ops."""
     from seq2seq.exporting.graph_tokenizers import clean_ids
 
     def serve(sentences):
+        sentences = check_vector(sentences)
         source, _ = source_batch(source_codec, sentences, settings)
         ids, scores = search(model, source, settings)
         ids, lengths = clean_ids(ids)
