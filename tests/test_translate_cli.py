@@ -394,13 +394,19 @@ def test_truncated_model_offers_last_keras(run_copy, capsys):
 
 
 def test_model_from_another_run_is_refused(run_copy, capsys):
-    """Item 7: a model beside tokenizers of other vocabulary sizes must not translate."""
+    """A model beside tokenizers of another run must not translate: the run's vocabulary
+    fingerprint says so; a run from before fingerprints is caught by the vocabulary sizes."""
     from seq2seq.data.tokenizers import SPECIAL_PIECES, WordTokenizer
 
     folder = run_copy / "target_vocab"
     for child in folder.iterdir():
         child.unlink()
     WordTokenizer([*SPECIAL_PIECES, "uno", "dos", "tres"], lowercase=True).save(folder)
+    assert main(["--model", str(run_copy), "--no-jit", "one ."]) == 2
+    err = capsys.readouterr().err
+    fingerprint = "are not the tokenizers this model was trained with"
+    assert (fingerprint in err or "different runs" in err) and "Traceback" not in err
+    (run_copy / "vocabularies.sha256").unlink(missing_ok=True)  # a run from before them
     assert main(["--model", str(run_copy), "--no-jit", "one ."]) == 2
     err = capsys.readouterr().err
     assert "target vocabulary of" in err and "target_vocab/ has 7" in err
