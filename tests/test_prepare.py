@@ -374,3 +374,22 @@ def test_anki_spa_eng_prepares_the_in_memory_splits_and_tokenizers(shared_data_d
         if 0 < len(s) <= data.max_source_length and 0 < len(t) <= data.max_target_length
     ]
     assert train_records(folder) == expected
+
+
+def test_a_data_field_added_later_at_its_default_keeps_folders_and_cache_keys(prepared, corpus):
+    """A manifest written before a field existed is read as that field's default."""
+    from seq2seq.data.prepared import data_hash
+
+    data = word_data(corpus)
+    manifest = json.loads((prepared.root / MANIFEST_FILE).read_text())
+    older = {
+        k: v for k, v in manifest["data"].items() if k not in ("split_digits", "byte_fallback")
+    }
+    assert open_prepared(prepared.root, data).manifest["data"] == manifest["data"]
+    from seq2seq.data.prepared import config_differences
+
+    assert config_differences({**manifest, "data": older}, data) == []
+    assert config_differences(
+        {**manifest, "data": older}, dataclasses.replace(data, split_digits=True)
+    )
+    assert data_hash(data) != data_hash(dataclasses.replace(data, split_digits=True))

@@ -54,8 +54,14 @@ def data_fields(data: DataConfig) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if key not in NOT_HASHED}
 
 
+DEFAULTS = data_fields(DataConfig())
+
+
 def data_hash(data: DataConfig) -> str:
-    text = json.dumps({"format_version": FORMAT_VERSION, **data_fields(data)}, sort_keys=True)
+    """The cache key of ``data``: fields at their default are left out, so a field added to
+    ``DataConfig`` later (with a default that keeps today's behaviour) keeps every key."""
+    changed = {k: v for k, v in data_fields(data).items() if v != DEFAULTS.get(k, object())}
+    text = json.dumps({"format_version": FORMAT_VERSION, **changed}, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -152,7 +158,8 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 def config_differences(manifest: dict[str, Any], data: DataConfig) -> list[str]:
     """``field: prepared X, config Y`` for each data field the folder was not made with."""
-    prepared, wanted = manifest.get("data", {}), data_fields(data)
+    prepared = {**DEFAULTS, **manifest.get("data", {})}  # a field added since: its default
+    wanted = data_fields(data)
     return [
         f"data.{key}: prepared {prepared.get(key)!r}, config {wanted.get(key)!r}"
         for key in sorted(set(prepared) | set(wanted))
@@ -189,8 +196,8 @@ def open_prepared(
             f"{root} was prepared in format version {version}; this toolkit reads version "
             f"{FORMAT_VERSION}: prepare it again"
         )
-    if data is not None and manifest.get("data_hash") != data_hash(data):
-        differences = config_differences(manifest, data) or ["(hash differs)"]
+    differences = config_differences(manifest, data) if data is not None else []
+    if differences:
         raise PreparedDataError(
             f"{root} was prepared from another data config: " + "; ".join(differences)
         )
