@@ -93,17 +93,19 @@ def first_step(run: Path):
     return check
 
 
-def measure(count: int, work: Path, preset: str, steps: int) -> dict:
+def measure(count: int, work: Path, preset: str, steps: int, reuse: bool) -> dict:
     corpus = work / f"synthetic-{count}.tsv"
     if not corpus.is_file():
         synthetic_pairs(count, corpus)
     data = [*DATA, f"data.path={corpus}"]
     prepared = work / f"prepared-{count}"
     python = [sys.executable, "-m"]
-    prepare = run_measured(
-        [*python, "seq2seq.prepare", "--preset", preset, "--output", str(prepared), *data],
-        log=work / f"prepare-{count}.log",
-    )
+    command = [*python, "seq2seq.prepare", "--preset", preset, "--output", str(prepared), *data]
+    if reuse and (prepared / "manifest.json").is_file():
+        prepare = {"seconds": float("nan"), "peak_mb": float("nan")}
+    else:
+        prepare = run_measured(command, log=work / f"prepare-{count}.log")
+        (work / f"prepare-{count}.json").write_text(json.dumps(prepare))
     run = work / f"run-{count}"
     train = run_measured(
         [*python, "seq2seq.train", "--preset", preset, "--output", str(run), *data]
@@ -129,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True, help="a folder with room (~5 GB)")
     parser.add_argument("--preset", default="es-en-gru")
     parser.add_argument("--train-steps", type=int, default=200)
+    parser.add_argument(
+        "--reuse-prepared",
+        action="store_true",
+        help="time only the training when the prepared folder exists (prepare figures: nan)",
+    )
     args = parser.parse_args(argv)
     if min(args.pairs) < 1000 or args.train_steps < 1:
         print("error: --pairs at least 1000 each, --train-steps at least 1", file=sys.stderr)
@@ -137,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| pairs | prepare | prepare peak RSS | first step | training peak RSS | target tok/s |")
     print("|---:|---:|---:|---:|---:|---:|")
     for count in args.pairs:
-        row = measure(count, args.work, args.preset, args.train_steps)
+        row = measure(count, args.work, args.preset, args.train_steps, args.reuse_prepared)
         (args.work / f"scale-{count}.json").write_text(json.dumps(row, indent=1))
         first = f"{row['first_step_s']:.0f} s" if row["first_step_s"] else "n/a"
         print(

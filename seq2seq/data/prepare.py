@@ -53,12 +53,14 @@ from seq2seq.data.prepared import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST_FILE,
+    RECORD,
     SPLITS,
     PreparedDataError,
     PreparedFolder,
     cache_folder,
     data_fields,
     data_hash,
+    encode_record,
     open_prepared,
     sha256_of,
 )
@@ -436,9 +438,7 @@ def encode_chunk(
         if reason:
             chunk.dropped[f"{split}: {reason}"] += 1
             continue
-        chunk.records[code].append(
-            np.asarray([len(source), *source, *target], dtype="<i4").tobytes()
-        )
+        chunk.records[code].append(encode_record(source, target))
         chunk.lengths[code].append(max(len(source), len(target) + 1))
         if code == CODES["train"]:
             train_targets.append(target)
@@ -722,7 +722,7 @@ def prepare_into(
         "vocab_fingerprint": vocabulary_fingerprint(*tokenizers),
         "source_vocab_size": tokenizers[0].vocab_size,
         "target_vocab_size": tokenizers[1].vocab_size,
-        "record": "int32 little-endian [source_length, *source_ids, *target_ids]",
+        "record": RECORD,
         **written,
     }
     write_atomically(root / MANIFEST_FILE, json.dumps(manifest, indent=1) + "\n")

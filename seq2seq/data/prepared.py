@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ SPLITS = ("train", "dev", "test")
 # files are looked for. Every other field is part of the data config hash.
 NOT_HASHED = ("bucket_width", "data_dir", "cache_dir", "prepared")
 CHECKSUM_BLOCK = 1 << 20
+RECORD = "int32 little-endian [source_length, *source_ids, *target_ids]"
 
 
 class PreparedDataError(ValueError):
@@ -68,6 +70,11 @@ def data_hash(data: DataConfig) -> str:
 def cache_folder(data: DataConfig) -> Path:
     """Where ``train`` prepares a corpus when ``data.prepared`` is not set."""
     return resolve_cache_dir(data.cache_dir) / "prepared" / data_hash(data)
+
+
+def encode_record(source: Sequence[int], target: Sequence[int]) -> bytes:
+    """One pair as a shard record (``RECORD``); ``shards.decode_record`` reads it."""
+    return np.asarray([len(source), *source, *target], dtype="<i4").tobytes()
 
 
 def sha256_of(path: Path) -> str:

@@ -1,7 +1,7 @@
 """Prepared shards -> ``tf.data``: interleaved reads, shuffle, length buckets, prefetch.
 
 A shard is a TFRecord file; each record is one pair as little-endian int32s
-``[source_length, *source_ids, *target_ids]`` (``RECORD``), decoded in the graph with
+``[source_length, *source_ids, *target_ids]`` (``prepared.RECORD``), decoded in the graph with
 ``tf.io.decode_raw``: no protobuf parsing, no Python per example.
 
 Workers take whole files (file-level sharding, as tf.data's guide advises): with N input
@@ -25,16 +25,12 @@ from seq2seq.constants import END, PAD, START, UNK
 from seq2seq.data.pipeline import batch_count, bucket_batches, bucket_boundaries
 from seq2seq.data.prepared import PreparedDataError, PreparedFolder
 
-RECORD = "int32 little-endian [source_length, *source_ids, *target_ids]"
 READ_PARALLEL_FILES = 8
 
 
-def encode_record(source: Sequence[int], target: Sequence[int]) -> bytes:
-    return np.asarray([len(source), *source, *target], dtype="<i4").tobytes()
-
-
 def decode_record(record: tf.Tensor):
-    """One record -> ``((source, target_in), target_out)``, as ``pipeline`` batches them."""
+    """One record (``prepared.encode_record``) -> ``((source, target_in), target_out)``, as
+    ``pipeline`` batches them."""
     ids = tf.io.decode_raw(record, tf.int32, little_endian=True)
     length = ids[0]
     source = ids[1 : 1 + length]
