@@ -39,7 +39,8 @@ def format_report(result: dict[str, Any]) -> str:
     metrics = result["metrics"]
     where = result.get("pairs_file") or f"{result.get('split')} split"
     lines = [
-        f"run: {result['run']} ({result['task']}; {where}: {result['pairs']:,} pairs"
+        f"run: {' + '.join(result.get('ensemble') or [result['run']])} "
+        f"({result['task']}; {where}: {result['pairs']:,} pairs"
         + (
             f" of {result['pairs_available']:,})"
             if result["pairs_available"] != result["pairs"]
@@ -94,7 +95,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Score a trained run: BLEU/chrF and perplexity for translation; "
         "perplexity, distinct-n, reply length and a degenerate-reply check for dialogue.",
     )
-    parser.add_argument("--model", required=True, metavar="RUN", help="run folder")
+    parser.add_argument(
+        "--model",
+        required=True,
+        action="append",
+        metavar="RUN",
+        help="run folder; give it several times to evaluate an ensemble of runs that share "
+        "their vocabularies (docs/ensembles.md)",
+    )
     parser.add_argument("--split", choices=SPLITS, default="test", help="default: test")
     parser.add_argument(
         "--pairs",
@@ -128,7 +136,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_decode_arguments(parser, n_best=False, mmi=True)
     quiet.add_verbose_argument(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.models, args.model = args.model, args.model[0]  # --model A --model B: an ensemble
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         # A missing or incompatible run, or bad flags, fail before TensorFlow loads.
         overrides = overrides_from_args(args)
         config = run_config(args.model)
+        if len(args.models) > 1:
+            from seq2seq.inference.ensemble import check_members
+
+            check_members(args.models)
         if resolve_decode(config, overrides).mmi_lambda is not None:
             require_backward(args.model, config, args.backward_model)
     except (RunError, ConfigError) as error:
@@ -157,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             skip_bad_lines=args.skip_bad_lines,
             batch_size=args.batch_size,
             backward_model=args.backward_model,
+            ensemble=args.models,
             **overrides,
         )
     except (RunError, EvaluationError, CorpusError, PreparedDataError, ConfigError) as error:

@@ -168,7 +168,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "asked for them)",
     )
     parser.add_argument(
-        "--model", required=True, metavar="RUN", help="run folder, e.g. runs/quickstart"
+        "--model",
+        required=True,
+        action="append",
+        metavar="RUN",
+        help="run folder, e.g. runs/quickstart; give it several times to decode with an "
+        "ensemble of runs that share their vocabularies (docs/ensembles.md)",
     )
     parser.add_argument("--input", metavar="FILE", help="translate FILE, one sentence a line")
     parser.add_argument("--output", metavar="FILE", help="write translations to FILE")
@@ -195,6 +200,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     quiet.add_verbose_argument(parser)
     args = parser.parse_args(argv)
+    args.models, args.model = args.model, args.model[0]  # --model A --model B: an ensemble
     if args.output and not args.input:
         parser.error("--output needs --input")
     if args.input and args.sentences:
@@ -210,6 +216,10 @@ def check_run_and_flags(args: argparse.Namespace, overrides: dict):
     from seq2seq.config import ConfigError, load_run_config
     from seq2seq.runs import RunError, open_run
 
+    if len(args.models) > 1:
+        from seq2seq.inference.ensemble import check_members
+
+        check_members(args.models)  # every member usable, all with the same vocabularies
     paths = open_run(args.model)
     try:
         config = load_run_config(paths.config)
@@ -314,14 +324,14 @@ def run(args: argparse.Namespace) -> int:
         stdin_lines = line_io.read_lines(sys.stdin.buffer, "<stdin>", args.max_input_chars)
         stdin_head = list(itertools.islice(stdin_lines, CHUNK))
     size = job_size(args, stdin_head)
-    from seq2seq.inference.translator import Translator
+    from seq2seq.inference.ensemble import load_ensemble
     from seq2seq.search.searcher import plan_searches
 
     # --jit / --no-jit force it; else the job's size decides (decode.jit_compile: false: no XLA)
     jit = False if args.jit is None and not config.decode.jit_compile else args.jit
     plan = plan_searches(size, jit)
-    translator = Translator.from_run(
-        args.model,
+    translator = load_ensemble(
+        args.models,
         max_input_chars=args.max_input_chars,
         jit_compile=plan.jit_compile,
         eager_until_built=plan.eager_until_built,

@@ -204,6 +204,7 @@ def evaluate_run(
     batch_size: int = 64,
     translator: Any = None,
     backward_model: str | Path | None = None,
+    ensemble: list[str | Path] | None = None,
     **decode: Any,
 ) -> dict[str, Any]:
     """Evaluate the run in ``run_dir``; returns the report (also written as
@@ -214,8 +215,13 @@ def evaluate_run(
     ``mmi_lambda`` reranks by MMI with ``backward_model``, by default ``<run>-backward``).
     Raises ``RunError`` (missing/incompatible run), ``EvaluationError`` (bad pairs file or
     options), ``CorpusError`` (split data not found) and ``ConfigError`` (bad decode
-    settings). Everything is checked before the (slow) model load.
+    settings). Everything is checked before the (slow) model load. ``ensemble``: the runs
+    to decode with as one model (``seq2seq.inference.ensemble``), ``run_dir`` first; its
+    report goes by default to ``<run>/eval-<split>-ensemble<N>/``.
     """
+    members = [str(run) for run in ensemble or [run_dir]]
+    if len(members) > 1 and str(Path(members[0])) != str(Path(run_dir)):
+        raise EvaluationError(f"the ensemble's first run must be {run_dir}, got {members[0]}")
     if max_sentences is not None and max_sentences < 1:
         raise EvaluationError(f"max_sentences must be >= 1, got {max_sentences}")
     if batch_size < 1:
@@ -223,9 +229,15 @@ def evaluate_run(
     check_share("degenerate_threshold", degenerate_threshold, low_open=False)
     check_share("stock_fraction", stock_fraction, low_open=True)
     name = f"eval-{Path(pairs_file).stem}" if pairs_file else f"eval-{split}"
+    if len(members) > 1:
+        name += f"-ensemble{len(members)}"
     folder = Path(output_dir) if output_dir else Path(run_dir) / name
     if translator is None:
         open_run(run_dir)  # a missing run is named as such, not as an unwritable folder
+        if len(members) > 1:
+            from seq2seq.inference.ensemble import check_members
+
+            check_members(members)
     check_writable(folder)  # before the decoding, which can take hours
     started = time.time()
     config = translator.config if translator is not None else run_config(run_dir)
@@ -243,13 +255,13 @@ def evaluate_run(
     available = len(pairs)
     pairs = pairs[:max_sentences] if max_sentences else pairs
     if translator is None:
-        from seq2seq.inference.translator import Translator
+        from seq2seq.inference.ensemble import load_ensemble
         from seq2seq.search.searcher import plan_searches
 
         # XLA only where its compiling pays off, and where the run allows it
         plan = plan_searches(len(pairs), None if config.decode.jit_compile else False)
-        translator = Translator.from_run(
-            run_dir,
+        translator = load_ensemble(
+            members,
             max_input_chars=MAX_INPUT_CHARS,
             jit_compile=plan.jit_compile,
             eager_until_built=plan.eager_until_built,
@@ -267,6 +279,7 @@ def evaluate_run(
         )
     result: dict[str, Any] = {
         "run": str(run_dir),
+        **({"ensemble": members} if len(members) > 1 else {}),
         "task": chosen_task,
         **origin,
         "pairs": len(pairs),
