@@ -393,3 +393,26 @@ def test_a_data_field_added_later_at_its_default_keeps_folders_and_cache_keys(pr
         {**manifest, "data": older}, dataclasses.replace(data, split_digits=True)
     )
     assert data_hash(data) != data_hash(dataclasses.replace(data, split_digits=True))
+
+
+def test_evaluation_reads_dev_and_test_text_and_decodes_train(corpus, prepared, monkeypatch):
+    """``evaluate`` scores the prepared splits: dev/test as written (every pair, also those
+    the length filter kept out of the shards), train as the tokenizers spell it back."""
+    import seq2seq.data.prepare as module
+    from seq2seq.config import Config
+    from seq2seq.inference.evaluation import split_pairs
+
+    config = Config(data=dataclasses.replace(word_data(corpus), prepared=str(prepared.root)))
+    monkeypatch.setattr(module, "prepare_into", lambda *a, **k: pytest.fail("prepared again"))
+    assert split_pairs(config, "test") == prepared.text_pairs("test")
+    assert len(split_pairs(config, "test")) >= prepared.pairs("test")
+    train = split_pairs(config, "train")
+    assert len(train) == prepared.pairs("train")
+    from seq2seq.constants import UNK
+
+    source, _ = prepared_tokenizers(prepared)
+    spelt_back = sorted(source.encode(s) for s, _ in train)
+    records = sorted(s for s, _ in train_records(prepared))
+    assert [ids for ids in spelt_back if UNK not in ids] == [
+        ids for ids in records if UNK not in ids
+    ]
