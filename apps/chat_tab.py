@@ -118,10 +118,21 @@ def mmi_controls(registry: Registry, run_name: Any) -> list[dict[str, Any]]:
     return [gr.update(visible=True, label=label), *(gr.update(visible=True),) * 3]
 
 
+def chat_choices(registry: Registry) -> list[tuple[str, str]]:
+    """(label, name) of the chat runs, labels short enough for a phone's dropdown:
+    ``quickstart-chat (daily_dialog, 2 turns)``; the tab says they are chat runs."""
+    choices = []
+    for run in registry.runs("dialogue"):
+        turns = run.config.data.context_turns
+        context = f", {turns} turn{'s' if turns != 1 else ''}" if turns else ""
+        choices.append((f"{run.name} ({run.config.data.corpus}{context})", run.name))
+    return choices
+
+
 def build_chat_tab(registry: Registry) -> gr.Dropdown:
     """The tab's components and events; call inside ``gr.Tab``. Returns its model
     dropdown (the app refreshes its choices)."""
-    choices = registry.choices("dialogue")
+    choices = chat_choices(registry)
     first = choices[0][1] if choices else None
     model = gr.Dropdown(choices, value=first, label="chat model", elem_id="chat-model")
     backward = backward_of(registry, first)

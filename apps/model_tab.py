@@ -76,10 +76,22 @@ def with_separators(rows: list[list[Any]]) -> list[list[Any]]:
     return [[row[0], *(f"{count:,}" for count in row[1:])] for row in rows]
 
 
+def parameter_markdown(rows: list[list[Any]]) -> str:
+    """The parameter rows as a Markdown table, counts with thousands separators."""
+    lines = [
+        "**Trainable parameters per part** (GRU: 3 gate blocks, LSTM: 4)",
+        "",
+        "| part | GRU | LSTM | RNN |",
+        "|---|--:|--:|--:|",
+    ]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in with_separators(rows)]
+    return "\n".join(lines)
+
+
 def model_view(registry: Registry, run_name: Any):
-    """``model_info`` as the tab shows it (separated counts)."""
+    """``model_info`` as the tab shows it (a parameter table with separated counts)."""
     summary, rows, figure, metrics = model_info(registry, run_name)
-    return summary, with_separators(rows), figure, metrics
+    return summary, parameter_markdown(rows), figure, metrics
 
 
 def model_tab_opened(registry: Registry, run_name: Any):
@@ -87,7 +99,7 @@ def model_tab_opened(registry: Registry, run_name: Any):
     shows no error."""
     if not registry.runs("all"):
         notice = f"**No trained run in `{registry.models_dir}` yet.** Train one with:"
-        return f"{notice}\n\n```\n{TRAIN_TRANSLATION}\n```", [], None, ""
+        return f"{notice}\n\n```\n{TRAIN_TRANSLATION}\n```", "", None, ""
     return model_view(registry, run_name)
 
 
@@ -124,15 +136,17 @@ def build_model_tab(registry: Registry, tab: gr.Tab) -> gr.Dropdown:
     run = gr.Dropdown(
         choices, value=choices[0][1] if choices else None, label="run", elem_id="model-run"
     )
-    with gr.Row():
-        summary = gr.Markdown()
-        metrics = gr.Markdown()
-    params = gr.Dataframe(
-        headers=["part", "gru", "lstm", "rnn"],
-        label="trainable parameters per part (GRU: 3 gate blocks, LSTM: 4)",
-        interactive=False,
+    with gr.Row():  # side by side on a wide screen, one under the other on a phone
+        with gr.Column(min_width=320):
+            summary = gr.Markdown(elem_id="model-summary")
+        with gr.Column(min_width=320):
+            metrics = gr.Markdown(elem_id="model-metrics")
+    # A Markdown table, not a Dataframe: it fits a phone's width (the Dataframe's fixed
+    # column widths hid the last columns behind a sideways scroll).
+    params = gr.Markdown(elem_id="model-params")
+    curves = gr.Plot(
+        label="training curves (on a phone they scroll sideways)", elem_id="model-curves"
     )
-    curves = gr.Plot(label="training curves")
     outputs = [summary, params, curves, metrics]
     # No "Show" button: the tab fills when opened and when another run is chosen.
     run.change(functools.partial(model_view, registry), [run], outputs, api_name="model_info")

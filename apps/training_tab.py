@@ -259,6 +259,9 @@ def build_training_tab(jobs: TrainingJobs, demo: gr.Blocks | None = None) -> Non
         headers=TABLE_HEADERS,
         label="runs in the models folder",
         interactive=False,
+        wrap=True,
+        # shares that fit a phone's width: every column in sight, none behind a scroll
+        column_widths=["23%", "14%", "12%", "14%", "10%", "12%", "15%"],
         elem_id="training-runs",
     )
     names = [status.name for status in jobs.statuses()]
@@ -275,7 +278,11 @@ def build_training_tab(jobs: TrainingJobs, demo: gr.Blocks | None = None) -> Non
     )
     summary = gr.Markdown(detail_text, elem_id="training-summary")
     bar = gr.HTML(detail_bar, elem_id="training-bar")
-    curves = gr.Plot(detail_figure, label="loss and dev BLEU / perplexity per epoch")
+    curves = gr.Plot(
+        detail_figure,
+        label="loss and dev BLEU / perplexity per epoch (on a phone it scrolls sideways)",
+        elem_id="training-curves",
+    )
     shown, known = gr.State(-2), gr.State(names)  # epochs drawn, runs offered
     timer = gr.Timer(POLL_S)
     outputs = [table, chosen, job, summary, bar, curves, shown, known]

@@ -116,7 +116,8 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
                 elem_id="translate-nbest",
             )
     heatmap = gr.Plot(
-        label="attention: the source pieces each output piece looked at",
+        label="attention: the source pieces (across) each output piece (down) looked at; "
+        "· marks a piece that continues a word; a wide map scrolls sideways",
         elem_id="attention-plot",
     )
     inputs = [source, model, *controls]

@@ -31,7 +31,14 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from apps import host_guard  # noqa: E402
-from apps.chat_tab import THINKING, build_chat_tab, chat, history_turns, mmi_controls  # noqa: E402
+from apps.chat_tab import (  # noqa: E402
+    THINKING,
+    build_chat_tab,
+    chat,
+    chat_choices,
+    history_turns,
+    mmi_controls,
+)
 from apps.common import decode_overrides  # noqa: E402
 from apps.jobs import TrainingJobs  # noqa: E402
 from apps.model_tab import build_model_tab, model_info  # noqa: E402
@@ -79,8 +86,22 @@ CSS = """
 #attention-plot img { margin: 0 auto; max-width: 100%; min-width: 560px; height: auto;
   max-height: none; }
 .prose pre, .prose pre code { white-space: pre-wrap !important; word-break: break-word; }
+#model-curves .matplotlib, #training-curves .matplotlib { justify-content: flex-start;
+  overflow-x: auto; }
+#model-curves, #training-curves { padding-top: 2em; }
+#model-summary td, #model-summary th, #model-metrics td, #model-metrics th,
+#model-params td, #model-params th { word-break: normal; overflow-wrap: normal; }
+#model-params td:not(:first-child), #model-params th:not(:first-child) { text-align: right; }
 @media (max-width: 640px) {
   #header h1 { font-size: 1.6em; }
+  #title p { font-size: 0.85em; margin: 0; }
+  #model-curves .matplotlib, #training-curves .matplotlib { display: block; }
+  #model-curves img, #training-curves img { width: 640px; min-width: 640px; max-width: none;
+    height: auto; max-height: none; margin: 0; }
+  #training-runs table, #training-runs th, #training-runs td, #training-runs span {
+    font-size: 11px; font-family: var(--font); word-break: normal; overflow-wrap: normal; }
+  #training-runs .cell-wrap { padding: 2px 3px; }
+  #chat-model input, #translate-model input, #model-run input { font-size: 14px; }
 }
 """
 
@@ -118,7 +139,7 @@ def refresh(registry: Registry, jobs: TrainingJobs | None = None):
     """New choices for the three dropdowns and the notice, read from the models folder."""
 
     def dropdown(kind: str) -> gr.Dropdown:
-        choices = registry.choices(kind)
+        choices = chat_choices(registry) if kind == "dialogue" else registry.choices(kind)
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
     notice = empty_notice(registry, jobs)

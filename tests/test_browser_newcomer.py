@@ -179,3 +179,68 @@ def test_the_decoding_accordion_shows_the_chosen_methods_sliders(page, tiny_mode
         expect(accordion.get_by_text("beam size", exact=True)).to_be_hidden()
     finally:
         demo.close()
+
+
+# -- a phone (390 px): element widths against the viewport --------------------------------
+
+PHONE = {"width": 390, "height": 844}
+
+
+def overflow(page, selector: str) -> dict:
+    """How ``selector``'s content fits: its box's right edge against the viewport, and
+    how much of its content is hidden behind a sideways scroll or a clipped text."""
+    return page.locator(selector).first.evaluate(
+        """(el) => { const box = el.getBoundingClientRect();
+            return {right: box.right, width: box.width, viewport: window.innerWidth,
+                    hidden: el.scrollWidth - el.clientWidth}; }"""
+    )
+
+
+def test_phone_layout_fits_the_width(browser, tiny_models, tmp_path):
+    """At 390 px: the Model tab's tables are full width (not two squeezed columns that
+    broke words mid-word) and show every column; the Training table shows every column
+    (progress, loss, time left were hidden behind a scroll); a chat run's name is not
+    clipped in its dropdown; the Translate button is on the first screen."""
+    from playwright.sync_api import expect
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models / "tiny", models / "tiny")
+    shutil.copytree(tiny_models / "tiny-chat", models / "quickstart-chat")
+    config = models / "quickstart-chat" / "config.yaml"
+    text = config.read_text(encoding="utf-8")  # labelled as the quickstart's chat run
+    text = text.replace("context_turns: 1", "context_turns: 2")
+    config.write_text(text.replace("corpus: tsv", "corpus: daily_dialog"), encoding="utf-8")
+    demo, url = served(models)
+    page = browser.new_page(viewport=PHONE, is_mobile=True)
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        expect(page.locator("#translate-model input")).to_have_value(re.compile("tiny"))
+        assert page.locator("#translate-btn").bounding_box()["y"] < PHONE["height"]
+
+        page.get_by_role("tab", name="Chat").click()
+        expect(page.locator("#chat-model input")).to_have_value(re.compile("quickstart-chat"))
+        fit = overflow(page, "#chat-model input")
+        assert fit["hidden"] <= 0, f"the chat run's label is clipped: {fit}"
+
+        page.get_by_role("tab", name="Model").click()
+        expect(page.locator("#model-params")).to_contain_text("decoder rnn", timeout=120_000)
+        for part in ("#model-summary", "#model-metrics", "#model-params"):
+            fit = overflow(page, f"{part} table")
+            assert fit["right"] <= fit["viewport"] and fit["hidden"] <= 0, (part, fit)
+            assert fit["width"] >= 300, (part, fit)  # full width, not a squeezed column
+        expect(page.locator("#model-params")).to_contain_text("12,672")  # separators
+
+        page.get_by_role("tab", name="Training").click()
+        table = page.locator("#training-runs")
+        expect(table).to_contain_text("quickstart-chat")
+        viewport = PHONE["width"]
+        headers = table.locator("thead th")
+        assert headers.count() == 7
+        for index in range(headers.count()):
+            box = headers.nth(index).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= viewport, index
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") == 0
+    finally:
+        page.close()
+        demo.close()
