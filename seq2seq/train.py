@@ -41,6 +41,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="train with N worker processes on this machine (multi-worker data parallelism "
         "over 127.0.0.1)",
     )
+    parser.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="fine-tune: start this new run from RUN's weights, on the corpus and settings "
+        "given here; the architecture must be RUN's (docs/finetuning.md)",
+    )
+    parser.add_argument(
+        "--init-vocab",
+        choices=("keep", "extend"),
+        help="with --init-from: keep RUN's tokenizers (default), or fit new ones on this "
+        "corpus and carry the embedding/output rows of the pieces both hold",
+    )
+    parser.add_argument(
+        "--init-optimizer",
+        choices=("keep", "reset"),
+        help="with --init-from: a fresh optimizer on RUN's best model (reset, default), or "
+        "RUN's last training state with its Adam moments (keep)",
+    )
     parser.add_argument("overrides", nargs="*", help="section.field=value")
     quiet.add_verbose_argument(parser)
     return parser.parse_args(argv)
@@ -86,10 +104,31 @@ def check_before_launch(args: argparse.Namespace, overrides: list[str], output: 
     from seq2seq.training.data import prepare_data
     from seq2seq.training.run_folder import open_run_config
 
-    config = None if args.resume else load_config(args.preset, args.config, overrides)
+    init = init_from_args(args)
+    config = None if args.resume else new_run_config(args, overrides, init)
     epochs = resume_epochs(overrides) if args.resume else None
     config, _ = open_run_config(config, output, args.resume, epochs)
+    if init is not None:
+        from seq2seq.training.init_from import check_init_from, prepare_kept
+
+        check_init_from(init, config)
+        if init.vocab == "keep":
+            prepare_kept(config, init)  # once, before the workers
+            return
     prepare_data(config, RunPaths(output) if args.resume else None)  # once, before the workers
+
+
+def init_from_args(args: argparse.Namespace):
+    """``--init-from`` and its modes as an ``InitFrom`` (None without it)."""
+    if args.init_from is None:
+        if args.init_vocab or args.init_optimizer:
+            raise ConfigError("--init-vocab and --init-optimizer need --init-from RUN")
+        return None
+    if args.resume:
+        raise ConfigError("--init-from starts a new run; --resume continues one: give one")
+    from seq2seq.training.init_from import InitFrom
+
+    return InitFrom(Path(args.init_from), args.init_vocab or "keep", args.init_optimizer or "reset")
 
 
 class Terminated(BaseException):
@@ -121,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and not args.output:
         print("error: --resume needs --output RUN_DIR (the run to continue)", file=sys.stderr)
         return 2
-    if not args.resume and not (args.preset or args.config):
+    if not args.resume and not (args.preset or args.config or args.init_from):
         print("error: give --preset NAME and/or --config FILE", file=sys.stderr)
         return 2
     from seq2seq.data.corpora.errors import CorpusError
@@ -132,8 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     output = None
     try:
         config = None
+        init = init_from_args(args)
         if not args.resume:
-            config = load_config(args.preset, args.config, overrides)
+            config = new_run_config(args, overrides, init)
+        if init is not None:
+            from seq2seq.training.init_from import check_init_from
+
+            check_init_from(init, config)  # before TensorFlow loads: an instant answer
         output = Path(args.output or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}")
         if args.local_workers is None:
             catch_sigterm()  # the local-workers launcher stops its workers on SIGTERM
@@ -146,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         from seq2seq.training.loop import TrainingError, train
 
         epochs = resume_epochs(overrides) if args.resume else None
-        metrics = train(config, output, resume=args.resume, epochs=epochs)
+        metrics = train(config, output, resume=args.resume, epochs=epochs, init_from=init)
     except ClusterError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         os._exit(2)  # skip TensorFlow's teardown, which logs pages about the failed cluster
@@ -176,6 +220,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report(output, metrics)
     return 0
+
+
+def new_run_config(args: argparse.Namespace, overrides: list[str], init):
+    """The new run's config: the preset/--config and overrides; with --init-from alone
+    (no preset, no --config), RUN's own config with the overrides."""
+    if init is None or args.preset or args.config:
+        return load_config(args.preset, args.config, overrides)
+    from seq2seq.training.init_from import load_run_config_of, open_init_run
+
+    return load_run_config_of(open_init_run(init), overrides)
 
 
 def resume_hint(output: Path | None) -> str:

@@ -33,8 +33,10 @@ from seq2seq.data.tokenizers import vocabulary_fingerprint
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.model.losses import MaskedCrossEntropy
 from seq2seq.runs import (
+    RunError,
     RunPaths,
     read_metrics,
+    write_metrics,
 )
 from seq2seq.training.callbacks import (
     ProgressRecorder,
@@ -59,6 +61,12 @@ from seq2seq.training.data import (
     prepare_data,
 )
 from seq2seq.training.dev_scores import DevScorer
+from seq2seq.training.init_from import (
+    InitFrom,
+    check_init_from,
+    initialise_from,
+    prepare_kept,
+)
 from seq2seq.training.run_folder import (
     create_run_folder,
     finish_run,
@@ -239,13 +247,19 @@ def train(
     resume: bool = False,
     verbose: int | str = "auto",
     epochs: int | None = None,
+    init_from: InitFrom | None = None,
 ) -> dict:
     """Train a model into ``output`` and return its metrics (also in ``metrics.json``).
 
     ``resume=True`` continues the run in ``output`` with its saved config (``config`` is then
     ignored; ``epochs`` raises its epoch budget). A finished run is left as it is.
+    ``init_from``: a new run starts from another run's weights (``seq2seq.training.init_from``).
     """
+    if init_from is not None and resume:
+        raise RunError("--init-from starts a new run; --resume continues one: give one of them")
     config, paths = open_run_config(config, output, resume, epochs)
+    if init_from is not None:
+        check_init_from(init_from, config)  # before any work: a missing or other RUN
     task = cluster_task(config.train.strategy)
     is_chief = task is None or task.is_chief
     try:
@@ -260,7 +274,9 @@ def train(
         caller_policy = keras.mixed_precision.global_policy()
         try:
             policy = configure_precision(config.train.mixed_precision)
-            return train_with_policy(config, paths, strategy, is_chief, policy, resume, verbose)
+            return train_with_policy(
+                config, paths, strategy, is_chief, policy, resume, verbose, init_from
+            )
         finally:  # models the caller builds afterwards are not mixed by this run's setting
             keras.mixed_precision.set_global_policy(caller_policy)
     finally:
@@ -275,13 +291,22 @@ def train_with_policy(
     policy: str,
     resume: bool,
     verbose: int | str,
+    init_from: InitFrom | None = None,
 ) -> dict:
-    prepared = prepare_data(config, paths if resume else None)
+    if init_from is None and resume:  # a fine-tuned run: its first epoch may have been lost
+        recorded = read_metrics(paths).get("init_from")
+        init_from = InitFrom.from_record(recorded) if recorded else None
+    if init_from is not None and init_from.vocab == "keep" and not resume:
+        prepared = prepare_kept(config, init_from)  # the new corpus with RUN's tokenizers
+    else:
+        prepared = prepare_data(config, paths if resume else None)
     workdir = paths if is_chief else RunPaths(Path(tempfile.mkdtemp(prefix="seq2seq-worker-")))
     try:
         if is_chief:
             create_run_folder(paths, config, prepared, new=not resume)
-        return train_prepared(config, paths, workdir, strategy, policy, prepared, resume, verbose)
+        return train_prepared(
+            config, paths, workdir, strategy, policy, prepared, resume, verbose, init_from
+        )
     except OSError as error:
         raise TrainingError(f"cannot write to {paths.root}: {error}") from None
     finally:
@@ -298,6 +323,7 @@ def train_prepared(
     prepared: PreparedData,
     resume: bool,
     verbose: int | str,
+    init_from: InitFrom | None = None,
 ) -> dict:
     is_chief = workdir == paths
     trainer = build_trainer(
@@ -316,8 +342,23 @@ def train_prepared(
             "the workers restored different epochs; resume needs --output on "
             "a folder every worker can read"
         )
+    initialised = None
+    if init_from is not None and start == 0:  # a resumed run's state has it already
+        if resume:
+            log.info("no finished epoch to resume: starting from %s's weights again", init_from.run)
+        initialised = initialise_from(
+            init_from,
+            model,
+            optimizer,
+            prepared.source_tokenizer,
+            prepared.target_tokenizer,
+        )
     if is_chief:
         record_start(paths, prepared, policy, trainer.num_replicas, start)
+        if initialised is not None:
+            metrics = read_metrics(paths)
+            metrics["init_from"] = initialised
+            write_metrics(paths, metrics)
         rewrite_missing_epoch_weights(paths, model, start, config.train.keep_checkpoints)
     schedule = epoch_schedule(config, trainer.num_replicas, prepared)
     if verbose == "auto":
