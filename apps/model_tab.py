@@ -149,9 +149,10 @@ def build_model_tab(registry: Registry, tab: gr.Tab) -> gr.Dropdown:
     )
     outputs = [summary, params, curves, metrics]
     # No "Show" button: the tab fills when opened and when another run is chosen.
-    run.change(functools.partial(model_view, registry), [run], outputs, api_name="model_info")
+    # With no run (a page load over an empty folder sets it to none) it says what to do:
+    # an error toast on every page load would read as a fault.
+    opened = functools.partial(model_tab_opened, registry)
+    run.change(opened, [run], outputs, api_name="model_info")
     # Filled when the tab opens: an empty tab waiting for a click reads as broken.
-    tab.select(
-        functools.partial(model_tab_opened, registry), [run], outputs, api_visibility="private"
-    )
+    tab.select(opened, [run], outputs, api_visibility="private")
     return run
