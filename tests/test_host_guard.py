@@ -129,11 +129,13 @@ def test_main_guards_the_launch_and_checks_the_port(tmp_path, monkeypatch, capsy
 
     def fake_launch(self, **kwargs):
         launched.update(kwargs)
+        return None, "http://127.0.0.1:1/", None  # (app, local URL, share URL)
 
     monkeypatch.setattr(gr.Blocks, "launch", fake_launch)
+    monkeypatch.setattr(web, "serve_until_interrupted", lambda demo: 0)
     port = free_port()
     argv = ["--models", str(tmp_path), "--port", str(port), "--allowed-host", "lab.example.org"]
-    assert web.main(argv) == 0
+    assert web.main(argv, announce=lambda text: None) == 0
     (middleware,) = launched["app_kwargs"]["middleware"]
     assert middleware.cls is host_guard.HostGuard
     assert "lab.example.org" in middleware.kwargs["allowed"]
