@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("overrides", nargs="*", help="section.field=value")
     quiet.add_verbose_argument(parser)
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides may follow --output
 
 
 def main(argv: list[str] | None = None) -> int:

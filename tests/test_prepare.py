@@ -416,3 +416,36 @@ def test_evaluation_reads_dev_and_test_text_and_decodes_train(corpus, prepared, 
     assert [ids for ids in spelt_back if UNK not in ids] == [
         ids for ids in records if UNK not in ids
     ]
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        (b"Hello there.\tHola.\n", [], "gives no training pairs"),
+        (b"", [], "has no sentence pairs"),
+        ("gzip", [], "has no sentence pairs"),
+        (
+            b"Hello there.\tHola.\nGood night.\tBuenas noches.\n",
+            ["data.dev_fraction=0"],
+            "leaves the dev split empty",
+        ),
+    ],
+)
+def test_tiny_or_empty_corpora_end_in_one_line_before_any_run_folder(
+    tmp_path, capsys, content, extra, message
+):
+    """Issue 24: a one-pair TSV, an empty (gzipped) file, an empty dev split: exit 2 with one
+    line naming the file, and no run folder left to block the same --output."""
+    import gzip
+
+    from seq2seq.train import main
+
+    path = tmp_path / ("corpus.tsv.gz" if content == "gzip" else "corpus.tsv")
+    path.write_bytes(gzip.compress(b"") if content == "gzip" else content)
+    output = tmp_path / "run"
+    args = ["--preset", "quickstart", "--output", str(output), f"data.path={path}"]
+    args += ["data.corpus=tsv", "data.reverse=false", "data.max_pairs=null", *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err and "Traceback" not in err
+    assert not output.exists()

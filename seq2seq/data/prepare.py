@@ -101,6 +101,11 @@ class CorpusRows:
     sources: list[dict[str, Any]] = field(default_factory=list)
 
 
+def corpus_name(data: DataConfig) -> str:
+    """How errors name the corpus: its file for ``tsv``, else its ``data.corpus`` name."""
+    return f"corpus file {data.path}" if data.corpus == "tsv" else f"corpus {data.corpus!r}"
+
+
 def tsv_rows(data: DataConfig) -> CorpusRows:
     if not data.path:
         raise CorpusError("data.path must name a file when data.corpus is 'tsv'")
@@ -255,7 +260,8 @@ def components(first_ids: np.ndarray, second_ids: np.ndarray) -> np.ndarray:
 
 
 def dense_ids(keys: array) -> np.ndarray:
-    return np.unique(np.frombuffer(keys, dtype=np.uint64), return_inverse=True)[1].astype(np.int64)
+    ids = np.unique(np.frombuffer(keys, dtype=np.uint64), return_inverse=True)[1]
+    return ids.astype(np.int64, copy=False)
 
 
 def unit_values(keys: np.ndarray) -> np.ndarray:
@@ -284,7 +290,7 @@ def plan_translation(rows: CorpusRows, data: DataConfig, show: bool) -> SplitPla
     rows.check()
     count = len(first_keys)
     if not count:
-        raise CorpusError(f"corpus {data.corpus!r} has no sentence pairs")
+        raise CorpusError(f"{corpus_name(data)} has no sentence pairs")
     label = components(dense_ids(first_keys), dense_ids(second_keys))
     group_keys = np.frombuffer(first_keys, dtype=np.uint64).copy()
     shared = np.bincount(label, minlength=count)[label] > 1
@@ -338,7 +344,7 @@ def plan_fixed(rows: CorpusRows, data: DataConfig, show: bool) -> SplitPlan:
             reservoir.offer(index, source, target)
     rows.check()
     if not codes:
-        raise CorpusError(f"corpus {data.corpus!r} has no pairs")
+        raise CorpusError(f"{corpus_name(data)} has no pairs")
     sample = [(s, t) for _, s, t in sorted(reservoir.items)]
     return SplitPlan(np.frombuffer(codes, dtype=np.uint8).copy(), sample, len(codes))
 
@@ -360,8 +366,8 @@ def ordered_rows(rows: CorpusRows, data: DataConfig) -> Iterator[tuple[str, str]
 def fit_tokenizers(data: DataConfig, sample: list[tuple[str, str]]) -> tuple[Tokenizer, Tokenizer]:
     if not sample:
         raise CorpusError(
-            f"corpus {data.corpus!r} gave no training pairs (dev_fraction + test_fraction "
-            "leave none, or the corpus is too small)"
+            f"{corpus_name(data)} gives no training pairs (data.dev_fraction and "
+            "data.test_fraction leave none, or the corpus is too small)"
         )
     source_language, target_language = corpus_languages(data.corpus, data.reverse)
     symbols = (data.context_separator,) if data.context_turns else ()

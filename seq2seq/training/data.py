@@ -17,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq.config import Config
-from seq2seq.data.prepare import ensure_prepared
+from seq2seq.data.corpora.errors import CorpusError
+from seq2seq.data.prepare import corpus_name, ensure_prepared
 from seq2seq.data.prepared import PreparedFolder
 from seq2seq.data.shards import epoch_steps, split_batches, train_batches
 from seq2seq.data.tokenizers import Tokenizer, load_tokenizer
@@ -64,6 +65,13 @@ def prepare_data(
     (prepared now on first use). ``saved``: a run whose tokenizers must be kept."""
     tokenizers = saved_tokenizers(saved) if saved else None
     folder = ensure_prepared(config.data, tokenizers, show_progress)
+    if not folder.pairs("dev"):
+        raise CorpusError(
+            f"{corpus_name(config.data)} leaves the dev split empty ({folder.pairs('train'):,} "
+            "training pairs, none for dev within the length limits): the dev loss and BLEU "
+            "choose the best epoch and stop training, so raise data.dev_fraction or give "
+            "more pairs"
+        )
     if tokenizers is None:
         tokenizers = load_tokenizer(folder.source_vocab), load_tokenizer(folder.target_vocab)
     return PreparedData(folder, *tokenizers)
