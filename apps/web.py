@@ -297,6 +297,10 @@ def main(
         if share_url:
             announce(f"Running on public URL: {share_url}")
         return serve_until_interrupted(demo)
+    except KeyboardInterrupt:  # Ctrl-C while the server was still starting
+        print("interrupted: closing the app", file=sys.stderr)
+        demo.close()
+        return 130
     finally:
         jobs.cancel()  # a training the app started stops with it, resumable
 

@@ -209,7 +209,12 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_ctrl_c_ends_the_app_with_status_130(tmp_path):
+@pytest.mark.parametrize("when", ["serving", "starting"])
+def test_ctrl_c_ends_the_app_with_status_130(tmp_path, when):
+    """Ctrl-C once the app serves (its address printed), or while it is still starting
+    (its server answers, but Gradio's launch has not returned): status 130 either way."""
+    import threading
+
     port = free_port()
     app = subprocess.Popen(
         [sys.executable, "-m", "apps.web", "--models", str(tmp_path), "--port", str(port)],
@@ -218,22 +223,31 @@ def test_ctrl_c_ends_the_app_with_status_130(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(app.stdout), daemon=True)
+    reader.start()
+    address = f"Running on local URL:  http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if when == "serving":
+            return any(address in line for line in lines)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
     try:
         deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                assert app.poll() is None, app.stdout.read()
-                assert time.monotonic() < deadline, "the app did not come up"
-                time.sleep(0.5)
+        while not ready():
+            assert app.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "the app did not come up"
+            time.sleep(0.2)
         app.send_signal(signal.SIGINT)
-        output, _ = app.communicate(timeout=120)
+        app.wait(timeout=120)
+        reader.join(timeout=30)
     finally:
         if app.poll() is None:
             app.kill()
             app.wait()
-    assert app.returncode == 130, output
-    assert f"Running on local URL:  http://127.0.0.1:{port}" in output
+    assert app.returncode == 130, "".join(lines)
