@@ -39,6 +39,7 @@ FORMAT = "seq2seq-prepared"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 SPLITS = ("train", "dev", "test")
+CODES = {name: code for code, name in enumerate(SPLITS)}  # a row's split: train 0, dev 1, test 2
 # DataConfig fields that do not change what a prepared folder holds: batching, and where
 # files are looked for. Every other field is part of the data config hash.
 NOT_HASHED = ("bucket_width", "data_dir", "cache_dir", "prepared")

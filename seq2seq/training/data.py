@@ -18,7 +18,8 @@ import tensorflow as tf
 
 from seq2seq.config import Config
 from seq2seq.data.corpora.errors import CorpusError
-from seq2seq.data.prepare import corpus_name, ensure_prepared
+from seq2seq.data.corpus_rows import corpus_name
+from seq2seq.data.prepare import ensure_prepared
 from seq2seq.data.prepared import PreparedFolder
 from seq2seq.data.shards import epoch_steps, split_batches, train_batches
 from seq2seq.data.tokenizers import Tokenizer, load_tokenizer
