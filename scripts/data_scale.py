@@ -2,6 +2,11 @@
 
     python scripts/data_scale.py --pairs 2000000 20000000 --work /tmp/scale
 
+With ``--preset-runs PRESET`` it instead trains the preset's own corpus twice in a fresh cache
+(the first run prepares it, the second finds it) and prints both runs' time to the first step,
+peak memory and tokens/s; ``--tree DIR`` runs the same commands in another checkout (an older
+commit, to compare data paths).
+
 For each N it writes N unique pairs (``synthetic_pairs``: two lines of the Anki Spanish-English
 corpus joined, ``en_i en_j<TAB>es_i es_j``, each (i, j) once), runs
 ``python -m seq2seq.prepare`` on them, then ``python -m seq2seq.train`` from the prepared
@@ -125,12 +130,38 @@ def measure(count: int, work: Path, preset: str, steps: int, reuse: bool) -> dic
     }
 
 
+def preset_runs(preset: str, work: Path, steps: int, tree: Path) -> None:
+    """Train ``preset`` twice in a fresh cache: the first run prepares, the second reuses."""
+    global REPO
+    REPO = tree
+    os.environ["SEQ2SEQ_CACHE_DIR"] = str(work / "cache")
+    print("| run | first step | peak RSS | target tok/s |")
+    print("|---|---:|---:|---:|")
+    for index in (1, 2):
+        run = work / f"{preset}-{index}"
+        result = run_measured(
+            [sys.executable, "-m", "seq2seq.train", "--preset", preset, "--output", str(run)]
+            + ["train.epochs=1", f"train.steps_per_epoch={steps}", "train.select_best_by=loss"]
+            + ["train.dev_bleu_sentences=0"],
+            until=first_step(run),
+            log=work / f"{preset}-{index}.log",
+        )
+        epoch = json.loads((run / "metrics.json").read_text())["epochs"][0]
+        print(
+            f"| {index} | {result['first']:.0f} s | {result['peak_mb']:,.0f} MB "
+            f"| {epoch['target_tokens_per_s']:,.0f} |",
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, nargs="+", default=[2_000_000, 20_000_000])
     parser.add_argument("--work", type=Path, required=True, help="a folder with room (~5 GB)")
     parser.add_argument("--preset", default="es-en-gru")
     parser.add_argument("--train-steps", type=int, default=200)
+    parser.add_argument("--preset-runs", metavar="PRESET", help="see above")
+    parser.add_argument("--tree", type=Path, default=REPO, help="checkout to run (--preset-runs)")
     parser.add_argument(
         "--reuse-prepared",
         action="store_true",
@@ -141,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --pairs at least 1000 each, --train-steps at least 1", file=sys.stderr)
         return 2
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.preset_runs:
+        preset_runs(args.preset_runs, args.work, args.train_steps, args.tree.resolve())
+        return 0
     print("| pairs | prepare | prepare peak RSS | first step | training peak RSS | target tok/s |")
     print("|---:|---:|---:|---:|---:|---:|")
     for count in args.pairs:
