@@ -177,3 +177,16 @@ def test_a_missing_or_repeated_member_is_refused(tiny_run, tmp_path, capsys):
     assert "run folder not found" in capsys.readouterr().err
     assert translate(["--model", str(tiny_run), "--model", str(tiny_run), "One ."]) == 2
     assert "given twice" in capsys.readouterr().err
+
+
+def test_the_xla_compiled_searches_give_the_same_ensemble_output(tiny_run, second_run, pair):
+    """On a CPU the members' encoders join the XLA program with the loop."""
+    from seq2seq.inference.ensemble import load_ensemble
+
+    _, _, graph = pair
+    compiled = load_ensemble([tiny_run, second_run], jit_compile=True)
+    for method in ("greedy", "beam"):
+        expected = graph.translate(SENTENCES, method=method)
+        found = compiled.translate(SENTENCES, method=method)
+        assert [t.text for t in found] == [t.text for t in expected]
+        np.testing.assert_allclose([t.score for t in found], [t.score for t in expected], atol=1e-4)
