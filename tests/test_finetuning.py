@@ -259,3 +259,29 @@ def test_a_fine_tuned_run_killed_in_its_first_epoch_resumes_from_run(
     metrics = json.loads((output / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["init_from"]["vocab"] == "extend"
     assert [e["epoch"] for e in metrics["epochs"]] == [1]
+
+
+def test_refusals_come_before_tensorflow_loads(tiny_run, tmp_path):
+    """A mismatch is answered at once: neither train nor translate imports TensorFlow."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_run, other, ignore=shutil.ignore_patterns("logs", "backup", "eval-*"))
+    vocab = next(p for p in sorted((other / "target_vocab").iterdir()) if p.is_file())
+    vocab.write_bytes(vocab.read_bytes() + b"\n")
+    code = (
+        "import sys\n"
+        "from seq2seq import train, translate\n"
+        f"a = train.main(['--init-from', {str(tiny_run)!r}, '--output', "
+        f"{str(tmp_path / 'new')!r}, 'model.cell=lstm'])\n"
+        f"b = translate.main(['--model', {str(tiny_run)!r}, '--model', {str(other)!r}, 'x'])\n"
+        "heavy = sorted(n for n in ('tensorflow', 'keras') if n in sys.modules)\n"
+        "print('RESULT', a, b, heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert "RESULT 2 2 []" in done.stdout, done.stdout + done.stderr
