@@ -70,8 +70,7 @@ def chat(
     cancels this generator: decoding ends within one chunk and the partial reply stays in
     the conversation."""
     from seq2seq.data.dialogue import ChatSession
-    from seq2seq.inference.translator import InputError
-    from seq2seq.search.searcher import STREAMABLE
+    from seq2seq.inference.translator import STREAMABLE, InputError
 
     message = check_text(message, registry.max_input_chars, what="message")
     run = find_run(registry, run_name, "dialogue")

@@ -16,12 +16,8 @@ from seq2seq.runs import RunPaths
 
 def parameter_table(registry: Registry, run: RunInfo) -> list[list[Any]]:
     """Rows [part, gru, lstm, rnn]: this run's counts and the same shape with other cells."""
-    from seq2seq.model import CELLS, parameter_counts_per_cell
-
     translator = load_translator(registry, run)
-    counts = registry.cached(run, "parameters", lambda: parameter_counts_per_cell(translator.model))
-    parts = list(counts[run.config.model.cell])
-    return [[part, *(counts[cell].get(part, 0) for cell in CELLS)] for part in parts]
+    return registry.cached(run, "parameters", translator.parameter_table)
 
 
 def gate_note(rows: list[list[Any]], cell: str) -> str:

@@ -5,7 +5,7 @@
 
 Thin by design: one module per tab (``apps.translate_tab``, ``chat_tab``, ``model_tab``,
 ``study_tab``, ``training_tab``) holds its handlers, which call ``Translator``,
-``ChatSession``, ``seq2seq.search.options``, ``parameter_counts_per_cell`` and
+``ChatSession``, ``seq2seq.search.options``, ``Translator.parameter_table`` and
 ``read_metrics`` and only turn their results into components. Handlers are plain
 module-level functions that take a ``Registry`` first, so tests call them without a server;
 ``build_app`` binds them to one models folder and keeps the page up to date.

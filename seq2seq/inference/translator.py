@@ -373,6 +373,15 @@ class Translator:
             scored[i].append(MmiCandidate(hypothesis, float(f), float(b), len(hypothesis.ids)))
         return encoded, scored
 
+    def parameter_table(self) -> list[list[Any]]:
+        """Rows ``[part, gru, lstm, rnn]``: this run's parameter counts by part, and the same
+        shape's with the other cells (built to be counted, never trained)."""
+        from seq2seq.model import CELLS, parameter_counts_per_cell
+
+        counts = parameter_counts_per_cell(self.model)
+        parts = list(counts[self.config.model.cell])
+        return [[part, *(counts[cell].get(part, 0) for cell in CELLS)] for part in parts]
+
     def translate_one(self, sentence: str, **decode_overrides: Any) -> Translation:
         return self.translate([sentence], **decode_overrides)[0]
 
