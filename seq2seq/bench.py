@@ -271,7 +271,7 @@ def bench_export(run: str, args) -> dict:
     """
     import tensorflow as tf
 
-    from seq2seq.export import export_saved_model
+    from seq2seq.exporting.exporters import export_saved_model
     from seq2seq.inference.translator import Translator
 
     translator = Translator.from_run(run, jit_compile=not args.no_jit)

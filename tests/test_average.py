@@ -56,7 +56,7 @@ def run_with_checkpoints(tiny_run, tmp_path):
 @pytest.mark.slow
 def test_average_of_last_two_epochs_is_a_usable_run(run_with_checkpoints, tmp_path):
     from seq2seq.evaluate import evaluate_run
-    from seq2seq.export import export_saved_model
+    from seq2seq.exporting.exporters import export_saved_model
 
     run, base, noise = run_with_checkpoints
     assert list(epoch_checkpoints(run)) == [1, 2, 3]

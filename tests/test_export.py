@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from seq2seq.data.dialogue import build_source
 from seq2seq.data.tokenizers import SentencePieceTokenizer, WordTokenizer, normalize
-from seq2seq.export import (
+from seq2seq.export import main
+from seq2seq.exporting.exporters import (
     INPUT_NAME,
     METADATA_FILE,
     OUTPUT_NAMES,
@@ -30,7 +31,6 @@ from seq2seq.export import (
     dialogue_ids,
     export_saved_model,
     export_tflite,
-    main,
 )
 from seq2seq.exporting.graph_tokenizers import (
     GraphTextError,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import tensorflow as tf
 
-from seq2seq.export import INPUT_NAME, export_saved_model
+from seq2seq.exporting.exporters import INPUT_NAME, export_saved_model
 from seq2seq.inference.translator import Translator
 
 pytestmark = pytest.mark.slow
