@@ -444,3 +444,21 @@ def test_tiny_or_empty_corpora_end_in_one_line_before_any_run_folder(
     err = capsys.readouterr().err
     assert message in err and str(path) in err and "Traceback" not in err
     assert not output.exists()
+
+
+def test_given_tokenizers_never_take_the_corpus_own_cache_folder(corpus, tmp_path):
+    """A fine-tuned run's tokenizers (fitted on another corpus) are prepared beside the
+    cache key's folder; a later run that fits its own gets tokenizers of this corpus."""
+    from seq2seq.data.prepared import cache_folder
+    from seq2seq.data.tokenizers import fit_tokenizer, vocabulary_fingerprint
+
+    data = word_data(corpus, split_seed=91)
+    foreign = tuple(fit_tokenizer("word", ["alpha beta gamma"] * 3, 40) for _ in range(2))
+    kept = ensure_prepared(data, foreign, show_progress=False)
+    assert kept.root != cache_folder(data)
+    assert kept.vocab_fingerprint == vocabulary_fingerprint(*foreign)
+    own = ensure_prepared(data, show_progress=False)
+    assert own.root == cache_folder(data)
+    assert own.vocab_fingerprint != kept.vocab_fingerprint
+    source, target = prepared_tokenizers(own)
+    assert ensure_prepared(data, (source, target), show_progress=False).root == own.root

@@ -478,8 +478,10 @@ def ensure_prepared(
     show_progress: bool = True,
 ) -> PreparedFolder:
     """The prepared folder a run trains on: ``data.prepared`` (checked), else the cache
-    folder for this data config, prepared on first use. ``tokenizers`` (a resumed run's)
-    must be the folder's; a cache made with others is prepared again with these."""
+    folder for this data config, prepared on first use. ``tokenizers`` (a resumed or
+    fine-tuned run's) must be the folder's: the data config's own cache folder is used when
+    it was made with them, else one named after their fingerprint, so the key's own folder
+    only ever holds tokenizers fitted on its corpus."""
     if data.prepared:
         folder = open_prepared(data.prepared, data)
         if tokenizers and folder.vocab_fingerprint != vocabulary_fingerprint(*tokenizers):
@@ -489,13 +491,14 @@ def ensure_prepared(
             )
         return folder
     root = cache_folder(data)
-    if tokenizers:
+    if tokenizers:  # the key's own folder holds tokenizers fitted on this corpus, only
         fingerprint = vocabulary_fingerprint(*tokenizers)
         try:
-            if open_prepared(root, data, checksums=False).vocab_fingerprint != fingerprint:
-                root = root.with_name(f"{root.name}-vocab{fingerprint}")
+            same = open_prepared(root, data, checksums=False).vocab_fingerprint == fingerprint
         except PreparedDataError:
-            pass
+            same = False
+        if not same:  # e.g. a fine-tuned run's (--init-from): a folder of their own
+            root = root.with_name(f"{root.name}-vocab{fingerprint}")
     with exclusive(root.with_name(root.name + ".lock")):
         try:
             return prepare(data, root, tokenizers, show_progress=show_progress).folder

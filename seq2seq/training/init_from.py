@@ -115,18 +115,12 @@ def check_architecture(paths: RunPaths, source: Config, ours: dict[str, Any]) ->
 
 
 def prepare_kept(config: Config, init: InitFrom, show_progress: bool = True):
-    """The new corpus prepared with RUN's tokenizers (``vocab="keep"``).
-
-    The data config's own cache folder is claimed first with tokenizers fitted on the new
-    corpus (``prepare_data`` accepts whatever tokenizers a cache folder holds, so a cache
-    first made with RUN's would hand them to a later run that should fit its own: a
-    from-scratch baseline or ``vocab="extend"``); RUN's go beside it, in the folder
-    ``ensure_prepared`` names after their fingerprint. A ``data.prepared`` folder is used
-    as it is (and refused when made with other tokenizers)."""
+    """The new corpus prepared with RUN's tokenizers (``vocab="keep"``): in a cache folder
+    named after their fingerprint (``ensure_prepared``), so the data config's own folder
+    keeps tokenizers fitted on the corpus for a later from-scratch or ``extend`` run. A
+    ``data.prepared`` folder is used as it is (and refused when made with other tokenizers)."""
     from seq2seq.training.data import prepare_data
 
-    if not config.data.prepared:
-        prepare_data(config, None, show_progress)
     return prepare_data(config, init.paths, show_progress)
 
 
