@@ -278,3 +278,14 @@ def tiny_dialogue_backward(tiny_dialogue_folder) -> Path:
     run = tiny_dialogue_folder / "run-backward"
     train(config, run, verbose=0)
     return run
+
+
+@pytest.fixture
+def patient_assertions():
+    """Playwright's ``expect`` waits 5 s by default: a first page load of the app on a busy
+    2-core machine can take longer, so the browser tests' assertions wait up to a minute."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=60_000)
+    yield
+    expect.set_options(timeout=5_000)

@@ -27,18 +27,11 @@ CHROMIUM_ARGS = [
 ]
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def patient_assertions():
-    """Playwright's ``expect`` waits 5 s by default: a first page load of the app on a busy
-    2-core machine can take longer, so every assertion here waits up to a minute."""
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=60_000)
-    yield
-    expect.set_options(timeout=5_000)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("patient_assertions"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -95,19 +95,24 @@ def test_the_splits_are_the_in_memory_loaders_pair_for_pair(corpus, prepared):
     assert len(groups) < len(old["train"]), "the corpus must have groups of several pairs"
     for split in ("dev", "test"):
         assert prepared.text_pairs(split) == [(p.source, p.target) for p in old[split]]
-    source, target = prepared_tokenizers(prepared)
-    expected = [
-        (s, t)
-        for s, t in zip(
-            source.encode_batch([p.source for p in old["train"]]),
-            target.encode_batch([p.target for p in old["train"]]),
-            strict=True,
-        )
-        if 0 < len(s) <= data.max_source_length and 0 < len(t) <= data.max_target_length
-    ]
+    expected = in_memory_train_ids(data, old["train"], *prepared_tokenizers(prepared))
     assert train_records(prepared) == expected
     dropped = sum(v for k, v in prepared.manifest["dropped"].items() if k.startswith("train"))
     assert dropped == len(old["train"]) - len(expected) > 0  # the length filter counted
+
+
+def in_memory_train_ids(data, pairs, source, target) -> list[tuple[list[int], list[int]]]:
+    """What the in-memory path trained on: every pair encoded, then length-filtered."""
+    encoded = zip(
+        source.encode_batch([p.source for p in pairs]),
+        target.encode_batch([p.target for p in pairs]),
+        strict=True,
+    )
+    return [
+        (s, t)
+        for s, t in encoded
+        if 0 < len(s) <= data.max_source_length and 0 < len(t) <= data.max_target_length
+    ]
 
 
 def prepared_tokenizers(folder):
@@ -359,16 +364,7 @@ def test_anki_spa_eng_prepares_the_in_memory_splits_and_tokenizers(shared_data_d
         source.model_proto,
         target.model_proto,
     )
-    expected = [
-        (s, t)
-        for s, t in zip(
-            source.encode_batch([p.source for p in old["train"]]),
-            target.encode_batch([p.target for p in old["train"]]),
-            strict=True,
-        )
-        if 0 < len(s) <= data.max_source_length and 0 < len(t) <= data.max_target_length
-    ]
-    assert train_records(folder) == expected
+    assert train_records(folder) == in_memory_train_ids(data, old["train"], source, target)
 
 
 def test_a_data_field_added_later_at_its_default_keeps_folders_and_cache_keys(prepared, corpus):
