@@ -92,6 +92,16 @@ class Job:
         return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def remove_unstarted(job: Job) -> None:
+    """A new run cancelled before training wrote its config.yaml leaves nothing worth
+    keeping: only this app's train.log. Its folder goes, so the name can be used again."""
+    if job.request.resume or (job.path / "config.yaml").exists():
+        return
+    leftovers = {entry.name for entry in job.path.iterdir()} if job.path.is_dir() else set()
+    if leftovers <= {LOG_FILE, ".lock"}:
+        shutil.rmtree(job.path, ignore_errors=True)
+
+
 def check_name(name: object) -> str:
     if not isinstance(name, str) or not NAME.match(name):
         shown = repr(name)[:60]
@@ -260,6 +270,7 @@ class TrainingJobs:
         except subprocess.TimeoutExpired:
             job.process.kill()
             job.process.wait()
+        remove_unstarted(job)
         return job
 
     def run_queue(self, requests: list[Request], poll_s: float = 1.0) -> threading.Thread:

@@ -344,3 +344,22 @@ def test_the_timer_redraws_only_what_changed(tmp_path):
     assert not isinstance(again[1], gr.Dropdown) and not isinstance(again[5], Figure)
     fake_run(tmp_path / "new")
     assert isinstance(training_tab.tick(jobs, "chat", epochs, names)[1], gr.Dropdown)
+
+
+def test_a_new_run_cancelled_before_it_trains_leaves_no_folder(tmp_path):
+    """Issue 24: cancelled starts left empty folders (only train.log) behind."""
+    import sys
+
+    class Sleeper(TrainingJobs):
+        def command(self, request, path):
+            return [sys.executable, "-c", "import time; time.sleep(120)"]
+
+    jobs = Sleeper(tmp_path)
+    job = jobs.start(Request("early", preset="quickstart", epochs=1))
+    assert job.path.is_dir() and job.running
+    assert "cancelled" in training_tab.cancel_training(jobs)
+    assert not job.path.exists()
+    job = jobs.start(Request("begun", preset="quickstart", epochs=1))
+    (job.path / "config.yaml").write_text("name: begun\n")  # training had begun
+    training_tab.cancel_training(jobs)
+    assert (job.path / "config.yaml").is_file() and (job.path / "train.log").is_file()
