@@ -27,7 +27,7 @@ from apps import plots
 from apps.jobs import JobError, Request, TrainingJobs
 from apps.registry import Registry
 from apps.run_status import FINISHED, STARTING, STOPPED, TRAINING, RunStatus, format_duration
-from seq2seq.config import preset_names
+from seq2seq.config import RANGES, preset_names
 from seq2seq.runs import RunPaths, read_metrics
 
 POLL_S = 2.0
@@ -143,8 +143,13 @@ def start_training(jobs: TrainingJobs, preset: Any, name: Any, epochs: Any, step
     overrides = []
     try:
         if steps not in (None, "", 0):
-            if not isinstance(steps, int | float) or steps < 0 or not float(steps).is_integer():
-                raise JobError(f"Steps per epoch must be a whole number ≥ 0; got {steps!r}.")
+            allowed = RANGES["train.steps_per_epoch"]
+            whole = isinstance(steps, int | float) and float(steps).is_integer()
+            if not whole or int(steps) not in allowed:
+                raise JobError(
+                    "Steps per epoch must be 0 (whole passes over the data) or a whole "
+                    f"number from {allowed.low:,} to {allowed.high:,}; got {steps!r}."
+                )
             overrides.append(f"train.steps_per_epoch={int(steps)}")
         name = name.strip() if isinstance(name, str) else name
         request = Request(
