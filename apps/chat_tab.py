@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from apps.common import (
+    RUN_PICKER,
     check_text,
     decode_overrides,
     decoding_controls,
@@ -133,7 +134,9 @@ def build_chat_tab(registry: Registry) -> gr.Dropdown:
     dropdown (the app refreshes its choices)."""
     choices = chat_choices(registry)
     first = choices[0][1] if choices else None
-    model = gr.Dropdown(choices, value=first, label="chat model", elem_id="chat-model")
+    model = gr.Dropdown(
+        choices, value=first, label="chat model", elem_id="chat-model", **RUN_PICKER
+    )
     backward = backward_of(registry, first)
     mmi_label = f"rerank by MMI (backward model: {backward.name})" if backward else ""
     has_mmi = {"visible": backward is not None, "render": False}

@@ -38,6 +38,11 @@ def check_text(text: Any, limit: int, what: str = "sentence") -> str:
     return text
 
 
+# The run pickers hand any value on to the handlers, which refuse an unknown name in one
+# line (``find_run``); Gradio's own check of a value outside the choices logs a traceback.
+RUN_PICKER = {"allow_custom_value": True}
+
+
 def find_run(registry: Registry, name: Any, kind: str) -> RunInfo:
     try:
         return registry.resolve(name, kind)

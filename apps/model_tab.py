@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from apps import plots
-from apps.common import find_run, load_translator
+from apps.common import RUN_PICKER, find_run, load_translator
 from apps.registry import TRAIN_TRANSLATION, Registry, RunInfo
 from seq2seq.runs import RunPaths
 
@@ -130,7 +130,11 @@ def build_model_tab(registry: Registry, tab: gr.Tab) -> gr.Dropdown:
     (the app refreshes its choices)."""
     choices = registry.choices("all")
     run = gr.Dropdown(
-        choices, value=choices[0][1] if choices else None, label="run", elem_id="model-run"
+        choices,
+        value=choices[0][1] if choices else None,
+        label="run",
+        elem_id="model-run",
+        **RUN_PICKER,
     )
     with gr.Row():  # side by side on a wide screen, one under the other on a phone
         with gr.Column(min_width=320):

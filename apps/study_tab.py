@@ -16,6 +16,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from apps.common import RUN_PICKER, refuse
 from seq2seq.study.report import REPORT
 from seq2seq.study.settings import STUDY_FILE
 
@@ -71,7 +72,7 @@ def show_study(models_dir: str | Path, name: str | None):
         return no_study_notice(models_dir), []
     if name not in studies:
         shown = repr(name)[:60] if name else "none"
-        raise gr.Error(f"Unknown study {shown}; choose one of: {', '.join(studies)}.")
+        raise refuse(f"Unknown study {shown}; choose one of: {', '.join(studies)}.")
     folder = studies[name]
     return split_report((folder / REPORT).read_text(encoding="utf-8"), folder)
 
@@ -88,7 +89,11 @@ def build_study_tab(models_dir: str | Path) -> None:
     names = [path.name for path in list_studies(models_dir)]
     with gr.Row(visible=bool(names)) as picker:
         choice = gr.Dropdown(
-            names, value=names[0] if names else None, label="study", elem_id="study-name"
+            names,
+            value=names[0] if names else None,
+            label="study",
+            elem_id="study-name",
+            **RUN_PICKER,
         )
         show = gr.Button("Show", variant="primary")
     refresh = gr.Button("Refresh studies", size="sm")

@@ -24,6 +24,7 @@ from typing import Any
 import gradio as gr
 
 from apps import plots
+from apps.common import RUN_PICKER
 from apps.jobs import JobError, Request, TrainingJobs
 from apps.registry import Registry
 from apps.run_status import FINISHED, STARTING, STOPPED, TRAINING, RunStatus, format_duration
@@ -272,7 +273,11 @@ def build_training_tab(jobs: TrainingJobs, demo: gr.Blocks | None = None) -> Non
     names = [status.name for status in jobs.statuses()]
     with gr.Row():
         chosen = gr.Dropdown(
-            names, value=names[0] if names else None, label="run", elem_id="training-run"
+            names,
+            value=names[0] if names else None,
+            label="run",
+            elem_id="training-run",
+            **RUN_PICKER,
         )
         # Enabled for the selected run only when they apply (``run_buttons``); Cancel sits
         # away from Start, so a click meant for Start never stops a training.

@@ -11,6 +11,7 @@ import gradio as gr
 
 from apps import plots
 from apps.common import (
+    RUN_PICKER,
     check_text,
     decode_overrides,
     decoding_controls,
@@ -81,6 +82,7 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
                 value=choices[0][1] if choices else None,
                 label="translation model",
                 elem_id="translate-model",
+                **RUN_PICKER,
             )
             source = gr.Textbox(
                 lines=3,

@@ -425,3 +425,22 @@ def test_fuzz_translate_handler_answers_or_refuses(fuzz_registry, plain_translat
     if method == "greedy":
         (expected,) = plain_translator.translate([text], method="greedy", max_length=12)
         assert result == expected.text
+
+
+def test_every_run_picker_hands_an_unknown_value_to_its_handler(tmp_path):
+    """Issue 24: a value outside a dropdown's choices made Gradio log ~20 lines of traceback
+    before any handler ran; the run pickers pass it on, and the handlers refuse it in one
+    line (test_a_refused_input_logs_one_line)."""
+    demo = web.build_app(tmp_path)
+    pickers = {"translate-model", "chat-model", "model-run", "study-name", "training-run"}
+    found = {
+        block.elem_id: block
+        for block in demo.blocks.values()
+        if isinstance(block, gr.Dropdown) and block.elem_id in pickers
+    }
+    assert set(found) == pickers
+    assert all(block.allow_custom_value for block in found.values())
+    registry = Registry(tmp_path)
+    with pytest.raises(gr.Error, match="No trained model") as refused:
+        web.model_info(registry, "no-such-run")
+    assert refused.value.print_exception is False
