@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, SAMPLE_RUN
+from conftest import REPO, SAMPLE_PAIRS, SAMPLE_RUN
 
 from seq2seq.cli import quiet
 
@@ -88,5 +88,5 @@ def test_train_and_translate_print_no_noise(tmp_path):
         assert noise(done.stderr) == []
         for unwanted in ("INFO absl", "ran out of data", "Warning", "site-packages"):
             assert unwanted not in done.stderr
-    assert "tsv: train" in trained.stderr  # the toolkit's own report stays
+    assert f"corpus file {SAMPLE_PAIRS}: train " in trained.stderr  # the toolkit's own report
     assert translated.stdout.count("\n") == 1  # one line per input (empty: barely trained)

@@ -447,7 +447,8 @@ def prepare_into(
     }
     write_atomically(root / MANIFEST_FILE, json.dumps(manifest, indent=1) + "\n")
     (root / IN_PROGRESS_FILE).unlink()
-    log.info("prepared %s: %s", root, ", ".join(f"{k} {v:,}" for k, v in pairs.items()))
+    counts = ", ".join(f"{split} {count:,}" for split, count in pairs.items())
+    log.info("%s: %s pairs, prepared in %s", corpus_name(data), counts, root)
     return PreparedFolder(root, manifest)
 
 
