@@ -447,8 +447,7 @@ def prepare_into(
     }
     write_atomically(root / MANIFEST_FILE, json.dumps(manifest, indent=1) + "\n")
     (root / IN_PROGRESS_FILE).unlink()
-    counts = ", ".join(f"{split} {count:,}" for split, count in pairs.items())
-    log.info("%s: %s pairs, prepared in %s", corpus_name(data), counts, root)
+    log.info("%s: prepared in %s", corpus_name(data), root)
     return PreparedFolder(root, manifest)
 
 

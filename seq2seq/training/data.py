@@ -10,6 +10,7 @@ epoch sees the same order as an uninterrupted one, and every pair is seen once p
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from seq2seq.data.prepared import PreparedFolder
 from seq2seq.data.shards import epoch_steps, split_batches, train_batches
 from seq2seq.data.tokenizers import Tokenizer, load_tokenizer
 from seq2seq.runs import RunPaths
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -75,6 +78,8 @@ def prepare_data(
         )
     if tokenizers is None:
         tokenizers = load_tokenizer(folder.source_vocab), load_tokenizer(folder.target_vocab)
+    counts = ", ".join(f"{split} {folder.pairs(split):,}" for split in ("train", "dev", "test"))
+    log.info("%s: %s pairs (%s)", corpus_name(config.data), counts, folder.root)
     return PreparedData(folder, *tokenizers)
 
 
