@@ -289,3 +289,27 @@ def patient_assertions():
     expect.set_options(timeout=60_000)
     yield
     expect.set_options(timeout=5_000)
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, from .ci/install-browser.sh
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright, one per test module; skipped without it."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found; install it with .ci/install-browser.sh")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
