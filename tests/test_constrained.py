@@ -207,3 +207,32 @@ def test_it_compiles_with_xla():
     ids, _, _, steps = run(SOURCE, constraints)
     eager_ids, _ = search(constraints, beams=3, n_best=1)
     np.testing.assert_array_equal(ids.numpy()[:, :, : int(steps)], eager_ids)
+
+
+# -- the Searcher, on the tiny trained run's model ----------------------------------------
+
+
+def test_searcher_places_constraints_and_leaves_other_inputs_alone(tiny_translator):
+    from seq2seq.config import DecodeConfig
+
+    translator = tiny_translator
+    texts = ["one two three .", "nine .", "five six seven .", "zero four ."]
+    source = np.zeros((4, 5), np.int32)
+    for row, ids in enumerate(translator.source_tokenizer.encode_batch(texts)):
+        source[row, : len(ids)] = ids
+    term = translator.target_tokenizer.encode
+    wanted = [[term("ocho")], [], [term("dos"), term("cero")], []]
+    decode = DecodeConfig(method="beam", beam_size=4, n_best=2, max_length=12)
+    plain = translator.searcher.search(source, decode)
+    found = translator.searcher.search(source, decode, pack_constraints(wanted))
+    for row, terms in enumerate(wanted):
+        output = strip_ids(found.ids[row, 0])
+        for ids in terms:
+            assert contains(output, ids), (texts[row], output, ids)
+        if not terms:  # same ids and scores as without constraints
+            np.testing.assert_array_equal(
+                strip_ids(found.ids[row, 0]), strip_ids(plain.ids[row, 0])
+            )
+            np.testing.assert_array_equal(found.scores[row], plain.scores[row])
+    with pytest.raises(ValueError, match="need beam search, not greedy"):
+        translator.searcher.search(source, DecodeConfig(), pack_constraints(wanted))

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq.constants import PAD, UNK
+from seq2seq.search.constrained import constrained_beam_loop
 from seq2seq.search.loops import (
     Processors,
     SearchResult,
@@ -100,6 +101,14 @@ def plan_searches(sentences: int | None, jit_compile: bool | None = None) -> Sea
     if jit_compile is None:
         jit_compile = sentences is not None and sentences >= XLA_MIN_SENTENCES
     return SearchPlan(jit_compile=jit_compile, eager_until_built=small and not jit_compile)
+
+
+def pad_rows(values: tf.Tensor, rows: int) -> tf.Tensor:
+    """``values`` [B, ...] with PAD rows appended up to ``rows``."""
+    missing = rows - int(values.shape[0])
+    if missing <= 0:
+        return values
+    return tf.concat([values, tf.fill([missing, *values.shape[1:]], PAD)], axis=0)
 
 
 def search_runs_on_cpu() -> bool:
@@ -183,6 +192,16 @@ class Searcher:
             "beam": compile_search(
                 beam_loop, [_scalar(tf.int32), _scalar(tf.int32), _scalar(tf.float32)]
             ),
+            # beam search with each input's constraints [B, C, L] (seq2seq.search.constrained)
+            "constrained": compile_search(
+                constrained_beam_loop,
+                [
+                    _scalar(tf.int32),
+                    _scalar(tf.int32),
+                    _scalar(tf.float32),
+                    tf.TensorSpec([None, None, None], tf.int32),
+                ],
+            ),
             "sample": compile_search(
                 sample_loop,
                 [
@@ -258,6 +277,8 @@ class Searcher:
         program, _ = self._searches[method]
         if self.jit_compile:
             source = pad_source(source, compiled_shape(*source.shape))
+            # per-input arguments (constraints [B, C, L]) get the padding rows too
+            extra = tuple(pad_rows(x, source.shape[0]) if x.shape.rank else x for x in extra)
         found = program(tf.constant(source), *common, *extra)
         self._built.add(key)
         return found
@@ -388,8 +409,14 @@ class Searcher:
         min_length: int = 0,
         repetition_penalty: float = 1.0,
         no_repeat_ngram_size: int = 0,
+        constraints: np.ndarray | None = None,
     ) -> SearchResult:
-        """Beam search; the top ``n_best`` of ``beam_size`` hypotheses, best first."""
+        """Beam search; the top ``n_best`` of ``beam_size`` hypotheses, best first.
+
+        ``constraints`` [B, C, L] (``seq2seq.search.constrained.pack_constraints``): token-id
+        sequences each input's output must contain (lexically constrained decoding); an
+        input without any decodes exactly as without ``constraints``.
+        """
         if beam_size < 1:
             raise ValueError(f"beam_size is {beam_size}; allowed: >= 1")
         if not 1 <= n_best <= beam_size:
@@ -404,6 +431,18 @@ class Searcher:
             tf.constant(n_best, tf.int32),
             tf.constant(length_penalty, tf.float32),
         )
+        if constraints is not None:
+            constraints = np.asarray(constraints, dtype=np.int32)
+            if constraints.ndim != 3 or constraints.shape[0] != source.shape[0]:
+                raise ValueError(
+                    f"constraints must be a [{source.shape[0]}, count, length] array, got "
+                    f"{constraints.shape}"
+                )
+        if constraints is not None and constraints.any():
+            extra = (*extra, tf.constant(constraints))
+            sizes = (beam_size, n_best, *constraints.shape[1:])
+            found = self._run("constrained", source, common, extra, sizes=sizes)
+            return self._result(*found, source)
         found = self._run("beam", source, common, extra, sizes=(beam_size, n_best))
         return self._result(*found, source)
 
@@ -495,8 +534,16 @@ class Searcher:
             if int(steps) >= limit or bool(np.all(finished.numpy())):
                 return
 
-    def search(self, source: np.ndarray, decode) -> SearchResult:
-        """Dispatch on ``decode.method`` (a ``DecodeConfig``); greedy returns one hypothesis."""
+    def search(
+        self, source: np.ndarray, decode, constraints: np.ndarray | None = None
+    ) -> SearchResult:
+        """Dispatch on ``decode.method`` (a ``DecodeConfig``); greedy returns one hypothesis.
+        ``constraints`` (see ``beam``) need beam search: ``ValueError`` for the others."""
+        if constraints is not None and decode.method != "beam" and np.any(constraints):
+            raise ValueError(
+                f"constraints (a glossary) need beam search, not {decode.method}; "
+                "use --method beam (or --beam N)"
+            )
         common = dict(
             max_length=decode.max_length,
             min_length=decode.min_length,
@@ -511,6 +558,7 @@ class Searcher:
                 beam_size=decode.beam_size,
                 n_best=decode.n_best,
                 length_penalty=decode.length_penalty,
+                constraints=constraints,
                 **common,
             )
         if decode.method == "sample":
