@@ -96,6 +96,8 @@ class ModelConfig:
     dropout: float = 0.2
     residual: bool = False
     tie_embeddings: bool = False
+    # Pointer-generator output: copy source pieces (names, numbers) through attention.
+    copy_attention: bool = False
 
 
 @dataclass

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from seq2seq.config import ModelConfig
+from seq2seq.constants import END, START
 from seq2seq.model import (
     BahdanauAttention,
     Decoder,
@@ -65,6 +66,8 @@ COMBINATIONS = [
     dict(cell="lstm", attention="bahdanau", input_feeding=True, bidirectional=False),
     dict(cell="gru", encoder_layers=2, decoder_layers=2, residual=True),
     dict(cell="gru", tie_embeddings=True, bidirectional=False),
+    dict(cell="gru", copy_attention=True),
+    dict(cell="lstm", attention="luong", input_feeding=True, copy_attention=True),
 ]
 
 
@@ -77,8 +80,9 @@ def check_search(result, n: int, max_length: int, source_length: int = 7):
     assert np.all(np.isfinite(result.scores))
 
 
-# The fast tier builds one model (GRU, Bahdanau, input feeding); the sweep is slow.
-FAST = {0}
+# The fast tier builds two models (GRU, Bahdanau, input feeding; GRU with copy attention);
+# the sweep is slow.
+FAST = {0, len(COMBINATIONS) - 2}
 
 
 @pytest.mark.parametrize(
@@ -155,8 +159,87 @@ def test_attention_ignores_padding():
     assert np.allclose(attention.sum(-1), 1.0, atol=1e-5)
 
 
-def test_save_and_load_give_identical_outputs(tmp_path):
-    model = build_model(tiny(cell="lstm", attention="luong"), SOURCE_VOCAB, TARGET_VOCAB)
+def copy_task(rng, low: int, high: int, rows: int):
+    """Sources of 3-5 ids drawn from [low, high); each target repeats its source."""
+    source = np.zeros((rows, 7), "int32")
+    target_in, target_out = np.zeros_like(source), np.zeros_like(source)
+    for row in range(rows):
+        length = int(rng.integers(3, 6))
+        ids = rng.integers(low, high, length)
+        source[row, :length] = target_out[row, :length] = target_in[row, 1 : length + 1] = ids
+        target_in[row, 0], target_out[row, length] = START, END
+    return source, target_in, target_out
+
+
+def test_copy_attention_copies_ids_it_never_generated():
+    """A pointer-generator carries ids it never saw as targets from source to output; the
+    same model without copying cannot produce them (the names-and-numbers case)."""
+    from seq2seq.search.searcher import Searcher
+
+    vocab = 400
+    identity = np.where(np.arange(vocab) >= 4, np.arange(vocab), -1)
+    exact = {}
+    for copy in (True, False):
+        keras.utils.set_random_seed(0)
+        config = ModelConfig(embedding_dim=16, hidden_size=32, dropout=0.0, copy_attention=copy)
+        model = build_model(config, vocab, vocab, copy_table=identity)
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss=MaskedCrossEntropy())
+        rng = np.random.default_rng(0)
+        source, target_in, target_out = copy_task(rng, 4, 300, 3000)
+        model.fit((source, target_in), target_out, batch_size=50, epochs=4, verbose=0)
+        unseen, _, expected = copy_task(rng, 300, vocab, 50)  # never a training target
+        searcher = Searcher(model)
+        outputs = searcher.greedy(unseen, 8).ids[:, 0]
+        exact[copy] = sum(
+            list(output[: list(output).index(END)]) == list(want[: list(want).index(END)])
+            for output, want in zip(outputs, expected, strict=True)
+            if END in output
+        )
+        if copy:  # beam and sampling take the copy model's log-probabilities as they are
+            beam = searcher.beam(unseen, beam_size=3, max_length=8)
+            assert (beam.ids[:, 0, :5] == outputs[:, :5]).mean() > 0.9
+            sampled = searcher.sample(unseen, max_length=8, temperature=0.1, seed=1)
+            assert (sampled.ids[:, 0, :5] == outputs[:, :5]).mean() > 0.9
+    assert exact[True] >= 45, exact
+    assert exact[False] <= 2, exact
+
+
+def test_copy_attention_output_is_a_distribution_that_moves_mass_to_source_ids():
+    table = np.full(SOURCE_VOCAB, -1, "int32")
+    table[4:20] = np.arange(4, 20) + 10  # source id i is target id i + 10
+    model = build_model(tiny(copy_attention=True), SOURCE_VOCAB, TARGET_VOCAB, table)
+    source, target = batch()
+    source = np.where(source >= 20, 5, source)  # every real source id has a target piece
+    scores = model((source, target)).numpy()
+    totals = np.exp(scores).sum(-1)
+    np.testing.assert_allclose(totals, 1.0, atol=1e-4)  # all attention lands on mapped ids
+    never = np.setdiff1d(np.arange(TARGET_VOCAB), table[source[source > 0]])
+    copied = np.unique(table[source[source > 0]])
+    # generating alone would give every id a share; copying adds the attended ones' mass
+    assert np.exp(scores[..., copied]).mean() > np.exp(scores[..., never]).mean()
+    model.copy_table.assign(np.full(SOURCE_VOCAB, -1, "int32"))  # nothing can be copied
+    assert np.exp(model((source, target)).numpy()).sum(-1).max() < 1.0
+
+
+def test_copy_attention_needs_attention_and_a_table_of_the_source_size():
+    with pytest.raises(ValueError, match="copy_attention needs an attention mechanism"):
+        Decoder(50, 16, 16, 32, attention="none", copy_attention=True)
+    model = build_model(tiny(copy_attention=True), SOURCE_VOCAB, TARGET_VOCAB)
+    with pytest.raises(ValueError, match="3 entries for a source vocabulary of 40"):
+        model.set_copy_table([1, 2, 3])
+    with pytest.raises(ValueError, match="has no copy_attention"):
+        build_model(tiny(), SOURCE_VOCAB, TARGET_VOCAB).set_copy_table(np.zeros(40))
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_save_and_load_give_identical_outputs(tmp_path, copy):
+    table = np.arange(SOURCE_VOCAB) % TARGET_VOCAB
+    model = build_model(
+        tiny(cell="lstm", attention="luong", copy_attention=copy),
+        SOURCE_VOCAB,
+        TARGET_VOCAB,
+        table,
+    )
     model.compile(optimizer="adam", loss=MaskedCrossEntropy(label_smoothing=0.1))
     source, target = batch()
     model.train_on_batch((source, target), target)
@@ -165,6 +248,8 @@ def test_save_and_load_give_identical_outputs(tmp_path):
     loaded = keras.models.load_model(path, safe_mode=True)
     np.testing.assert_array_equal(model((source, target)), loaded((source, target)))
     assert loaded.get_config()["cell"] == "lstm"
+    if copy:
+        np.testing.assert_array_equal(loaded.copy_table.numpy(), table)
 
 
 @pytest.fixture(scope="module")

@@ -384,6 +384,23 @@ def vocabulary_fingerprint(*tokenizers: Tokenizer) -> int:
     return zlib.crc32(text.encode("utf-8")) % (1 << 30)
 
 
+def copy_table(source: Tokenizer, target: Tokenizer) -> np.ndarray:
+    """Target id of every source id with the same piece, -1 where there is none.
+
+    A copy-attention model copies a source token by putting its attention on this target
+    id. Special tokens copy nothing (-1); ``<unk>`` included, since copying it gains nothing.
+    Pieces are compared as strings: SentencePiece's word-initial "▁" and byte pieces
+    ("<0xC3>") match between two vocabularies that both have them.
+    """
+    index: dict[str, int] = {}
+    for i in range(len(SPECIAL_PIECES), target.vocab_size):
+        index.setdefault(target.id_to_piece(i), i)
+    table = np.full(source.vocab_size, -1, dtype=np.int32)
+    for i in range(len(SPECIAL_PIECES), source.vocab_size):
+        table[i] = index.get(source.id_to_piece(i), -1)
+    return table
+
+
 def load_tokenizer(folder: str | Path) -> Tokenizer:
     """Rebuild a tokenizer written by ``Tokenizer.save``."""
     folder = Path(folder)

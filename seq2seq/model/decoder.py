@@ -23,6 +23,10 @@ from seq2seq.model.arguments import check_choice, check_positive, check_rate
 from seq2seq.model.attention import KINDS, LUONG_SCORES, make_attention
 from seq2seq.model.encoder import RNN_LAYERS, recurrent_layer, states_per_layer
 
+COPY_FLOOR = 1e-9
+"""Added to the copy model's probabilities before the log: a token neither generated nor
+copied keeps a finite score (log 1e-9 = -20.7) and a finite gradient."""
+
 
 @keras.saving.register_keras_serializable(package="seq2seq")
 class Decoder(keras.layers.Layer):
@@ -43,6 +47,11 @@ class Decoder(keras.layers.Layer):
         residual: add each layer's input to its output from the second layer on.
         tie_embeddings: reuse the embedding matrix as the output projection; needs
             ``embedding_dim == units``.
+        copy_attention: a pointer-generator output (See et al., 2017): a learned switch
+            mixes the generated distribution with the attention weights put on the target
+            ids of the source tokens (``copy_ids``), so names and numbers can be copied.
+            The outputs are then log-probabilities, which every consumer of logits (the
+            loss, ``log_softmax`` in search) takes unchanged. Needs attention.
         **kwargs: ``keras.layers.Layer`` arguments.
 
     Call arguments (whole sequence, teacher forcing):
@@ -51,10 +60,13 @@ class Decoder(keras.layers.Layer):
         source_mask: ``[batch, source_length]`` bool.
         states: ``initial_states(...)``, a flat tuple (see the module docstring).
         training: whether dropout is active.
+        copy_ids: ``[batch, source_length]`` target id of each source token, -1 where the
+            target vocabulary has no such piece (needed with ``copy_attention``).
 
     Returns:
-        float32 logits ``[batch, target_length, vocab_size]`` and attention weights
-        ``[batch, target_length, source_length]``. ``step`` does the same for one token.
+        float32 logits ``[batch, target_length, vocab_size]`` (log-probabilities with
+        ``copy_attention``) and attention weights ``[batch, target_length,
+        source_length]``. ``step`` does the same for one token.
     """
 
     def __init__(
@@ -71,6 +83,7 @@ class Decoder(keras.layers.Layer):
         dropout: float = 0.0,
         residual: bool = False,
         tie_embeddings: bool = False,
+        copy_attention: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -87,6 +100,8 @@ class Decoder(keras.layers.Layer):
         check_rate("dropout", dropout)
         if input_feeding and attention == "none":
             raise ValueError("input_feeding needs an attention mechanism (attention is 'none')")
+        if copy_attention and attention == "none":
+            raise ValueError("copy_attention needs an attention mechanism (attention is 'none')")
         if tie_embeddings and embedding_dim != units:
             raise ValueError(
                 f"tie_embeddings needs embedding_dim == units, got {embedding_dim} and {units}"
@@ -103,6 +118,7 @@ class Decoder(keras.layers.Layer):
         self.dropout_rate = dropout
         self.residual = residual
         self.tie_embeddings = tie_embeddings
+        self.copy_attention = copy_attention
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.dropout = keras.layers.Dropout(dropout)
         self.rnns = [recurrent_layer(cell, units, name=f"{cell}_{i}") for i in range(num_layers)]
@@ -117,6 +133,7 @@ class Decoder(keras.layers.Layer):
             else None
         )
         self.projection = None if tie_embeddings else keras.layers.Dense(vocab_size, name="logits")
+        self.copy_switch = keras.layers.Dense(1, name="copy_switch") if copy_attention else None
 
     def get_config(self):
         return {
@@ -133,6 +150,7 @@ class Decoder(keras.layers.Layer):
             "dropout": self.dropout_rate,
             "residual": self.residual,
             "tie_embeddings": self.tie_embeddings,
+            "copy_attention": self.copy_attention,
         }
 
     def build(self, *args, **kwargs):
@@ -182,14 +200,33 @@ class Decoder(keras.layers.Layer):
         table = ops.cast(self.embedding.embeddings, "float32")
         return ops.matmul(ops.cast(vectors, "float32"), ops.transpose(table))
 
+    def output(self, vectors, embedded, weights, copy_ids):
+        """Scores over the vocabulary for attentional vectors [B,T,U]: logits, or with
+        ``copy_attention`` log(p_gen * softmax(logits) + (1 - p_gen) * copied), where
+        ``copied`` sums the attention [B,T,S] put on each target id of the source."""
+        logits = self.logits(vectors)
+        if self.copy_switch is None:
+            return logits
+        if copy_ids is None:
+            raise ValueError("a decoder with copy_attention needs the source's copy_ids")
+        switch_inputs = ops.concatenate([vectors, ops.cast(embedded, vectors.dtype)], axis=-1)
+        generate = ops.sigmoid(ops.cast(self.copy_switch(switch_inputs), "float32"))
+        # one_hot of -1 is a zero row: a source piece the target cannot spell copies nothing
+        # (that attention mass is dropped; log_softmax in the loss and search renormalise).
+        sources = tf.one_hot(copy_ids, self.vocab_size, dtype=tf.float32)  # [B,S,V]
+        copied = tf.matmul(ops.cast(weights, "float32"), sources)  # [B,T,V]
+        mixed = generate * ops.softmax(logits, axis=-1) + (1.0 - generate) * copied
+        return ops.log(mixed + COPY_FLOOR)
+
     # -- whole sequence (training) -----------------------------------------------------
 
-    def call(self, target_in, memory, keys, source_mask, states, training=False):
+    def call(self, target_in, memory, keys, source_mask, states, training=False, copy_ids=None):
         """Teacher-forced logits [B,T,V] (float32) and attention [B,T,S]."""
         if self.input_feeding:
-            return self.unrolled(target_in, memory, keys, source_mask, states, training)
+            return self.unrolled(target_in, memory, keys, source_mask, states, training, copy_ids)
         target_mask = ops.not_equal(target_in, PAD)
-        outputs = self.dropout(self.embedding(target_in), training=training)
+        embedded = self.embedding(target_in)
+        outputs = self.dropout(embedded, training=training)
         for index, rnn in enumerate(self.rnns):
             results = fast_rnn.run(
                 rnn, outputs, target_mask, self.layer_states(states, index), training
@@ -199,9 +236,9 @@ class Decoder(keras.layers.Layer):
                 sequence = sequence + outputs
             outputs = self.dropout(sequence, training=training)
         vectors, weights = self.attend(outputs, memory, keys, source_mask, training)
-        return self.logits(vectors), weights
+        return self.output(vectors, embedded, weights, copy_ids), weights
 
-    def unrolled(self, target_in, memory, keys, source_mask, states, training):
+    def unrolled(self, target_in, memory, keys, source_mask, states, training, copy_ids):
         """Input feeding makes every step depend on the last: loop over time with the cells."""
         steps = tf.shape(target_in)[1]
         logits_array = tf.TensorArray(tf.float32, size=steps)
@@ -209,7 +246,7 @@ class Decoder(keras.layers.Layer):
 
         def body(t, states, logits_array, weights_array):
             logits, states, weights = self.step(
-                target_in[:, t], states, memory, keys, source_mask, training
+                target_in[:, t], states, memory, keys, source_mask, training, copy_ids
             )
             return t + 1, states, logits_array.write(t, logits), weights_array.write(t, weights)
 
@@ -224,9 +261,10 @@ class Decoder(keras.layers.Layer):
 
     # -- one step (decoding) -----------------------------------------------------------
 
-    def step(self, tokens, states, memory, keys, source_mask, training=False):
+    def step(self, tokens, states, memory, keys, source_mask, training=False, copy_ids=None):
         """One decoder step for ids [B]: (logits [B,V] float32, new states, attention [B,S])."""
-        inputs = self.dropout(self.embedding(tokens), training=training)
+        embedded = self.embedding(tokens)
+        inputs = self.dropout(embedded, training=training)
         if self.input_feeding:
             inputs = ops.concatenate([inputs, states[-1]], axis=-1)
         new_states = []
@@ -244,7 +282,7 @@ class Decoder(keras.layers.Layer):
         vectors, weights = self.attend(
             ops.expand_dims(inputs, 1), memory, keys, source_mask, training
         )
-        vectors, weights = vectors[:, 0], weights[:, 0]
+        scores = self.output(vectors, ops.expand_dims(embedded, 1), weights, copy_ids)
         if self.input_feeding:
-            new_states.append(vectors)
-        return self.logits(vectors), tuple(new_states), weights
+            new_states.append(vectors[:, 0])
+        return scores[:, 0], tuple(new_states), weights[:, 0]

@@ -24,9 +24,10 @@ ARCHITECTURE = (
     "dropout",
     "residual",
     "tie_embeddings",
+    "copy_attention",
 )
-"""The architecture fields ``Seq2Seq`` saves in a ``.keras`` file (its own names, which
-need not follow ``ModelConfig``'s: renaming a config field leaves saved models loadable)."""
+"""The architecture fields ``Seq2Seq`` saves in a ``.keras`` file: the ``ModelConfig``
+fields ``build_model`` passes on, under the same names."""
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -42,8 +43,13 @@ class Seq2Seq(keras.Model):
         bidirectional: bidirectional encoder layers.
         attention: ``"bahdanau"``, ``"luong"`` or ``"none"``; ``luong_score``: ``"dot"``
             or ``"general"``.
-        input_feeding, dropout, residual, tie_embeddings: see ``Decoder``.
+        input_feeding, dropout, residual, tie_embeddings, copy_attention: see ``Decoder``.
+            With ``copy_attention`` the model holds ``copy_table``, the target id of each
+            source id (-1: none), a non-trainable weight saved with the others; set it
+            with ``set_copy_table`` (``seq2seq.data.tokenizers.copy_table``).
         **kwargs: ``keras.Model`` arguments.
+
+    Every default is ``ModelConfig``'s.
 
     Call arguments:
         inputs: ``(source, target_in)`` int ids ``[B,S]`` and ``[B,T]``, PAD-padded.
@@ -57,18 +63,19 @@ class Seq2Seq(keras.Model):
         self,
         source_vocab_size: int,
         target_vocab_size: int,
-        cell: str = "gru",
-        embedding_dim: int = 256,
-        hidden_size: int = 256,
-        encoder_layers: int = 1,
-        decoder_layers: int = 1,
-        bidirectional: bool = True,
-        attention: str = "bahdanau",
-        luong_score: str = "general",
-        input_feeding: bool = False,
-        dropout: float = 0.2,
-        residual: bool = False,
-        tie_embeddings: bool = False,
+        cell: str = ModelConfig.cell,
+        embedding_dim: int = ModelConfig.embedding_dim,
+        hidden_size: int = ModelConfig.hidden_size,
+        encoder_layers: int = ModelConfig.encoder_layers,
+        decoder_layers: int = ModelConfig.decoder_layers,
+        bidirectional: bool = ModelConfig.bidirectional,
+        attention: str = ModelConfig.attention,
+        luong_score: str = ModelConfig.luong_score,
+        input_feeding: bool = ModelConfig.input_feeding,
+        dropout: float = ModelConfig.dropout,
+        residual: bool = ModelConfig.residual,
+        tie_embeddings: bool = ModelConfig.tie_embeddings,
+        copy_attention: bool = ModelConfig.copy_attention,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -87,6 +94,7 @@ class Seq2Seq(keras.Model):
             "dropout": dropout,
             "residual": residual,
             "tie_embeddings": tie_embeddings,
+            "copy_attention": copy_attention,
         }
         self.encoder = Encoder(
             source_vocab_size,
@@ -112,7 +120,19 @@ class Seq2Seq(keras.Model):
             dropout=dropout,
             residual=residual,
             tie_embeddings=tie_embeddings,
+            copy_attention=copy_attention,
             name="decoder",
+        )
+        self.copy_table = (
+            self.add_weight(
+                shape=(source_vocab_size,),
+                initializer=keras.initializers.Constant(-1),
+                dtype="int32",
+                trainable=False,
+                name="copy_table",
+            )
+            if copy_attention
+            else None
         )
 
     @classmethod
@@ -135,27 +155,58 @@ class Seq2Seq(keras.Model):
 
     def call(self, inputs, training=False):
         source, target_in = inputs
-        memory, mask, states = self.encode(source, training=training)
-        logits, _ = self.decoder(target_in, memory[0], memory[1], mask, states, training=training)
+        logits, _ = self.teacher_forced(source, target_in, training=training)
         # A fresh tensor carries no Keras mask: the loss masks PAD targets itself.
         return tf.identity(logits)
 
     def encode(self, source, training=False):
-        """Source ids [B,S] -> (memory tuple, source mask [B,S], initial decoder states)."""
+        """Source ids [B,S] -> (memory tuple, source mask [B,S], initial decoder states).
+
+        The memory tuple is (values, attention keys) and, with copy attention, the target
+        id of every source token: search loops pass it back to ``decode_step`` as it is.
+        """
         values, mask, final_states = self.encoder(source, training=training)
         keys = self.decoder.precompute_keys(values)
         states = self.decoder.initial_states(final_states, ops.shape(source)[0])
-        return (values, values if keys is None else keys), mask, states
+        memory = (values, values if keys is None else keys)
+        if self.copy_table is not None:
+            memory += (ops.take(self.copy_table, ops.cast(source, "int32"), axis=0),)
+        return memory, mask, states
 
     def decode_step(self, tokens, states, memory, source_mask):
         """Ids [B] -> (logits [B,V] float32, new states, attention weights [B,S])."""
-        return self.decoder.step(tokens, states, memory[0], memory[1], source_mask)
+        return self.decoder.step(
+            tokens, states, memory[0], memory[1], source_mask, copy_ids=copy_ids_of(memory)
+        )
+
+    def teacher_forced(self, source, target_in, training=False):
+        """Logits [B,T,V] and attention [B,T,S] for a given target prefix."""
+        memory, mask, states = self.encode(source, training=training)
+        return self.decoder(
+            target_in,
+            memory[0],
+            memory[1],
+            mask,
+            states,
+            training=training,
+            copy_ids=copy_ids_of(memory),
+        )
 
     def attention_weights(self, source, target_in):
         """Teacher-forced attention [B,T,S], for inspecting a reference translation."""
-        memory, mask, states = self.encode(source)
-        _, weights = self.decoder(target_in, memory[0], memory[1], mask, states)
-        return weights
+        return self.teacher_forced(source, target_in)[1]
+
+    def set_copy_table(self, table) -> None:
+        """Target id of each source id (-1: the target vocabulary has no such piece)."""
+        if self.copy_table is None:
+            raise ValueError("set_copy_table: this model has no copy_attention")
+        table = np.asarray(table, dtype="int32")
+        if table.shape != tuple(self.copy_table.shape):
+            raise ValueError(
+                f"set_copy_table: {table.shape[0]} entries for a source vocabulary of "
+                f"{self.copy_table.shape[0]}"
+            )
+        self.copy_table.assign(table)
 
     def get_config(self):
         return {
@@ -172,25 +223,30 @@ class Seq2Seq(keras.Model):
         self.build()
 
 
-def build_model(config: ModelConfig, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
-    """A built ``Seq2Seq`` with the architecture a ``ModelConfig`` describes."""
+def copy_ids_of(memory: tuple):
+    """The source's target ids in an ``encode`` memory tuple (None without copy attention)."""
+    return memory[2] if len(memory) > 2 else None
+
+
+def build_model(
+    config: ModelConfig,
+    source_vocab_size: int,
+    target_vocab_size: int,
+    copy_table=None,
+) -> Seq2Seq:
+    """A built ``Seq2Seq`` with the architecture a ``ModelConfig`` describes.
+
+    ``copy_table`` (``seq2seq.data.tokenizers.copy_table``) is needed for a new copy model;
+    one whose weights will be loaded gets its table from them.
+    """
     model = Seq2Seq(
         source_vocab_size,
         target_vocab_size,
-        cell=config.cell,
-        embedding_dim=config.embedding_dim,
-        hidden_size=config.hidden_size,
-        encoder_layers=config.encoder_layers,
-        decoder_layers=config.decoder_layers,
-        bidirectional=config.bidirectional,
-        attention=config.attention,
-        luong_score=config.luong_score,
-        input_feeding=config.input_feeding,
-        dropout=config.dropout,
-        residual=config.residual,
-        tie_embeddings=config.tie_embeddings,
+        **{name: getattr(config, name) for name in ARCHITECTURE},
     )
     model.build()
+    if copy_table is not None and model.copy_table is not None:
+        model.set_copy_table(copy_table)
     return model
 
 
@@ -208,7 +264,7 @@ def parameter_counts(model: Seq2Seq) -> dict[str, int]:
         "target embedding": count([decoder.embedding]),
         "decoder rnn": count(decoder.rnns),
         "attention": count([decoder.attention, decoder.combine]),
-        "output projection": count([decoder.projection]),
+        "output projection": count([decoder.projection, decoder.copy_switch]),
     }
     parts["total"] = sum(parts.values())
     return parts

@@ -220,6 +220,8 @@ def initialise_from(
     mapped: dict[str, tuple[str, int]] = {}  # relative path -> (side, axis)
     for theirs, ours in zip(old.weights, model.weights, strict=True):
         name = relative_path(ours)
+        if ours is model.copy_table:
+            continue  # the new vocabularies' own, set when the model was built
         if relative_path(theirs) != name:
             raise ConfigError(
                 f"--init-from {paths.root}: weight {relative_path(theirs)} there, {name} "

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from seq2seq import run_lock
 from seq2seq.config import Config, TrainConfig
-from seq2seq.data.tokenizers import vocabulary_fingerprint
+from seq2seq.data.tokenizers import copy_table, vocabulary_fingerprint
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.model.losses import MaskedCrossEntropy
 from seq2seq.runs import (
@@ -332,6 +332,9 @@ def train_prepared(
         policy,
         (prepared.source_tokenizer.vocab_size, prepared.target_tokenizer.vocab_size),
         prepared.target_counts,
+        copy_table(prepared.source_tokenizer, prepared.target_tokenizer)
+        if config.model.copy_attention
+        else None,
     )
     model, optimizer, loss = trainer.model, trainer.optimizer, trainer.loss
     check_same_vocabularies(trainer, prepared)
@@ -397,6 +400,7 @@ def build_trainer(
     policy: str,
     vocab_sizes: tuple[int, int],
     target_counts: np.ndarray | None = None,
+    copy_ids: np.ndarray | None = None,
 ) -> Trainer:
     """Model, optimizer and loss created under the strategy, wrapped in the training step.
 
@@ -405,7 +409,7 @@ def build_trainer(
     """
     keras.utils.set_random_seed(config.train.seed)
     with strategy.scope():
-        model = build_model(config.model, *vocab_sizes)
+        model = build_model(config.model, *vocab_sizes, copy_table=copy_ids)
         if target_counts is not None:
             initialise_output_bias(model, target_counts)
         optimizer = make_optimizer(config.train, policy)
