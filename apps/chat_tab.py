@@ -9,9 +9,11 @@ from typing import Any
 import gradio as gr
 
 from apps.common import (
+    CHAT_START,
+    MMI_LAMBDA_START,
     RUN_PICKER,
     check_text,
-    decode_overrides,
+    decode_settings,
     decoding_controls,
     find_run,
     load_translator,
@@ -19,9 +21,9 @@ from apps.common import (
     show_method_sliders,
 )
 from apps.registry import Registry, UnknownModelError
-from seq2seq.config import DEFAULT_MMI_GAMMA
 
 CHAT_EXAMPLES = ["Hi! How are you?", "What are you doing this weekend?", "Thank you so much."]
+START = CHAT_START
 THINKING = "(thinking…)"  # shown while beam search or MMI reranking runs (no stream); no emoji:
 # Debian's Chromium has no emoji font
 
@@ -53,17 +55,17 @@ def chat(
     message: str,
     history: list,
     run_name: str,
-    method: str = "sample",
-    beam_size: int = 5,
-    n_best: int = 1,
-    temperature: float = 0.8,
-    top_k: int = 0,
-    top_p: float = 0.9,
-    max_length: int = 40,
+    method: str = START.method,
+    beam_size: int = START.beam_size,
+    n_best: int = START.n_best,
+    temperature: float = START.temperature,
+    top_k: int = START.top_k,
+    top_p: float = START.top_p,
+    max_length: int = START.max_length,
     mmi: bool = False,
-    mmi_lambda: float = 1.0,
-    mmi_gamma: float = DEFAULT_MMI_GAMMA,
-    mmi_candidates: int = 10,
+    mmi_lambda: float = MMI_LAMBDA_START,
+    mmi_gamma: float = START.mmi_gamma,
+    mmi_candidates: int = START.mmi_candidates,
 ) -> Iterator[str]:
     """Streams the reply as the decoder produces it (greedy search and sampling, chunk by
     chunk: ``ChatSession.stream_reply``); beam search and MMI reranking show "thinking…"
@@ -76,7 +78,7 @@ def chat(
     message = check_text(message, registry.max_input_chars, what="message")
     run = find_run(registry, run_name, "dialogue")
     controls = (beam_size, n_best, temperature, top_k, top_p, max_length)
-    overrides = decode_overrides(method, *controls, mmi, mmi_lambda, mmi_gamma, mmi_candidates)
+    decode = decode_settings(run, method, *controls, mmi, mmi_lambda, mmi_gamma, mmi_candidates)
     translator = load_translator(registry, run)
     if mmi and translator.backward_dir is None:
         raise refuse(
@@ -89,11 +91,11 @@ def chat(
     if method not in STREAMABLE or mmi:
         yield THINKING
     try:
-        for text in session.stream_reply(message, **overrides):
+        for text in session.stream_reply(message, decode):
             yield text or "…"
     except InputError as error:
         raise refuse(str(error)) from error
-    except ValueError as error:  # ConfigError; RunError: a damaged backward run
+    except ValueError as error:  # RunError: a damaged backward run
         raise refuse(f"Invalid decoding setting: {error}") from error
 
 
@@ -142,11 +144,11 @@ def build_chat_tab(registry: Registry) -> gr.Dropdown:
     has_mmi = {"visible": backward is not None, "render": False}
     mmi = [
         gr.Checkbox(value=False, label=mmi_label, elem_id="chat-mmi", **has_mmi),
-        gr.Slider(0, 2, value=1.0, step=0.05, label="MMI λ (backward)", **has_mmi),
-        gr.Slider(-1, 5, value=DEFAULT_MMI_GAMMA, step=0.05, label="MMI γ (per token)", **has_mmi),
-        gr.Slider(2, 20, value=10, step=1, label="MMI candidates", **has_mmi),
+        gr.Slider(0, 2, value=MMI_LAMBDA_START, step=0.05, label="MMI λ (backward)", **has_mmi),
+        gr.Slider(-1, 5, value=START.mmi_gamma, step=0.05, label="MMI γ (per token)", **has_mmi),
+        gr.Slider(2, 20, value=START.mmi_candidates, step=1, label="MMI candidates", **has_mmi),
     ]
-    controls = decoding_controls("sample", render=False)
+    controls = decoding_controls(CHAT_START, render=False)
     interface = gr.ChatInterface(
         functools.partial(chat, registry),
         additional_inputs=[model, *controls, *mmi],

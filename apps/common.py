@@ -13,8 +13,8 @@ from typing import Any
 import gradio as gr
 
 from apps.registry import Registry, RunInfo, UnknownModelError
-from seq2seq.config import ConfigError
-from seq2seq.search.options import METHODS, control_overrides
+from seq2seq.config import ConfigError, DecodeConfig
+from seq2seq.search.options import METHODS, control_overrides, resolve_decode
 
 log = logging.getLogger("apps.web")
 
@@ -57,10 +57,28 @@ def load_translator(registry: Registry, run: RunInfo):
         raise refuse(f"Could not load {run.name}: {error}") from error
 
 
+# Where each tab's decoding controls (and its handler's defaults) start: DecodeConfig's
+# defaults, with sampling a little cooler (temperature 0.8, nucleus 0.9); the chat samples
+# its replies and keeps them shorter; MMI's λ starts at 1 when its switch is turned on.
+TRANSLATE_START = DecodeConfig(temperature=0.8, top_p=0.9)
+CHAT_START = TRANSLATE_START.replace(method="sample", max_length=40)
+MMI_LAMBDA_START = 1.0
+
+
 def decode_overrides(method: Any, *controls: Any) -> dict[str, Any]:
     """The decoding controls as ``DecodeConfig`` overrides (``seq2seq.search.options``)."""
     try:
         return control_overrides(method, *controls)
+    except ConfigError as error:
+        raise refuse(f"Invalid decoding setting: {error}") from error
+
+
+def decode_settings(run: RunInfo, method: Any, *controls: Any) -> DecodeConfig:
+    """The decoding controls resolved once, against ``run``'s decode settings, into the
+    ``DecodeConfig`` the handler decodes with; a bad setting is refused in one line."""
+    overrides = decode_overrides(method, *controls)
+    try:
+        return resolve_decode(run.config, overrides)
     except ConfigError as error:
         raise refuse(f"Invalid decoding setting: {error}") from error
 
@@ -89,34 +107,23 @@ def sliders_shown(method: Any) -> list[dict[str, Any]]:
     return [gr.update(visible=visible) for visible in shown]
 
 
-def decoding_controls(default_method: str, render: bool = True) -> list[gr.components.Component]:
-    """The method radio and its sliders (only the chosen method's are shown; call
-    ``show_method_sliders`` once they are rendered)."""
-    shown = SLIDERS_OF[default_method]
-    common = {"render": render}
+def decoding_controls(start: DecodeConfig, render: bool = True) -> list[gr.components.Component]:
+    """The method radio and its sliders, set to ``start`` (only the chosen method's sliders
+    are shown; call ``show_method_sliders`` once they are rendered)."""
+    shown = SLIDERS_OF[start.method]
+    sliders = (  # (low, high, step, label, value), in the handlers' order
+        (1, 16, 1, "beam size", start.beam_size),
+        (1, 16, 1, "n-best (≤ beam size)", start.n_best),
+        (0.1, 2.0, 0.05, "temperature", start.temperature),
+        (0, 100, 1, "top-k (0 = off)", start.top_k),
+        (0.05, 1.0, 0.05, "top-p", start.top_p),
+        (1, 200, 1, "max output length (tokens)", start.max_length),
+    )
     return [
-        gr.Radio(list(METHODS), value=default_method, label="decoding method", **common),
-        gr.Slider(1, 16, value=5, step=1, label="beam size", visible=shown[0], **common),
-        gr.Slider(
-            1,
-            16,
-            value=3 if default_method == "beam" else 1,
-            step=1,
-            label="n-best (≤ beam size)",
-            visible=shown[1],
-            **common,
-        ),
-        gr.Slider(0.1, 2.0, value=0.8, step=0.05, label="temperature", visible=shown[2], **common),
-        gr.Slider(0, 100, value=0, step=1, label="top-k (0 = off)", visible=shown[3], **common),
-        gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="top-p", visible=shown[4], **common),
-        gr.Slider(
-            1,
-            200,
-            value=60 if default_method != "sample" else 40,
-            step=1,
-            label="max output length (tokens)",
-            visible=shown[5],
-            **common,
+        gr.Radio(list(METHODS), value=start.method, label="decoding method", render=render),
+        *(
+            gr.Slider(low, high, value=value, step=step, label=label, visible=show, render=render)
+            for (low, high, step, label, value), show in zip(sliders, shown, strict=True)
         ),
     ]
 

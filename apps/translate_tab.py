@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
 
 import gradio as gr
 
 from apps import plots
 from apps.common import (
     RUN_PICKER,
+    TRANSLATE_START,
     check_text,
-    decode_overrides,
+    decode_settings,
     decoding_controls,
     find_run,
     load_translator,
@@ -26,36 +26,40 @@ from apps.registry import Registry
 TRANSLATE_EXAMPLES = ["Hola, ¿cómo estás?", "Tengo hambre.", "¿Dónde está la estación?"]
 
 
-def run_translation(translator, source: str, overrides: dict[str, Any]):
+def run_translation(translator, source: str, decode):
     from seq2seq.inference.translator import InputError
 
     try:
-        return translator.translate_one(source, **overrides)
+        return translator.translate_one(source, decode)
     except InputError as error:
         raise refuse(str(error)) from error
-    except ValueError as error:  # ConfigError: a decoding setting out of range
+    except ValueError as error:  # a search that refuses its settings
         raise refuse(f"Invalid decoding setting: {error}") from error
+
+
+START = TRANSLATE_START
 
 
 def translate(
     registry: Registry,
     text: str,
     run_name: str,
-    method: str = "greedy",
-    beam_size: int = 5,
-    n_best: int = 1,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    max_length: int = 60,
+    method: str = START.method,
+    beam_size: int = START.beam_size,
+    n_best: int = START.n_best,
+    temperature: float = START.temperature,
+    top_k: int = START.top_k,
+    top_p: float = START.top_p,
+    max_length: int = START.max_length,
 ):
     """-> (translation text, n-best rows [rank, text, score], attention figure, notes)."""
     text = check_text(text, registry.max_input_chars)
     run = find_run(registry, run_name, "translation")
-    overrides = decode_overrides(method, beam_size, n_best, temperature, top_k, top_p, max_length)
+    controls = (beam_size, n_best, temperature, top_k, top_p, max_length)
+    decode = decode_settings(run, method, *controls)
     translator = load_translator(registry, run)
     started = time.perf_counter()
-    result = run_translation(translator, text, overrides)
+    result = run_translation(translator, text, decode)
     elapsed = time.perf_counter() - started
     rows = [
         [i + 1, hypothesis, round(float(score), 4)]
@@ -98,7 +102,7 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
             )
             gr.Examples(TRANSLATE_EXAMPLES, inputs=[source])
             with gr.Accordion("decoding", open=False, elem_id="translate-decoding"):
-                controls = decoding_controls("greedy")
+                controls = decoding_controls(TRANSLATE_START)
                 show_method_sliders(controls)
         with gr.Column(min_width=300):
             output = gr.Textbox(

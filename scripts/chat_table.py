@@ -28,7 +28,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from seq2seq.config import DEFAULT_MMI_GAMMA
+from seq2seq.config import DecodeConfig
+
+DEFAULT = DecodeConfig()
 
 # The Seq2Seq baseline row on DailyDialog published with PLATO (Bao et al., 2020, table 2)
 PLATO_SEQ2SEQ = {"bleu_1": 0.336, "bleu_2": 0.268, "distinct_1": 0.030, "distinct_2": 0.128}
@@ -91,10 +93,10 @@ def samples(
 def replies_to(translator, messages: list[str], settings: dict[str, dict[str, Any]]) -> str:
     """Every setting's reply to each message (no reference: the messages are not from the
     corpus), the first turn of a conversation, as the chat would start it."""
-    replies = {
-        name: [t.text for t in translator.translate(messages, **overrides)]
-        for name, overrides in settings.items()
-    }
+    replies = {}
+    for name, overrides in settings.items():
+        decode = translator.decode_config(**overrides)
+        replies[name] = [t.text for t in translator.translate(messages, decode)]
     blocks = []
     for number, message in enumerate(messages, start=1):
         lines = [f"**{number}.** input: {message}  "]
@@ -123,10 +125,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backward-model", metavar="RUN", help="default: RUN-backward")
     parser.add_argument("--split", default="test", choices=("test", "dev"))
     parser.add_argument("--max-sentences", type=int, metavar="N", help="the first N pairs")
-    parser.add_argument("--beam", type=int, default=5, help="beam size of the beam row")
+    parser.add_argument(
+        "--beam", type=int, default=DEFAULT.beam_size, help="beam size of the beam row"
+    )
     parser.add_argument("--mmi-lambda", type=float, default=1.0)
-    parser.add_argument("--mmi-gamma", type=float, default=DEFAULT_MMI_GAMMA)
-    parser.add_argument("--mmi-candidates", type=int, default=10)
+    parser.add_argument("--mmi-gamma", type=float, default=DEFAULT.mmi_gamma)
+    parser.add_argument("--mmi-candidates", type=int, default=DEFAULT.mmi_candidates)
     parser.add_argument("--seed", type=int, default=1, help="sampling and sample choice")
     parser.add_argument("--samples", type=int, default=10, help="sample exchanges")
     parser.add_argument(
@@ -175,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 output_dir=folder / slug(name),
                 task="dialogue",
                 translator=translator,
-                **overrides,
+                decode=translator.decode_config(**overrides),
             )
             rows[name] = result["metrics"]
             text = (folder / slug(name) / "hypotheses.txt").read_text(encoding="utf-8")

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = [source for source, _ in pairs]
         references = [target for _, target in pairs]
         print(f"searching {len(pairs)} dev pairs", file=sys.stderr, flush=True)
-        candidates = translator.mmi_candidates(sources, **search)
+        candidates = translator.mmi_candidates(sources, translator.decode_config(**search))
         for lam in args.lambdas:
             for gamma in args.gammas:
                 replies = [mmi_rerank(c, lam, gamma)[0].text for c in candidates]

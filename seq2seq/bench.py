@@ -254,7 +254,7 @@ def bench_run(run: str, args) -> dict:
     decoding = bench_decoding(
         Searcher(translator.model, jit_compile=not args.no_jit),
         ids[: args.decode_sentences],
-        60,
+        translator.config.decode.max_length,
         args.repeats,
     )
     return {"run": run, "load_seconds": load_seconds, "decoding": decoding}
@@ -293,11 +293,11 @@ def bench_export(run: str, args) -> dict:
             path = Path(folder) / method
             export_saved_model(run, path, method, 5 if method == "beam" else None)
             serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+            beam = {"beam_size": 5} if method == "beam" else {}
+            decode = translator.decode_config(method=method, **beam)
             callers = {
                 "export": lambda b, serve=serve: serve(sentences=tf.constant(b)),
-                "translator": lambda b, m=method: translator.translate(
-                    b, method=m, **({"beam_size": 5} if m == "beam" else {})
-                ),
+                "translator": lambda b, decode=decode: translator.translate(b, decode),
             }
             for name, call in callers.items():
                 timed(call, singles + chunks)  # warm-up
@@ -344,17 +344,17 @@ def bench_workers(config_name: str, args) -> dict:
     return results
 
 
-def time_stream(translator, sources: list[str], settings: dict) -> dict:
+def time_stream(translator, sources: list[str], decode) -> dict:
     """Time-to-first-token and tokens/s of ``Translator.stream`` over ``sources``, and the
     same replies not streamed, after an untimed pass over the same calls (XLA compiles
     once per padded source width: ``decoding.compiled_shape``)."""
     for source in sources:
-        translator.translate_one(source, **settings)
-        list(translator.stream(source, **settings))
+        translator.translate_one(source, decode)
+        list(translator.stream(source, decode))
     first, totals, tokens = [], [], 0
     for source in sources:
         start = time.perf_counter()
-        parts = translator.stream(source, **settings)
+        parts = translator.stream(source, decode)
         last = next(parts)
         first.append(time.perf_counter() - start)
         for last in parts:  # noqa: B007 (the last part is the reply)
@@ -364,7 +364,7 @@ def time_stream(translator, sources: list[str], settings: dict) -> dict:
     whole = []
     for source in sources:
         start = time.perf_counter()
-        translator.translate_one(source, **settings)
+        translator.translate_one(source, decode)
         whole.append(time.perf_counter() - start)
     return {
         "time_to_first_token": percentiles(first),
@@ -394,18 +394,18 @@ def bench_chat(run: str | None, args) -> dict:
             ("greedy", {"method": "greedy"}),
             ("sample", {"method": "sample", "seed": 1}),
         ):
-            result[name] = time_stream(translator, sources, settings)
+            result[name] = time_stream(translator, sources, translator.decode_config(**settings))
         if translator.backward_dir is None:
             result["mmi"] = None
             return result
         for method in ("beam", "sample"):
-            settings = {"method": method, "mmi_lambda": 0.5, "mmi_candidates": 10}
+            decode = translator.decode_config(method=method, mmi_lambda=0.5, mmi_candidates=10)
             for source in sources:  # untimed: compile, load the backward run
-                translator.translate_one(source, **settings)
+                translator.translate_one(source, decode)
             seconds = []
             for source in sources:
                 start = time.perf_counter()
-                translator.translate_one(source, **settings)
+                translator.translate_one(source, decode)
                 seconds.append(time.perf_counter() - start)
             result[f"mmi_{method}10"] = percentiles(seconds)
         return result

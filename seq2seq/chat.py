@@ -144,7 +144,7 @@ class CtrlC:
 
 
 def speak(
-    session: Any, message: str, out: TextIO, interactive: bool, overrides: dict, ctrl_c: CtrlC
+    session: Any, message: str, out: TextIO, interactive: bool, decode: Any, ctrl_c: CtrlC
 ) -> None:
     """Decode the reply to ``message``: streamed to ``out`` when interactive (``bot> `` and
     the words as they come), else printed as one line at the end. Ctrl-C stops it."""
@@ -159,7 +159,7 @@ def speak(
 
     if interactive:
         print("bot> ", end="", file=out, flush=True)
-    for text in session.stream_reply(message, stop=stop, **overrides):
+    for text in session.stream_reply(message, decode, stop=stop):
         if not interactive:
             continue
         if text.startswith(printed):
@@ -177,7 +177,7 @@ def run_loop(
     stream: TextIO,
     out: TextIO,
     interactive: bool,
-    overrides: dict[str, Any],
+    decode: Any,
     error_types: tuple[type[BaseException], ...],
     ctrl_c: CtrlC | None = None,
 ) -> int:
@@ -217,7 +217,7 @@ def run_loop(
             note(HELP)
             continue
         try:
-            speak(session, message, out, interactive, overrides, ctrl_c)
+            speak(session, message, out, interactive, decode, ctrl_c)
         except error_types as error:
             if interactive:
                 print(file=out, flush=True)
@@ -256,9 +256,8 @@ def main(argv: list[str] | None = None) -> int:
 def chat(args: argparse.Namespace, ctrl_c: CtrlC) -> int:
     try:
         paths = open_run(args.model)
-        overrides = overrides_from_args(args)
         config = load_run_config(paths.config)
-        decode = resolve_decode(config, overrides)  # before TensorFlow loads
+        decode = resolve_decode(config, overrides_from_args(args))  # before TensorFlow loads
         if args.context_turns is not None and args.context_turns < 0:
             raise ConfigError("--context-turns must be >= 0")
         backward = args.backward_model
@@ -294,7 +293,7 @@ def chat(args: argparse.Namespace, ctrl_c: CtrlC) -> int:
             sys.stdin,
             sys.stdout,
             interactive,
-            overrides,
+            decode,
             (InputError, ConfigError, RunError),
             ctrl_c,
         )

@@ -131,7 +131,10 @@ DEFAULT_MMI_GAMMA = 3.0
 
 @dataclass
 class DecodeConfig:
-    """Search settings; the translator, CLIs and app start from these."""
+    """Search settings, and the one place their defaults are written: the translator, the
+    searcher, the CLIs and the app start from these. Flags and app controls become one
+    validated ``DecodeConfig`` at the edge (``seq2seq.search.options.resolve_decode``),
+    which is then passed down as it is."""
 
     method: str = "greedy"
     beam_size: int = 5
@@ -150,6 +153,11 @@ class DecodeConfig:
     mmi_lambda: float | None = None
     mmi_gamma: float = DEFAULT_MMI_GAMMA
     mmi_candidates: int = 10
+
+    def replace(self, **changes: Any) -> DecodeConfig:
+        """A copy with ``changes``: for settings derived from validated ones (a batch's
+        seed, MMI's candidate search), not for user input (``resolve_decode`` checks that)."""
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass

@@ -147,13 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         # A missing or incompatible run, or bad flags, fail before TensorFlow loads.
-        overrides = overrides_from_args(args)
         config = run_config(args.model)
         if len(args.models) > 1:
             from seq2seq.inference.ensemble import check_members
 
             check_members(args.models)
-        if resolve_decode(config, overrides).mmi_lambda is not None:
+        decode = resolve_decode(config, overrides_from_args(args))
+        if decode.mmi_lambda is not None:
             require_backward(args.model, config, args.backward_model)
     except (RunError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             backward_model=args.backward_model,
             ensemble=args.models,
-            **overrides,
+            decode=decode,
         )
     except (RunError, EvaluationError, CorpusError, PreparedDataError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -103,19 +103,20 @@ def translate_lines(
     lines: Iterable[Line | str],
     name: str,
     out: TextIO,
-    overrides: dict,
-    n_best: bool,
+    decode,
     chunk_size: int = CHUNK,
     progress=None,
 ) -> tuple[int, int]:
     """Translate line by line (in chunks); returns (translated, bad) counts.
 
-    ``lines`` are ``line_io.Line``s (from ``line_io.read_lines``) or strings. Exactly one
-    output line (``n_best`` rows with --n-best) is written per input line, in order.
+    ``lines`` are ``line_io.Line``s (from ``line_io.read_lines``) or strings; ``decode``
+    is the job's ``DecodeConfig``. Exactly one output line (``decode.n_best`` rows with
+    --n-best) is written per input line, in order.
     """
-    from seq2seq.inference.prediction import seeded_overrides
+    from seq2seq.inference.prediction import batch_seed
     from seq2seq.inference.translator import InputError
 
+    n_best = decode.n_best > 1
     good, bad = 0, 0
     for chunk_number, chunk in enumerate(chunks(lines, chunk_size)):
         valid: list[tuple[int, str]] = []
@@ -129,8 +130,8 @@ def translate_lines(
                 valid.append((line.number, line.text))
             except InputError as error:
                 print(f"{name}:{line.number}: {error}; writing an empty line", file=sys.stderr)
-        seeded = seeded_overrides(overrides, chunk_number)
-        translations = translator.translate([text for _, text in valid], **seeded)
+        seeded = decode.replace(seed=batch_seed(decode.seed, chunk_number))
+        translations = translator.translate([text for _, text in valid], seeded)
         by_number = dict(zip((n for n, _ in valid), translations, strict=True))
         for line in chunk:
             if line.number in by_number:
@@ -210,9 +211,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def check_run_and_flags(args: argparse.Namespace, overrides: dict):
-    """The run folder, its config and the decoding flags, checked before TensorFlow loads
-    (a mistyped flag fails in a fraction of a second, not after the model load)."""
+def check_run_and_flags(args: argparse.Namespace):
+    """The run folder, its config and the decoding flags resolved into the job's one
+    ``DecodeConfig``, checked before TensorFlow loads (a mistyped flag fails in a fraction
+    of a second, not after the model load). Returns ``(config, decode)``."""
     from seq2seq.config import ConfigError, load_run_config
     from seq2seq.runs import RunError, open_run
 
@@ -225,13 +227,13 @@ def check_run_and_flags(args: argparse.Namespace, overrides: dict):
         config = load_run_config(paths.config)
     except ConfigError as error:
         raise RunError(f"{paths.root}: its config.yaml cannot be used: {error}") from error
-    resolve_decode(config, overrides)
+    decode = resolve_decode(config, overrides_from_args(args))
     warn_if_chat(paths.root, config)
     if args.input:
         line_io.check_input_file(Path(args.input))
         if args.output:
             line_io.check_output(Path(args.output), Path(args.input))
-    return config
+    return config, decode
 
 
 def warn_if_chat(root: Path, config) -> None:
@@ -264,7 +266,7 @@ def describe_run(root: Path, config) -> str:
     return f"{root}: {data.corpus}" + (" (reversed)" if data.reverse else "")
 
 
-def translate_arguments(translator, sentences: list[str], overrides: dict, n_best: bool) -> None:
+def translate_arguments(translator, sentences: list[str], decode) -> None:
     cleaned = []
     for number, sentence in enumerate(sentences, start=1):
         text, notices = line_io.clean_text(sentence)
@@ -272,16 +274,15 @@ def translate_arguments(translator, sentences: list[str], overrides: dict, n_bes
             print(f"argument {number}: {notice}", file=sys.stderr)
         translator.check_input(text, f"argument {number}")
         cleaned.append(text)
-    translations = translator.translate(cleaned, **overrides)
+    translations = translator.translate(cleaned, decode)
     for number, translation in enumerate(translations, start=1):
         flag_truncated(translation, f"argument {number}", translator)
-        line_io.write_rows(sys.stdout, format_translation(translation, number, n_best))
+        rows = format_translation(translation, number, decode.n_best > 1)
+        line_io.write_rows(sys.stdout, rows)
     sys.stdout.flush()
 
 
-def translate_file(
-    translator, args: argparse.Namespace, overrides: dict, n_best: bool, total: int
-) -> None:
+def translate_file(translator, args: argparse.Namespace, decode, total: int) -> None:
     """``--input`` (``total`` lines) to ``--output`` (written whole or not at all) or stdout."""
     from tqdm import tqdm
 
@@ -291,7 +292,7 @@ def translate_file(
         with tqdm(total=total, unit="line", file=sys.stderr, disable=None) as progress:
             lines = line_io.read_lines(stream, str(path), args.max_input_chars)
             good, bad = translate_lines(
-                translator, lines, str(path), out, overrides, n_best, progress=progress
+                translator, lines, str(path), out, decode, progress=progress
             )
     print(f"translated {good} lines, {bad} bad lines (empty output)", file=sys.stderr)
 
@@ -308,8 +309,7 @@ def job_size(args: argparse.Namespace, stdin_head: list | None) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = overrides_from_args(args)
-    config = check_run_and_flags(args, overrides)
+    config, decode = check_run_and_flags(args)
     interactive = not args.sentences and not args.input and sys.stdin.isatty()
     if interactive:  # not a silent wait: say what it waits for, before the slow load
         print(
@@ -336,12 +336,10 @@ def run(args: argparse.Namespace) -> int:
         jit_compile=plan.jit_compile,
         eager_until_built=plan.eager_until_built,
     )
-    decode = translator.decode_config(**overrides)
-    n_best = decode.n_best > 1
     if args.sentences:
-        translate_arguments(translator, args.sentences, overrides, n_best)
+        translate_arguments(translator, args.sentences, decode)
     elif args.input:
-        translate_file(translator, args, overrides, n_best, size)
+        translate_file(translator, args, decode, size)
     else:
         if stdin_lines is None:
             stdin_lines = line_io.read_lines(sys.stdin.buffer, "<stdin>", args.max_input_chars)
@@ -350,8 +348,7 @@ def run(args: argparse.Namespace) -> int:
             itertools.chain(stdin_head or [], stdin_lines),
             "<stdin>",
             sys.stdout,
-            overrides,
-            n_best,
+            decode,
             chunk_size=1 if interactive else CHUNK,
         )
         if bad:

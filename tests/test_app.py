@@ -140,7 +140,9 @@ def test_translate_greedy_beam_and_sample(registry):
     the search (greedy and beam are deterministic; sampling with top-k 1 is greedy)."""
     translator = registry.translator(registry.resolve("tiny", "translation"))
     text, rows, figure, notes = web.translate(registry, "one two three .", "tiny", *DECODING)
-    greedy = translator.translate_one("one two three .", method="greedy", max_length=20)
+    greedy = translator.translate_one(
+        "one two three .", translator.decode_config(method="greedy", max_length=20)
+    )
     assert text and text == greedy.text
     assert rows == [[1, greedy.text, round(greedy.score, 4)]]
     assert isinstance(figure, Figure)
@@ -148,7 +150,7 @@ def test_translate_greedy_beam_and_sample(registry):
 
     _, rows, _, _ = web.translate(registry, "one two .", "tiny", "beam", 3, 3, 1.0, 0, 1.0, 20)
     beam = translator.translate_one(
-        "one two .", method="beam", beam_size=3, n_best=3, max_length=20
+        "one two .", translator.decode_config(method="beam", beam_size=3, n_best=3, max_length=20)
     )
     assert len(beam.n_best) == 3
     assert rows == [[i + 1, t, round(score, 4)] for i, (t, score) in enumerate(beam.n_best)]
@@ -157,7 +159,12 @@ def test_translate_greedy_beam_and_sample(registry):
 
     top_1 = ["sample", 5, 1, 0.7, 1, 0.9, 20]
     text, _, _, notes = web.translate(registry, "two nine .", "tiny", *top_1)
-    assert text == translator.translate_one("two nine .", method="greedy", max_length=20).text
+    assert (
+        text
+        == translator.translate_one(
+            "two nine .", translator.decode_config(method="greedy", max_length=20)
+        ).text
+    )
     assert "sample" in notes
 
 
@@ -185,14 +192,19 @@ def test_chat_streams_the_reply_and_uses_the_history(registry, monkeypatch):
     for shorter, longer in zip(steps, steps[1:], strict=False):
         assert len(longer) > len(shorter)  # one text per chunk of decoder steps, growing
     translator = registry.translator(registry.resolve("tiny-chat", "dialogue"))
-    assert steps[-1] == translator.translate_one("one nine .", method="greedy", max_length=20).text
+    assert (
+        steps[-1]
+        == translator.translate_one(
+            "one nine .", translator.decode_config(method="greedy", max_length=20)
+        ).text
+    )
 
     seen = []
     original = translator.stream
 
-    def spy(source, **overrides):
+    def spy(source, decode=None):
         seen.append(source)
-        return original(source, **overrides)
+        return original(source, decode)
 
     monkeypatch.setattr(translator, "stream", spy)
     history = [
@@ -270,9 +282,10 @@ def test_served_app_translates_chats_and_refuses_bad_input(models_dir, registry)
 
     greedy = dict(method="greedy", max_length=20)
     translator = registry.translator(registry.resolve("tiny", "translation"))
-    expected_text = translator.translate_one("one two .", **greedy).text
+    expected_text = translator.translate_one("one two .", translator.decode_config(**greedy)).text
     chat_translator = registry.translator(registry.resolve("tiny-chat", "dialogue"))
-    expected_reply = ChatSession(chat_translator).reply("one nine .", **greedy) or "…"
+    chat_greedy = chat_translator.decode_config(**greedy)
+    expected_reply = ChatSession(chat_translator).reply("one nine .", chat_greedy) or "…"
     demo, url = launch(models_dir, max_input_chars=100)
     try:
         assert url.startswith("http://127.0.0.1:")
@@ -423,7 +436,9 @@ def test_fuzz_translate_handler_answers_or_refuses(fuzz_registry, plain_translat
     assert valid, "an invalid input was translated"
     assert rows and rows[0][1] == result and method in notes
     if method == "greedy":
-        (expected,) = plain_translator.translate([text], method="greedy", max_length=12)
+        (expected,) = plain_translator.translate(
+            [text], plain_translator.decode_config(method="greedy", max_length=12)
+        )
         assert result == expected.text
 
 

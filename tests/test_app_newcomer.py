@@ -153,7 +153,7 @@ def test_one_epoch_plots_on_whole_epochs():
 
 def test_the_decoding_sliders_are_those_of_the_chosen_method():
     with gr.Blocks():
-        method, *sliders = common.decoding_controls("greedy")
+        method, *sliders = common.decoding_controls(common.TRANSLATE_START)
     assert [slider.visible for slider in sliders] == [False] * 5 + [True]
     labels = [slider.label for slider in sliders]
     shown = {

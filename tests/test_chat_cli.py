@@ -141,7 +141,7 @@ def test_chat_ctrl_c_while_decoding_ends_without_a_traceback(tiny_run, monkeypat
     from seq2seq.chat import main as chat_main
     from seq2seq.data.dialogue import ChatSession
 
-    def interrupted(self, message, **overrides):  # Ctrl-C not taken between chunks
+    def interrupted(self, message, decode=None, stop=None):  # Ctrl-C not taken between chunks
         raise KeyboardInterrupt
         yield
 

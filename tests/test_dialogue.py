@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from seq2seq.config import DataConfig
+from seq2seq.config import DataConfig, DecodeConfig
 from seq2seq.data.corpora.loading import dialogue_pairs
 from seq2seq.data.corpora.readers import LineReport, read_dailydialog
 from seq2seq.data.dialogue import ChatSession, build_source, drop_oldest_turns, keep_end
@@ -68,10 +68,10 @@ class FakeTranslator:
         )
         self.source_tokenizer = SimpleNamespace(encode=lambda text: text.split())
 
-    def translate_one(self, source: str, **overrides):
+    def translate_one(self, source: str, decode=None):
         if not source.strip():
             raise ValueError("input is empty")
-        self.seen.append((source, overrides))
+        self.seen.append((source, decode))
         return SimpleNamespace(text=f"re: {source.split(' <sep> ')[-1]}")
 
 
@@ -79,10 +79,11 @@ def test_chat_session_keeps_history_and_resets():
     translator = FakeTranslator(context_turns=1)
     session = ChatSession(translator)
     assert session.reply("Hi there.") == "re: Hi there."
-    assert session.reply("How are you?", temperature=0.5) == "re: How are you?"
+    warm = DecodeConfig(method="sample", temperature=0.5)
+    assert session.reply("How are you?", warm) == "re: How are you?"
     assert translator.seen == [
-        ("Hi there.", {}),
-        ("re: Hi there. <sep> How are you?", {"temperature": 0.5}),
+        ("Hi there.", None),
+        ("re: Hi there. <sep> How are you?", warm),
     ]
     assert session.history == ["Hi there.", "re: Hi there.", "How are you?", "re: How are you?"]
     session.reset()

@@ -58,8 +58,8 @@ def test_an_ensemble_of_one_equals_its_run(pair, method):
     first, _, _ = pair
     alone = ensemble_of(first, [first.model])
     settings = {"method": method, "n_best": 3 if method == "beam" else 1}
-    expected = first.translate(SENTENCES, **settings)
-    found = alone.translate(SENTENCES, **settings)
+    expected = first.translate(SENTENCES, first.decode_config(**settings))
+    found = alone.translate(SENTENCES, alone.decode_config(**settings))
     assert [t.text for t in found] == [t.text for t in expected]
     for mine, theirs in zip(found, expected, strict=True):
         assert [text for text, _ in mine.n_best] == [text for text, _ in theirs.n_best]
@@ -96,7 +96,7 @@ def test_an_ensemble_of_two_scores_by_the_averaged_distribution(pair, method):
     settings = {"method": method, "max_length": 16}
     if method == "beam":
         settings["length_penalty"] = 0.0  # raw sums of log-probabilities, like greedy's
-    found = both.translate(SENTENCES, **settings)
+    found = both.translate(SENTENCES, both.decode_config(**settings))
     ids = [both.target_tokenizer.encode(t.text) for t in found]
     sources = both.source_ids(SENTENCES)
     limit = both.config.data.max_source_length
@@ -125,8 +125,12 @@ def test_an_ensemble_of_two_scores_by_the_averaged_distribution(pair, method):
 
 def test_sampling_and_streaming_run_over_an_ensemble(pair):
     _, _, both = pair
-    sampled = [t.text for t in both.translate(SENTENCES, method="sample", seed=5)]
-    assert sampled == [t.text for t in both.translate(SENTENCES, method="sample", seed=5)]
+    sampled = [
+        t.text for t in both.translate(SENTENCES, both.decode_config(method="sample", seed=5))
+    ]
+    assert sampled == [
+        t.text for t in both.translate(SENTENCES, both.decode_config(method="sample", seed=5))
+    ]
     streamed = list(both.stream(SENTENCES[0]))
     assert streamed[-1].text == both.translate_one(SENTENCES[0]).text
 
@@ -186,7 +190,7 @@ def test_the_xla_compiled_searches_give_the_same_ensemble_output(tiny_run, secon
     _, _, graph = pair
     compiled = load_ensemble([tiny_run, second_run], jit_compile=True)
     for method in ("greedy", "beam"):
-        expected = graph.translate(SENTENCES, method=method)
-        found = compiled.translate(SENTENCES, method=method)
+        expected = graph.translate(SENTENCES, graph.decode_config(method=method))
+        found = compiled.translate(SENTENCES, compiled.decode_config(method=method))
         assert [t.text for t in found] == [t.text for t in expected]
         np.testing.assert_allclose([t.score for t in found], [t.score for t in expected], atol=1e-4)

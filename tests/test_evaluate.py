@@ -178,11 +178,13 @@ def test_evaluate_run_reports_bleu_chrf_perplexity_and_writes_hypotheses(
 
 @pytest.mark.slow
 def test_evaluate_pairs_file_with_dialogue_metrics(tiny_translation_run, tmp_path):
-    from seq2seq.inference.evaluation import evaluate_run
+    from seq2seq.inference.evaluation import evaluate_run, run_config
+    from seq2seq.search.options import resolve_decode
 
     path = tmp_path / "mine.tsv"
     path.write_text("One two .\tUno dos .\nSeven .\tSiete .\n", "utf-8")  # English first
-    result = evaluate_run(tiny_translation_run, pairs_file=path, task="dialogue", max_length=8)
+    decode = resolve_decode(run_config(tiny_translation_run), {"max_length": 8})
+    result = evaluate_run(tiny_translation_run, pairs_file=path, task="dialogue", decode=decode)
     assert result["pairs_file"] == str(path) and result["pairs"] == 2
     assert result["decode"]["max_length"] == 8
     assert (tiny_translation_run / "eval-mine" / "hypotheses.txt").is_file()

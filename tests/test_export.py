@@ -103,7 +103,9 @@ def test_export_translates_like_the_translator(tiny_run, exact_translator, tmp_p
     outputs = serve(folder, TINY_SENTENCES)
     assert set(outputs) == set(OUTPUT_NAMES)
     beam = {"beam_size": 3} if method == "beam" else {}
-    expected = exact_translator.translate(TINY_SENTENCES, method=method, **beam)
+    expected = exact_translator.translate(
+        TINY_SENTENCES, exact_translator.decode_config(method=method, **beam)
+    )
     assert_same_as_translator(outputs, expected)
     metadata = json.loads((folder / METADATA_FILE).read_text())
     assert metadata["method"] == method and metadata["max_input_chars"] == 1000
@@ -487,10 +489,12 @@ def test_export_matches_translator_on_100_real_sentences(real_run, tmp_path, met
     folder = tmp_path / "export"
     export_saved_model(run, folder, method=method)
     outputs = serve(folder, sentences)
-    exact = Translator.from_run(run, jit_compile=False).translate(sentences, method=method)
+    plain = Translator.from_run(run, jit_compile=False)
+    exact = plain.translate(sentences, plain.decode_config(method=method))
     assert_same_as_translator(outputs, exact)
     if method == "greedy":
-        compiled = Translator.from_run(run, jit_compile=True).translate(sentences, method=method)
+        xla = Translator.from_run(run, jit_compile=True)
+        compiled = xla.translate(sentences, xla.decode_config(method=method))
         assert texts_of(outputs) == [t.text for t in compiled]
 
 

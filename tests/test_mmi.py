@@ -89,7 +89,7 @@ def test_mmi_picks_the_candidate_the_formula_says(chat_translator, tiny_dialogue
     settings = {"method": method, "mmi_lambda": 2.0, "mmi_gamma": 0.3, "mmi_candidates": 4}
     if method == "sample":
         settings["seed"] = 11
-    result = translator.translate_one(source, **settings)
+    result = translator.translate_one(source, translator.decode_config(**settings))
 
     decode = translator.decode_config(**settings)
     encoded = translator.encode(translator.check_input(source))
@@ -118,16 +118,20 @@ def test_candidates_scored_once_rerank_like_translate_for_every_setting(chat_tra
 
     sources = ["hi! <sep> how are you?", "nine nine .", "what time is it?"]
     search = {"method": method, "mmi_candidates": 4, **({"seed": 5} if method == "sample" else {})}
-    candidates = chat_translator.mmi_candidates(sources, mmi_lambda=0.0, **search)
+    candidates = chat_translator.mmi_candidates(
+        sources, chat_translator.decode_config(mmi_lambda=0.0, **search)
+    )
     assert [len(c) for c in candidates] == [4, 4, 4]
     for lam, gamma in [(0.0, 0.0), (1.0, 0.5), (2.0, -0.3)]:
-        direct = chat_translator.translate(sources, mmi_lambda=lam, mmi_gamma=gamma, **search)
+        direct = chat_translator.translate(
+            sources, chat_translator.decode_config(mmi_lambda=lam, mmi_gamma=gamma, **search)
+        )
         for found, scored in zip(direct, candidates, strict=True):
             best = mmi_rerank(scored, lam, gamma)[0]
             assert best.text == found.text
             assert best.score == pytest.approx(found.score, rel=1e-5)
     with pytest.raises(ConfigError, match="mmi_lambda"):
-        chat_translator.mmi_candidates(sources, method=method)
+        chat_translator.mmi_candidates(sources, chat_translator.decode_config(method=method))
 
 
 def test_mmi_without_backward_model_is_refused(tiny_dialogue_run, tmp_path):
@@ -137,9 +141,11 @@ def test_mmi_without_backward_model_is_refused(tiny_dialogue_run, tmp_path):
     shutil.copytree(tiny_dialogue_run, lonely)
     translator = Translator.from_run(lonely)
     assert translator.backward_dir is None
-    assert translator.translate_one("hi!", method="beam").text is not None  # no MMI: fine
+    assert (
+        translator.translate_one("hi!", translator.decode_config(method="beam")).text is not None
+    )  # no MMI: fine
     with pytest.raises(RunError, match="needs a backward model"):
-        translator.translate_one("hi!", method="beam", mmi_lambda=0.5)
+        translator.translate_one("hi!", translator.decode_config(method="beam", mmi_lambda=0.5))
     with pytest.raises(RunError, match="data.reverse is false"):
         Translator.from_run(lonely, backward=tiny_dialogue_run)  # a forward run
 

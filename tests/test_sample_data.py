@@ -71,7 +71,8 @@ def test_readme_example_trains_and_evaluates(tmp_path, monkeypatch):
     run = tmp_path / "run"
     train(config, run, verbose=0)
     assert [epoch["epoch"] for epoch in read_metrics(RunPaths(run))["epochs"]] == [1]
-    result = evaluate_run(run, pairs_file=SAMPLES / "pairs.tsv", max_length=5)
+    decode = config.decode.replace(max_length=5)
+    result = evaluate_run(run, pairs_file=SAMPLES / "pairs.tsv", decode=decode)
     assert result["pairs"] == 48 and result["decode"]["max_length"] == 5
     outputs = (run / "eval-pairs" / "hypotheses.txt").read_text(encoding="utf-8").splitlines()
     assert len(outputs) == 48

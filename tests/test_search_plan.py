@@ -188,7 +188,9 @@ def test_app_translators_start_eager_and_build_in_the_background(tiny_models):
     searcher = translator.searcher
     assert searcher.eager_until_built and not searcher.jit_compile
     assert searcher.built("greedy") and not searcher.built("beam")
-    assert translator.translate_one("one two .", method="beam").text  # eager; queues beam
+    assert translator.translate_one(
+        "one two .", translator.decode_config(method="beam")
+    ).text  # eager; queues beam
     assert searcher.wait_until_built(timeout=600) and searcher.built("beam")
 
 

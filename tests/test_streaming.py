@@ -33,16 +33,32 @@ def test_stream_grows_and_ends_in_the_one_shot_search(tiny_translator, settings)
     np.testing.assert_array_equal(parts[-1].ids, whole.ids)
     np.testing.assert_allclose(parts[-1].scores, whole.scores, rtol=1e-6)
 
-    texts = [t.text for t in translator.stream("three one four one five nine .", 2, **settings)]
-    assert texts[-1] == translator.translate_one("three one four one five nine .", **settings).text
+    texts = [
+        t.text
+        for t in translator.stream(
+            "three one four one five nine .", translator.decode_config(**settings), 2
+        )
+    ]
+    assert (
+        texts[-1]
+        == translator.translate_one(
+            "three one four one five nine .", translator.decode_config(**settings)
+        ).text
+    )
     for shorter, longer in zip(texts, texts[1:], strict=False):
         assert longer.startswith(shorter.rstrip(" ."))
 
 
 def test_beam_and_bad_settings_do_not_stream(tiny_translator):
-    texts = list(tiny_translator.stream("one two .", method="beam", beam_size=3))
+    texts = list(
+        tiny_translator.stream(
+            "one two .", tiny_translator.decode_config(method="beam", beam_size=3)
+        )
+    )
     assert len(texts) == 1
-    whole = tiny_translator.translate_one("one two .", method="beam", beam_size=3)
+    whole = tiny_translator.translate_one(
+        "one two .", tiny_translator.decode_config(method="beam", beam_size=3)
+    )
     assert texts[0].text == whole.text
     decode = tiny_translator.decode_config(method="beam")
     with pytest.raises(ValueError, match="beam search cannot stream"):
@@ -77,21 +93,22 @@ def counted_chunks(translator, monkeypatch) -> list[int]:
 def test_chat_stream_matches_the_reply_and_stop_ends_within_one_chunk(chat_translator, monkeypatch):
     settings = {"method": "sample", "seed": 5, "min_length": 5, "max_length": 8}
     session = ChatSession(chat_translator)
-    replies = list(session.stream_reply("hi!", **settings))
-    assert replies[-1] == ChatSession(chat_translator).reply("hi!", **settings)
+    decode = chat_translator.decode_config(**settings)
+    replies = list(session.stream_reply("hi!", decode))
+    assert replies[-1] == ChatSession(chat_translator).reply("hi!", decode)
     assert session.history == ["hi!", replies[-1]]
     assert len(replies) >= 3  # one token a chunk, at least five tokens
 
     calls = counted_chunks(chat_translator, monkeypatch)
     stopped = ChatSession(chat_translator)
-    shown = list(stopped.stream_reply("hi!", stop=lambda: bool(calls), **settings))
+    shown = list(stopped.stream_reply("hi!", decode, stop=lambda: bool(calls)))
     assert len(calls) == 1  # Stop asked after the first chunk: no second chunk ran
     assert shown == replies[:1]
     assert stopped.history == ["hi!", replies[0]]  # the partial reply is kept
 
     calls.clear()
     closed = ChatSession(chat_translator)
-    stream = closed.stream_reply("hi!", **settings)
+    stream = closed.stream_reply("hi!", decode)
     assert next(stream) == replies[0]
     stream.close()  # what a UI does when its Stop cancels the generator
     assert len(calls) == 1 and closed.history == ["hi!", replies[0]]

@@ -116,9 +116,9 @@ def test_seeded_sampling_chunks_draw_independently(tiny_translator):
 
     def run() -> list[str]:
         out = io.StringIO()
-        overrides = dict(method="sample", temperature=3.0, seed=5)
+        decode = tiny_translator.decode_config(method="sample", temperature=3.0, seed=5)
         lines = ["one two three four ."] * 32
-        assert translate_lines(tiny_translator, lines, "f", out, overrides, False, 16) == (32, 0)
+        assert translate_lines(tiny_translator, lines, "f", out, decode, 16) == (32, 0)
         return out.getvalue().splitlines()
 
     first = run()
@@ -425,7 +425,11 @@ def test_fuzz_input_path_keeps_one_output_line_per_input_line(plain_translator, 
     stream = io.BufferedReader(io.BytesIO(data))
     try:
         good, bad = translate_lines(
-            plain_translator, line_io.read_lines(stream, "f.txt"), "f.txt", out, {}, False
+            plain_translator,
+            line_io.read_lines(stream, "f.txt"),
+            "f.txt",
+            out,
+            plain_translator.config.decode,
         )
     except line_io.TextInputError as error:
         assert "UTF-16" in str(error)

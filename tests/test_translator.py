@@ -72,15 +72,24 @@ def test_long_input_is_truncated(translator):
 
 
 def test_beam_and_sampling_overrides(translator):
-    result = translator.translate_one("two three .", method="beam", beam_size=4, n_best=3)
+    result = translator.translate_one(
+        "two three .", translator.decode_config(method="beam", beam_size=4, n_best=3)
+    )
     assert len(result.n_best) == 3
     scores = [score for _, score in result.n_best]
     assert scores == sorted(scores, reverse=True)
     assert result.n_best[0] == (result.text, result.score)
-    first = translator.translate_one("two three .", method="sample", n_best=2, seed=4)
-    again = translator.translate_one("two three .", method="sample", n_best=2, seed=4)
+    first = translator.translate_one(
+        "two three .", translator.decode_config(method="sample", n_best=2, seed=4)
+    )
+    again = translator.translate_one(
+        "two three .", translator.decode_config(method="sample", n_best=2, seed=4)
+    )
     assert first.n_best == again.n_best and len(first.n_best) == 2
-    assert translator.translate_one("two .", max_length=1).attention.shape[0] <= 1
+    assert (
+        translator.translate_one("two .", translator.decode_config(max_length=1)).attention.shape[0]
+        <= 1
+    )
 
 
 def test_seeded_sampling_batches_draw_independently(translator):
@@ -88,9 +97,11 @@ def test_seeded_sampling_batches_draw_independently(translator):
     same sentence at the same row of two batches would then get the same sample."""
     sentences = ["one two three four ."] * 128
     settings = dict(method="sample", temperature=3.0, seed=11)
-    texts = [t.text for t in translator.translate(sentences, **settings)]
+    texts = [t.text for t in translator.translate(sentences, translator.decode_config(**settings))]
     assert texts[:64] != texts[64:]
-    assert texts == [t.text for t in translator.translate(sentences, **settings)]
+    assert texts == [
+        t.text for t in translator.translate(sentences, translator.decode_config(**settings))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -107,7 +118,7 @@ def test_seeded_sampling_batches_draw_independently(translator):
 )
 def test_bad_overrides_are_rejected(translator, overrides, message):
     with pytest.raises(ConfigError, match=message):
-        translator.translate_one("one .", **overrides)
+        translator.translate_one("one .", translator.decode_config(**overrides))
 
 
 def test_replace_unk_uses_the_most_attended_source_piece(translator):
@@ -120,7 +131,7 @@ def test_replace_unk_uses_the_most_attended_source_piece(translator):
         ids, tokens, text, weights, ["Pedro", "vio", "Zaragoza"]
     )
     assert new_tokens[1] == "Zaragoza" and "Zaragoza" in new_text and "<unk>" not in new_text
-    assert translator.translate_one("one two .", replace_unk=True).text
+    assert translator.translate_one("one two .", translator.decode_config(replace_unk=True)).text
 
 
 def test_missing_run_folder(tmp_path):

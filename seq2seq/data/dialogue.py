@@ -59,7 +59,7 @@ class ChatSession:
     """A conversation with a dialogue model: keeps the turns and builds each input.
 
     ``translator`` is a ``seq2seq.inference.translator.Translator`` (anything with ``config`` and
-    ``translate_one(text, **decode_overrides)`` works). The number of context turns and the
+    ``translate_one(text, decode)`` works). The number of context turns and the
     separator come from the run's ``data`` config; when the joined input would be longer
     than the model was trained on (``data.max_source_length`` tokens) or than the
     translator accepts, the oldest context turns are left out first (``drop_oldest_turns``),
@@ -101,21 +101,21 @@ class ChatSession:
         elif not message.strip():
             raise ValueError("message is empty")
 
-    def reply(self, message: str, **decode_overrides: Any) -> str:
+    def reply(self, message: str, decode: Any = None) -> str:
         """The model's answer to ``message``; both become part of the history.
 
-        ``decode_overrides`` are ``DecodeConfig`` fields (method, temperature, top_p, ...).
+        ``decode`` is a ``DecodeConfig`` (None: the run's decode settings).
         Errors from the translator (``InputError`` for an empty or too long message)
         propagate and leave the history unchanged.
         """
         self.check(message)
         source = self.source_for(message)
-        text = self.translator.translate_one(source, **decode_overrides).text
+        text = self.translator.translate_one(source, decode).text
         self.history.extend([message, text])
         return text
 
     def stream_reply(
-        self, message: str, stop: Callable[[], bool] | None = None, **decode_overrides: Any
+        self, message: str, decode: Any = None, stop: Callable[[], bool] | None = None
     ) -> Iterator[str]:
         """Like ``reply`` but yields the reply as the decoder produces it: a longer text
         after every chunk of decoder steps (``Translator.stream``: greedy search and
@@ -131,9 +131,9 @@ class ChatSession:
         source = self.source_for(message)
         stream = getattr(self.translator, "stream", None)
         if stream is None:  # a translator without streaming: the whole reply at once
-            parts = iter([self.translator.translate_one(source, **decode_overrides)])
+            parts = iter([self.translator.translate_one(source, decode)])
         else:
-            parts = stream(source, **decode_overrides)
+            parts = stream(source, decode)
         text: str | None = None
         try:
             for part in parts:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seq2seq.config import Config, ConfigError, load_run_config
+from seq2seq.config import Config, ConfigError, DecodeConfig, load_run_config
 from seq2seq.data.corpora.readers import LineReport, read_anki
 from seq2seq.data.corpora.spec import is_dialogue
 from seq2seq.inference.metrics import (
@@ -40,7 +40,6 @@ from seq2seq.inference.metrics import (
 from seq2seq.inference.mmi import require_backward
 from seq2seq.inference.prediction import corpus_scores, teacher_forced_loss
 from seq2seq.runs import RunError, open_run
-from seq2seq.search.options import resolve_decode
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +135,7 @@ def split_pairs(config: Config, split: str) -> list[tuple[str, str]]:
 
 
 def decode_sources(
-    translator: Any, sources: list[str], batch_size: int, decode: dict[str, Any]
+    translator: Any, sources: list[str], batch_size: int, decode: DecodeConfig
 ) -> tuple[list[str], int]:
     """Every source's best output, in order, and how many sources were cut to length."""
     from seq2seq.inference.translator import InputError
@@ -146,7 +145,7 @@ def decode_sources(
             translator.check_input(source, f"pair {number} ({source!r})")
         except InputError as error:  # e.g. a source that normalises to nothing
             raise EvaluationError(str(error)) from error
-    results = translator.translate(sources, batch_size=batch_size, **decode)
+    results = translator.translate(sources, decode, batch_size=batch_size)
     return [r.text for r in results], sum(r.truncated for r in results)
 
 
@@ -205,14 +204,15 @@ def evaluate_run(
     translator: Any = None,
     backward_model: str | Path | None = None,
     ensemble: list[str | Path] | None = None,
-    **decode: Any,
+    decode: DecodeConfig | None = None,
 ) -> dict[str, Any]:
     """Evaluate the run in ``run_dir``; returns the report (also written as
     ``report.json`` with ``hypotheses.txt`` in ``output_dir``, by default
     ``<run>/eval-<split>/`` or ``<run>/eval-<pairs file stem>/``).
 
-    ``decode`` holds ``DecodeConfig`` overrides (method, beam_size, temperature, ...;
-    ``mmi_lambda`` reranks by MMI with ``backward_model``, by default ``<run>-backward``).
+    ``decode`` is the search, resolved by the caller (``seq2seq.search.options.resolve_decode``;
+    default: the run's ``decode`` settings); its ``mmi_lambda`` reranks by MMI with
+    ``backward_model``, by default ``<run>-backward``.
     Raises ``RunError`` (missing/incompatible run), ``EvaluationError`` (bad pairs file or
     options), ``CorpusError`` (split data not found) and ``ConfigError`` (bad decode
     settings). Everything is checked before the (slow) model load. ``ensemble``: the runs
@@ -241,9 +241,9 @@ def evaluate_run(
     check_writable(folder)  # before the decoding, which can take hours
     started = time.time()
     config = translator.config if translator is not None else run_config(run_dir)
-    settings = dataclasses.asdict(resolve_decode(config, decode))
+    decode = config.decode if decode is None else decode
     chosen_task = resolve_task(config, task)
-    if settings["mmi_lambda"] is not None and translator is None:
+    if decode.mmi_lambda is not None and translator is None:
         backward_model = require_backward(run_dir, config, backward_model)
     report = LineReport()
     if pairs_file is not None:
@@ -286,7 +286,7 @@ def evaluate_run(
         "pairs_available": available,
         "truncated_sources": truncated,
         "bad_lines": [str(bad) for bad in report.bad],
-        "decode": settings,
+        "decode": dataclasses.asdict(decode),
         "metrics": metrics,
         "output_dir": str(folder),
         "seconds": round(time.time() - started, 2),

@@ -92,13 +92,11 @@ def mmi_rerank(candidates: Sequence[MmiCandidate], mmi_lambda: float, mmi_gamma:
 def candidate_decode(decode: DecodeConfig) -> DecodeConfig:
     """The search that gives the n-best list to rerank: ``mmi_candidates`` beams kept
     whole (beam search) or that many samples (sampling)."""
-    import dataclasses
-
     size = decode.mmi_candidates
     if decode.method == "beam":
-        return dataclasses.replace(decode, beam_size=size, n_best=size)
+        return decode.replace(beam_size=size, n_best=size)
     if decode.method == "sample":
-        return dataclasses.replace(decode, n_best=size)
+        return decode.replace(n_best=size)
     raise ConfigError(f"MMI reranks beam or sample n-best lists, not {decode.method} search")
 
 

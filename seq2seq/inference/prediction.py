@@ -15,7 +15,6 @@ everything above it (``Translator``, the dev-set callback, ``evaluate``, ``bench
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -44,12 +43,6 @@ def batch_seed(seed: int | None, number: int) -> int | None:
     if seed is None or number == 0:
         return seed
     return int(np.random.SeedSequence([seed, number]).generate_state(1, np.uint64)[0] >> 2)
-
-
-def seeded_overrides(overrides: dict[str, Any], number: int) -> dict[str, Any]:
-    """Decode ``overrides`` for the ``number``-th part of a job split into several calls."""
-    seed = batch_seed(overrides.get("seed"), number)
-    return overrides if seed is None else {**overrides, "seed": seed}
 
 
 def pad_batch(rows: IdLists) -> np.ndarray:
@@ -88,7 +81,7 @@ def search_batches(
     total = -(-len(source_ids) // batch_size)
     started = time.perf_counter()
     for batch in batches(source_ids, batch_size):
-        seeded = dataclasses.replace(decode, seed=batch_seed(decode.seed, batch.number))
+        seeded = decode.replace(seed=batch_seed(decode.seed, batch.number))
         yield batch, searcher.search(batch.source, seeded)
         done = batch.number + 1
         if total > LOG_EVERY_BATCHES and (done % LOG_EVERY_BATCHES == 0 or done == total):

@@ -1,9 +1,10 @@
 """Load a trained run once and translate sentences with it (the toolkit's inference API).
 
 ``Translator.from_run(run_dir)`` checks the run folder, loads the model (``safe_mode``)
-and both tokenizers; ``translate(sentences, **decode_overrides)`` normalises, encodes,
-batches by length, searches with the run's ``decode`` settings (overridable per call,
-validated like the config) and returns one ``Translation`` per input, in input order.
+and both tokenizers; ``translate(sentences, decode)`` normalises, encodes, batches by
+length, searches with ``decode`` (a ``DecodeConfig`` resolved once at the edge, e.g. by
+``decode_config(**overrides)``; default: the run's ``decode`` settings) and returns one
+``Translation`` per input, in input order.
 ``stream(sentence)`` yields one input's translation as it grows, chunk by chunk of
 decoder steps; with ``mmi_lambda`` set, a dialogue run reranks its n-best lists by mutual
 information with its backward run (``seq2seq.inference.mmi``).
@@ -11,7 +12,6 @@ information with its backward run (``seq2seq.inference.mmi``).
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -181,9 +181,7 @@ class Translator:
         except ConfigError as error:
             raise RunError(f"{paths.root}: its config.yaml cannot be used: {error}") from error
         if jit_compile is not None:
-            config = config.replace(
-                decode=dataclasses.replace(config.decode, jit_compile=jit_compile)
-            )
+            config = config.replace(decode=config.decode.replace(jit_compile=jit_compile))
         try:
             source_tokenizer = load_tokenizer(paths.source_vocab)
             target_tokenizer = load_tokenizer(paths.target_vocab)
@@ -230,8 +228,12 @@ class Translator:
 
     def decode_config(self, **overrides: Any) -> DecodeConfig:
         """The run's decode settings with ``overrides`` (``DecodeConfig`` fields), validated
-        by ``seq2seq.search.options.resolve_decode`` (``ConfigError`` names the field)."""
+        by ``seq2seq.search.options.resolve_decode`` (``ConfigError`` names the field): the
+        edge for a library caller; ``translate`` and the rest take the result as it is."""
         return resolve_decode(self.config, overrides)
+
+    def _decode(self, decode: DecodeConfig | None) -> DecodeConfig:
+        return self.config.decode if decode is None else decode
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -299,7 +301,11 @@ class Translator:
     # -- translation -----------------------------------------------------------------
 
     def translate(
-        self, sentences: list[str], *, batch_size: int = BATCH_SIZE, **decode_overrides: Any
+        self,
+        sentences: list[str],
+        decode: DecodeConfig | None = None,
+        *,
+        batch_size: int = BATCH_SIZE,
     ) -> list[Translation]:
         """One ``Translation`` per sentence, in order; ``InputError`` names a bad input.
 
@@ -310,7 +316,7 @@ class Translator:
         """
         if isinstance(sentences, str):
             sentences = [sentences]
-        decode = self.decode_config(**decode_overrides)
+        decode = self._decode(decode)
         if decode.mmi_lambda is None:
             _, encoded, found_lists = self._search(sentences, decode, batch_size)
         else:
@@ -324,13 +330,12 @@ class Translator:
         ]
 
     def mmi_candidates(
-        self, sentences: list[str], *, batch_size: int = BATCH_SIZE, **decode_overrides: Any
+        self, sentences: list[str], decode: DecodeConfig, *, batch_size: int = BATCH_SIZE
     ) -> list[list[MmiCandidate]]:
         """Each sentence's MMI candidates (the n-best list ``translate`` reranks) with the
         terms of their score unweighted, in the search's order: reranking them for many
         ``mmi_lambda``/``mmi_gamma`` values (``seq2seq.inference.mmi.mmi_rerank``) needs one search
         and two scoring passes in all. ``mmi_lambda`` must be set (its value is unused)."""
-        decode = self.decode_config(**decode_overrides)
         if decode.mmi_lambda is None:
             raise ConfigError("mmi_candidates needs decode.mmi_lambda set (any value)")
         return self._mmi_search(sentences, decode, batch_size)[1]
@@ -382,11 +387,11 @@ class Translator:
         parts = list(counts[self.config.model.cell])
         return [[part, *(counts[cell].get(part, 0) for cell in CELLS)] for part in parts]
 
-    def translate_one(self, sentence: str, **decode_overrides: Any) -> Translation:
-        return self.translate([sentence], **decode_overrides)[0]
+    def translate_one(self, sentence: str, decode: DecodeConfig | None = None) -> Translation:
+        return self.translate([sentence], decode)[0]
 
     def stream(
-        self, sentence: str, chunk_steps: int | None = None, **decode_overrides: Any
+        self, sentence: str, decode: DecodeConfig | None = None, chunk_steps: int | None = None
     ) -> Iterator[Translation]:
         """The translation of one sentence as it is decoded: a growing ``Translation`` after
         every ``chunk_steps`` decoder steps (default ``self.chunk_steps``), the last equal
@@ -394,9 +399,9 @@ class Translator:
         reranking need the whole search: they yield once, at the end. Closing the
         generator stops decoding within a chunk.
         """
-        decode = self.decode_config(**decode_overrides)
+        decode = self._decode(decode)
         if decode.method not in STREAMABLE or decode.mmi_lambda is not None or decode.n_best > 1:
-            yield self.translate_one(sentence, **decode_overrides)
+            yield self.translate_one(sentence, decode)
             return
         encoded = self.encode(self.check_input(sentence))
         source = pad_batch([encoded.ids])

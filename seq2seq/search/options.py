@@ -27,7 +27,6 @@ from typing import Any
 
 from seq2seq.config import (
     CHOICES,
-    DEFAULT_MMI_GAMMA,
     Config,
     ConfigError,
     DecodeConfig,
@@ -265,9 +264,9 @@ def control_overrides(
     top_p: Any,
     max_length: Any,
     mmi: Any = False,
-    mmi_lambda: Any = 1.0,
-    mmi_gamma: Any = DEFAULT_MMI_GAMMA,
-    mmi_candidates: Any = 10,
+    mmi_lambda: Any = None,
+    mmi_gamma: Any = None,
+    mmi_candidates: Any = None,
 ) -> dict[str, Any]:
     """The app's decoding controls as overrides: the chosen search's own controls only.
 

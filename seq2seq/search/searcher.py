@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from seq2seq.config import DecodeConfig
 from seq2seq.constants import PAD, UNK
 from seq2seq.search.constrained import constrained_beam_loop
 from seq2seq.search.loops import (
@@ -51,6 +52,7 @@ def _scalar(dtype):
 
 
 SOURCE_WIDTH_STEP = 8
+DEFAULT = DecodeConfig()  # the defaults of the methods' settings, written once there
 STREAM_CHUNK_STEPS = 4  # decoder steps per streamed chunk: a few tokens at a time
 STREAMABLE = ("greedy", "sample")
 
@@ -283,7 +285,9 @@ class Searcher:
         self._built.add(key)
         return found
 
-    def warm_up(self, methods: tuple[str, ...] = ("greedy",), max_length: int = 60) -> None:
+    def warm_up(
+        self, methods: tuple[str, ...] = ("greedy",), max_length: int = DEFAULT.max_length
+    ) -> None:
         """Build the ``methods``' programs in a background builder thread, one after the
         other (on a one-word source; with XLA, for that shape and ``max_length`` only).
 
@@ -388,9 +392,9 @@ class Searcher:
         self,
         source: np.ndarray,
         max_length: int,
-        min_length: int = 0,
-        repetition_penalty: float = 1.0,
-        no_repeat_ngram_size: int = 0,
+        min_length: int = DEFAULT.min_length,
+        repetition_penalty: float = DEFAULT.repetition_penalty,
+        no_repeat_ngram_size: int = DEFAULT.no_repeat_ngram_size,
     ) -> SearchResult:
         """Most likely token each step; n-best of 1."""
         source, common = self._common(
@@ -402,13 +406,13 @@ class Searcher:
     def beam(
         self,
         source: np.ndarray,
-        beam_size: int = 5,
-        n_best: int = 1,
-        length_penalty: float = 1.0,
-        max_length: int = 60,
-        min_length: int = 0,
-        repetition_penalty: float = 1.0,
-        no_repeat_ngram_size: int = 0,
+        beam_size: int = DEFAULT.beam_size,
+        n_best: int = DEFAULT.n_best,
+        length_penalty: float = DEFAULT.length_penalty,
+        max_length: int = DEFAULT.max_length,
+        min_length: int = DEFAULT.min_length,
+        repetition_penalty: float = DEFAULT.repetition_penalty,
+        no_repeat_ngram_size: int = DEFAULT.no_repeat_ngram_size,
         constraints: np.ndarray | None = None,
     ) -> SearchResult:
         """Beam search; the top ``n_best`` of ``beam_size`` hypotheses, best first.
@@ -449,15 +453,15 @@ class Searcher:
     def sample(
         self,
         source: np.ndarray,
-        n: int = 1,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        max_length: int = 60,
-        min_length: int = 0,
-        repetition_penalty: float = 1.0,
-        no_repeat_ngram_size: int = 0,
+        n: int = DEFAULT.n_best,
+        temperature: float = DEFAULT.temperature,
+        top_k: int = DEFAULT.top_k,
+        top_p: float = DEFAULT.top_p,
+        seed: int | None = DEFAULT.seed,
+        max_length: int = DEFAULT.max_length,
+        min_length: int = DEFAULT.min_length,
+        repetition_penalty: float = DEFAULT.repetition_penalty,
+        no_repeat_ngram_size: int = DEFAULT.no_repeat_ngram_size,
     ) -> SearchResult:
         """``n`` independent samples per input, sorted by score.
 
@@ -493,7 +497,7 @@ class Searcher:
         )
 
     def stream(
-        self, source: np.ndarray, decode, chunk_steps: int = STREAM_CHUNK_STEPS
+        self, source: np.ndarray, decode: DecodeConfig, chunk_steps: int = STREAM_CHUNK_STEPS
     ) -> Iterator[SearchResult]:
         """Greedy search or one sample per input, ``chunk_steps`` decoder steps at a time.
 
@@ -535,7 +539,7 @@ class Searcher:
                 return
 
     def search(
-        self, source: np.ndarray, decode, constraints: np.ndarray | None = None
+        self, source: np.ndarray, decode: DecodeConfig, constraints: np.ndarray | None = None
     ) -> SearchResult:
         """Dispatch on ``decode.method`` (a ``DecodeConfig``); greedy returns one hypothesis.
         ``constraints`` (see ``beam``) need beam search: ``ValueError`` for the others."""
