@@ -10,7 +10,6 @@ from seq2seq.data.pipeline import (
     count_target_tokens,
     filter_by_length,
     make_dataset,
-    padded_batches,
 )
 
 MAX_LEN = 20
@@ -125,11 +124,12 @@ def test_bucketing_groups_similar_lengths(pairs):
         longest = np.maximum(lengths(source), lengths(target_out))
         assert longest.max() - longest.min() < BUCKET
     plain = as_numpy(
-        padded_batches(
+        make_dataset(
             *pairs,
             batch_size=32,
             max_source_length=MAX_LEN,
             max_target_length=MAX_LEN,
+            bucket_width=None,
             shuffle=True,
             seed=7,
         )
@@ -137,12 +137,13 @@ def test_bucketing_groups_similar_lengths(pairs):
     assert padding_fraction(bucketed) < 0.5 * padding_fraction(plain)
 
 
-def test_padded_batches_have_fixed_shapes(pairs):
-    dataset = padded_batches(
+def test_unbucketed_batches_have_fixed_shapes(pairs):
+    dataset = make_dataset(
         *pairs,
         batch_size=64,
         max_source_length=MAX_LEN,
         max_target_length=MAX_LEN,
+        bucket_width=None,
         drop_remainder=True,
     )
     for source, target_in, target_out in as_numpy(dataset):

@@ -114,9 +114,9 @@ def make_dataset(
     batch_size: int,
     max_source_length: int,
     max_target_length: int,
-    bucket_width: int,
-    shuffle: bool,
-    seed: int,
+    bucket_width: int | None,
+    shuffle: bool = False,
+    seed: int = 0,
     drop_remainder: bool = False,
     shuffle_buffer: int | None = None,
     shard: tuple[int, int] | None = None,
@@ -128,6 +128,8 @@ def make_dataset(
     and batches after, both seeded, so each epoch differs but runs repeat exactly.
     ``shard=(count, index)`` keeps one worker's share of the examples, taken after the
     example shuffle; tf.data's own auto-sharding is switched off so nothing shards twice.
+    ``bucket_width=None`` is the unbucketed baseline: every batch padded to the limits
+    (fixed shapes).
     """
     dataset = _prepare(
         source_ids,
@@ -139,6 +141,15 @@ def make_dataset(
         shuffle_buffer,
         shard,
     )
+    if bucket_width is None:
+        limits = ([max_source_length], [max_target_length + 1]), [max_target_length + 1]
+        padded = dataset.padded_batch(
+            batch_size,
+            padded_shapes=limits,
+            padding_values=((PAD, PAD), PAD),
+            drop_remainder=drop_remainder,
+        )
+        return padded.prefetch(tf.data.AUTOTUNE)
     return bucket_batches(
         dataset,
         batch_size=batch_size,
@@ -197,34 +208,3 @@ def batch_count(length_counts: np.ndarray, batch_size: int, boundaries: Sequence
         pairs = int(np.sum(length_counts[low:high]))
         total += -(-pairs // batch_size)
     return total
-
-
-def padded_batches(
-    source_ids: IdLists,
-    target_ids: IdLists,
-    *,
-    batch_size: int,
-    max_source_length: int,
-    max_target_length: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    drop_remainder: bool = False,
-    shuffle_buffer: int | None = None,
-) -> tf.data.Dataset:
-    """Unbucketed baseline: every batch padded to the maximum lengths (fixed shapes)."""
-    dataset = _prepare(
-        source_ids,
-        target_ids,
-        max_source_length,
-        max_target_length,
-        shuffle,
-        seed,
-        shuffle_buffer,
-    )
-    dataset = dataset.padded_batch(
-        batch_size,
-        padded_shapes=(([max_source_length], [max_target_length + 1]), [max_target_length + 1]),
-        padding_values=((PAD, PAD), PAD),
-        drop_remainder=drop_remainder,
-    )
-    return dataset.prefetch(tf.data.AUTOTUNE)
