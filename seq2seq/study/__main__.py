@@ -15,15 +15,18 @@ from pathlib import Path
 from seq2seq.cli import quiet
 from seq2seq.config import ConfigError, preset_names
 from seq2seq.study.settings import (
+    DEFAULT_GRID,
+    GRAMMAR,
     PROBE_TASKS,
     Budget,
     ProbeError,
     ProbeSettings,
     StudyError,
     StudySettings,
+    VariantError,
     load_settings,
+    parse_variants,
 )
-from seq2seq.study.variants import DEFAULT_GRID, GRAMMAR, VariantError, parse_variants
 
 DEFAULT_STEPS = 400
 DEFAULT_EVALS = 10

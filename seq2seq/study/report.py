@@ -31,8 +31,12 @@ from seq2seq.study.figures import (  # noqa: E402
     probe_figure,
     save_figure,
 )
-from seq2seq.study.settings import STUDY_FILE, StudySettings, load_settings  # noqa: E402
-from seq2seq.study.variants import CELLS  # noqa: E402
+from seq2seq.study.settings import (  # noqa: E402
+    CELLS,  # noqa: E402
+    STUDY_FILE,
+    StudySettings,
+    load_settings,
+)
 
 REPORT = "report.md"
 FIGURES = {
