@@ -19,7 +19,7 @@ from typing import Any
 
 from seq2seq.cli import quiet
 from seq2seq.config import ConfigError
-from seq2seq.data.corpora.errors import CorpusError
+from seq2seq.data.corpora.spec import CorpusError
 from seq2seq.data.prepared import PreparedDataError
 from seq2seq.inference.evaluation import SPLITS, TASKS, EvaluationError, evaluate_run, run_config
 from seq2seq.inference.metrics import DEFAULT_DEGENERATE_THRESHOLD, DEFAULT_STOCK_FRACTION
@@ -68,6 +68,13 @@ def format_report(result: dict[str, Any]) -> str:
             f"{metrics['distinct_inputs']:,} distinct inputs; threshold "
             f"{metrics['degenerate_threshold']})",
         ]
+    carry = metrics.get("carry")
+    if carry and carry["terms"]:
+        lines.append(
+            f"names and numbers carried {carry['carried']:,}/{carry['terms']:,} "
+            f"({carry['carry_rate']:.1%}; words of {carry['sentences_with_terms']:,} sources "
+            "kept unchanged by their reference, with a digit or a capital)"
+        )
     if result["truncated_sources"]:
         lines.append(f"{result['truncated_sources']:,} inputs were cut to the model's max length")
     if result["bad_lines"]:

@@ -174,6 +174,10 @@ def test_evaluate_run_reports_bleu_chrf_perplexity_and_writes_hypotheses(
     saved = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert saved["metrics"]["bleu"] == metrics["bleu"]
     assert "degenerate_share" not in metrics
+    from seq2seq.inference.carry import carry_report
+
+    sources = [pair.source for pair in load_splits(config.data)["test"]]
+    assert metrics["carry"] == carry_report(sources, references, hypotheses)
 
 
 @pytest.mark.slow

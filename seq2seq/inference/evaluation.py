@@ -28,6 +28,7 @@ from typing import Any
 from seq2seq.config import Config, ConfigError, DecodeConfig, load_run_config
 from seq2seq.data.corpora.readers import LineReport, read_anki
 from seq2seq.data.corpora.spec import is_dialogue
+from seq2seq.inference.carry import carry_report
 from seq2seq.inference.metrics import (
     BLEU_PROTOCOLS,
     DEFAULT_DEGENERATE_THRESHOLD,
@@ -277,6 +278,8 @@ def evaluate_run(
         metrics.update(
             reply_metrics(sources, hypotheses, references, stock_fraction, degenerate_threshold)
         )
+    else:
+        metrics["carry"] = carry_report(sources, references, hypotheses)
     result: dict[str, Any] = {
         "run": str(run_dir),
         **({"ensemble": members} if len(members) > 1 else {}),
