@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from seq2seq.config import ConfigError
-    from seq2seq.data.corpora.errors import CorpusError
+    from seq2seq.data.corpora.spec import CorpusError
     from seq2seq.inference.evaluation import (
         MAX_INPUT_CHARS,
         EvaluationError,

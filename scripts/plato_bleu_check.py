@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", required=True, help="a folder of evaluation report folders")
     args = parser.parse_args(argv)
     from seq2seq.config import ConfigError
-    from seq2seq.data.corpora.errors import CorpusError
+    from seq2seq.data.corpora.spec import CorpusError
     from seq2seq.inference.evaluation import run_config, split_pairs
     from seq2seq.inference.metrics import sentence_bleu_n
     from seq2seq.runs import RunError

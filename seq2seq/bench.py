@@ -561,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet.setup()  # before TensorFlow loads
     from seq2seq.config import ConfigError, load_config
-    from seq2seq.data.corpora.errors import CorpusError
+    from seq2seq.data.corpora.spec import CorpusError
     from seq2seq.runs import RunError, open_run
 
     try:

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         print(f"error: --workers is {args.workers}; allowed: 1 or more", file=sys.stderr)
         return 2
-    from seq2seq.data.corpora.errors import CorpusError
+    from seq2seq.data.corpora.spec import CorpusError
     from seq2seq.data.prepare import prepare
     from seq2seq.data.prepared import PreparedDataError
     from seq2seq.data.tokenizers import TokenizerError

@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.resume and not (args.preset or args.config or args.init_from):
         print("error: give --preset NAME and/or --config FILE", file=sys.stderr)
         return 2
-    from seq2seq.data.corpora.errors import CorpusError
+    from seq2seq.data.corpora.spec import CorpusError
     from seq2seq.data.prepared import PreparedDataError
     from seq2seq.runs import DiskFullError, RunError
     from seq2seq.training.cluster import ClusterError

@@ -11,15 +11,10 @@ from pathlib import Path
 import pytest
 
 from seq2seq.config import DataConfig
-from seq2seq.data.corpora import (
-    CorpusError,
-    CorpusNotFoundError,
-    LineReport,
-    load_splits,
-    loading,
-    readers,
-)
+from seq2seq.data.corpora import load_splits, loading, readers
 from seq2seq.data.corpora.loading import Pair
+from seq2seq.data.corpora.readers import LineReport
+from seq2seq.data.corpora.spec import CorpusError, CorpusNotFoundError
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -385,8 +380,6 @@ def test_quickstart_reports_a_missing_data_folder(tmp_path, monkeypatch, capsys,
 def test_unresolvable_host_fails_at_once(tmp_path, monkeypatch, no_download):
     """Offline, with no local copy: the good 'not found' error, without download retries."""
     import socket
-
-    from seq2seq.data.corpora import CorpusNotFoundError
 
     def unresolvable(host, *args, **kwargs):
         raise socket.gaierror(-3, "Temporary failure in name resolution")

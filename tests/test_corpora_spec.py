@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from seq2seq.data.corpora.errors import CorpusError
 from seq2seq.data.corpora.spec import (
     CORPORA,
+    CorpusError,
     corpus_languages,
     corpus_spec,
     is_dialogue,

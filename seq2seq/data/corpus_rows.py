@@ -17,8 +17,7 @@ from typing import Any
 
 from seq2seq.config import DataConfig
 from seq2seq.data.corpora import readers
-from seq2seq.data.corpora.errors import CorpusError, CorpusNotFoundError
-from seq2seq.data.corpora.spec import TFDS_PREFIX, corpus_spec
+from seq2seq.data.corpora.spec import TFDS_PREFIX, CorpusError, CorpusNotFoundError, corpus_spec
 from seq2seq.data.prepared import CODES, SPLITS, sha256_of
 
 

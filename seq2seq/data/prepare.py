@@ -38,8 +38,7 @@ from typing import Any
 import numpy as np
 
 from seq2seq.config import DataConfig
-from seq2seq.data.corpora.errors import CorpusError
-from seq2seq.data.corpora.spec import corpus_languages
+from seq2seq.data.corpora.spec import CorpusError, corpus_languages
 from seq2seq.data.corpus_rows import CorpusRows, corpus_name, corpus_rows, ordered_rows, progress
 from seq2seq.data.prepared import (
     CODES,

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from seq2seq.config import DataConfig
-from seq2seq.data.corpora.errors import resolve_cache_dir
+from seq2seq.data.corpora.spec import resolve_cache_dir
 
 FORMAT = "seq2seq-prepared"
 FORMAT_VERSION = 1

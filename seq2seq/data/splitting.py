@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seq2seq.config import DataConfig
-from seq2seq.data.corpora.errors import CorpusError
+from seq2seq.data.corpora.spec import CorpusError
 from seq2seq.data.corpus_rows import CorpusRows, corpus_name, progress
 from seq2seq.data.prepared import CODES, SPLITS
 

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Every variant is a new model, so tf.function warns about "excessive retracing".
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    from seq2seq.data.corpora.errors import CorpusError
+    from seq2seq.data.corpora.spec import CorpusError
     from seq2seq.runs import RunError
 
     try:

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq.config import Config
-from seq2seq.data.corpora.errors import CorpusError
+from seq2seq.data.corpora.spec import CorpusError
 from seq2seq.data.corpus_rows import corpus_name
 from seq2seq.data.prepare import ensure_prepared
 from seq2seq.data.prepared import PreparedFolder

@@ -18,8 +18,7 @@ from typing import Any
 
 from seq2seq.config import DataConfig
 from seq2seq.data.corpora import readers
-from seq2seq.data.corpora.errors import CorpusError, CorpusNotFoundError
-from seq2seq.data.corpora.spec import TFDS_PREFIX, corpus_spec
+from seq2seq.data.corpora.spec import TFDS_PREFIX, CorpusError, CorpusNotFoundError, corpus_spec
 from seq2seq.data.dialogue import build_source
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from seq2seq.data.corpora.errors import CorpusError, CorpusNotFoundError
+from seq2seq.data.corpora.spec import CorpusError, CorpusNotFoundError
 
 log = logging.getLogger(__name__)
 

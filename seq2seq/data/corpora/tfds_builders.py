@@ -33,19 +33,17 @@ from etils import epath
 from tensorflow_datasets.core.download.checksums import UrlInfo
 
 from seq2seq.data.corpora import readers
-from seq2seq.data.corpora.errors import (
-    DATA_DIR_ENV,
-    CorpusError,
-    CorpusNotFoundError,
-    resolve_cache_dir,
-)
 from seq2seq.data.corpora.spec import (
     CORPORA,
+    DATA_DIR_ENV,
     TFDS_PREFIX,
+    CorpusError,
+    CorpusNotFoundError,
     CorpusSpec,
     builder_specs,
     corpus_spec,
     local_file_checksums,
+    resolve_cache_dir,
 )
 
 VERIFY_ENV = "SEQ2SEQ_VERIFY_CHECKSUMS"
