@@ -11,7 +11,7 @@ import pytest
 
 from seq2seq.study.gates import gate_activations
 from seq2seq.study.gradients import gradient_through_time
-from seq2seq.study.probe import probe_pairs
+from seq2seq.study.run import probe_pairs
 from seq2seq.study.settings import Budget, ProbeSettings, StudyError, VariantError, parse_variant
 
 # -- gradient flow through time ---------------------------------------------------------------

@@ -47,7 +47,7 @@ class ProbeError(StudyError):
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    """The long-dependency probe (``seq2seq.study.probe``): the same small model for every
+    """The long-dependency probe (``seq2seq.study.run``): the same small model for every
     cell, trained for ``steps`` at each length."""
 
     task: str = "copy"
