@@ -64,14 +64,15 @@ SETTINGS = Processors(tf.constant(0), tf.constant(1.0), tf.constant(0))
 SOURCE = tf.constant([[4, 5, 0], [6, 7, 8], [5, 5, 5], [4, 0, 0]], tf.int32)
 
 
-def search(constraints, beams=4, n_best=2, max_length=10):
+def search(constraints, beams=4, n_best=2, max_length=10, glue=None):
     model = Toy()
+    glue = tf.zeros([V], tf.bool) if glue is None else tf.constant(glue)
     encoded = model.encode(SOURCE)
     if constraints is None:
         found = beam_loop(model, encoded, max_length, SETTINGS, beams, n_best, tf.constant(1.0))
     else:
         found = constrained_beam_loop(
-            model, encoded, max_length, SETTINGS, beams, n_best, tf.constant(1.0), constraints
+            model, encoded, max_length, SETTINGS, beams, n_best, tf.constant(1.0), constraints, glue
         )
     ids, scores, _, steps = found
     return ids.numpy()[:, :, : int(steps)], scores.numpy()
@@ -97,31 +98,32 @@ def test_progress_bookkeeping_by_hand():
     break off, restart and complete them."""
     terms = tf.constant([[[4, 5, 6], [7, 0, 0]]] * 5, tf.int32)  # [5, C=2, L=3]
     lengths = constraint_lengths(terms)
-    met, current, matched = start_progress(lengths)
+    met, current, matched, just = start_progress(lengths)
     assert lengths.numpy().tolist() == [[3, 1]] * 5
     assert next_tokens(terms, lengths, met, current, matched).numpy().tolist() == [[4, 7]] * 5
+    assert not just.numpy().any()
 
     def run(sequence):
         state = start_progress(lengths[:1])
         for token in sequence:
             state = advance(terms[:1], lengths[:1], *state, tf.constant([token]))
-        met, current, matched = (x.numpy()[0].tolist() for x in state)
+        met, current, matched, just = (x.numpy()[0].tolist() for x in state)
         count = int(met_tokens(lengths[:1], *[tf.constant([v]) for v in (met, matched)])[0])
-        return met, current, matched, count
+        return met, current, matched, just, count
 
-    assert run([4]) == ([False, False], 0, 1, 1)  # started
-    assert run([4, 5]) == ([False, False], 0, 2, 2)  # continued
-    assert run([4, 5, 6]) == ([True, False], -1, 0, 3)  # completed
-    assert run([4, 5, 9]) == ([False, False], -1, 0, 0)  # broke off: its tokens no longer count
-    assert run([4, 4, 5, 6]) == ([True, False], -1, 0, 3)  # broke off and restarted at once
-    assert run([7]) == ([False, True], -1, 0, 1)  # a one-token constraint is met at once
-    assert run([4, 7]) == ([False, True], -1, 0, 1)  # breaks 'a b c' off and meets 'd'
-    assert run([7, 7, 4, 5, 6, 9]) == ([True, True], -1, 0, 4)  # met stays met
+    assert run([4]) == ([False, False], 0, 1, False, 1)  # started
+    assert run([4, 5]) == ([False, False], 0, 2, False, 2)  # continued
+    assert run([4, 5, 6]) == ([True, False], -1, 0, True, 3)  # completed
+    assert run([4, 5, 9]) == ([False, False], -1, 0, False, 0)  # broke off: tokens lost
+    assert run([4, 4, 5, 6]) == ([True, False], -1, 0, True, 3)  # broke off, restarted
+    assert run([7]) == ([False, True], -1, 0, True, 1)  # a one-token constraint: met at once
+    assert run([4, 7]) == ([False, True], -1, 0, True, 1)  # breaks 'a b c' off, meets 'd'
+    assert run([7, 7, 4, 5, 6, 9]) == ([True, True], -1, 0, False, 4)  # met stays met
 
     state = start_progress(lengths[:1])
     state = advance(terms[:1], lengths[:1], *state, tf.constant([4]))
     # in progress: only the next token of the constraint in progress advances it
-    assert next_tokens(terms[:1], lengths[:1], *state).numpy().tolist() == [[5, -1]]
+    assert next_tokens(terms[:1], lengths[:1], *state[:3]).numpy().tolist() == [[5, -1]]
 
 
 def test_bank_sizes_split_the_beam_and_give_unused_slots_away_top_first():
@@ -155,6 +157,8 @@ def test_every_constraint_is_in_the_output_and_it_ends():
         assert contains(output, natural) or len(output) <= 2 + sum(map(len, terms))
     # without constraints: the model's own choice
     assert strip_ids(ids[3, 0]) == natural
+    # each input stopped once its best hypothesis ended, not at max_length (10)
+    assert ids.shape[2] < 10
     assert np.all(np.isfinite(scores))
 
 
@@ -184,6 +188,20 @@ def test_any_beam_size_places_the_constraints(beams):
             assert contains(strip_ids(ids[row, 0]), term), (beams, row, ids[row, 0])
 
 
+def test_no_piece_glues_onto_a_completed_constraint():
+    """After 6 the toy model prefers 7; with 7 marked as a piece that would continue the
+    word, a constraint ending in 6 is followed by something else."""
+    constraints = pack_constraints([[[6]], [[6]], [[9, 6]], []])
+    ids, _ = search(tf.constant(constraints))
+    assert any(contains(strip_ids(ids[row, 0]), [6, 7]) for row in range(3))
+    glue = np.zeros(V, bool)
+    glue[7] = True
+    ids, _ = search(tf.constant(constraints), glue=glue)
+    for row in range(3):
+        output = strip_ids(ids[row, 0])
+        assert contains(output, [6]) and not contains(output, [6, 7]), output
+
+
 def test_max_length_cuts_a_search_that_cannot_place_its_constraints():
     """Three constraints of 3 tokens cannot fit in 4 steps: the search stops there, with
     no END, rather than run on."""
@@ -201,8 +219,10 @@ def test_it_compiles_with_xla():
     @tf.function(jit_compile=True, autograph=False)
     def run(source, constraints):
         return constrained_beam_loop(
-            model, model.encode(source), 10, SETTINGS, 3, 1, tf.constant(1.0), constraints
+            model, model.encode(source), 10, SETTINGS, 3, 1, tf.constant(1.0), constraints, glue
         )
+
+    glue = tf.zeros([V], tf.bool)
 
     ids, _, _, steps = run(SOURCE, constraints)
     eager_ids, _ = search(constraints, beams=3, n_best=1)

@@ -92,3 +92,32 @@ def test_unreadable_files(tmp_path):
         read_glossary(tmp_path / "missing.tsv")
     with pytest.raises(GlossaryError, match="is a folder"):
         read_glossary(tmp_path)
+
+
+def test_word_continuations_are_sentencepiece_pieces_inside_a_word():
+    from seq2seq.inference.glossary import word_continuations
+
+    class Pieces:
+        kind = "sentencepiece"
+        pieces = ["<pad>", "<unk>", "<s>", "</s>", "▁physic", "ian", "d", ".", "'s", "▁the", "9"]
+        vocab_size = len(pieces)
+
+        def id_to_piece(self, i):
+            return self.pieces[i]
+
+    glue = word_continuations(Pieces())
+    assert [Pieces.pieces[i] for i in glue.nonzero()[0]] == ["ian", "d", "9"]
+    Pieces.kind = "word"
+    assert not word_continuations(Pieces()).any()
+
+
+def test_the_sample_glossary_reads():
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample" / "glossary-es-en.tsv"
+    glossary = read_glossary(sample)
+    assert len(glossary) == 30
+    assert [t.target for t in glossary.matches("El médico vive en Nueva York.")] == [
+        "physician",
+        "New York",
+    ]

@@ -25,7 +25,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from seq2seq.constants import UNK
+import numpy as np
+
+from seq2seq.constants import SPECIAL_PIECES, UNK
+
+WORD_START = "\u2581"  # SentencePiece's mark of a piece that starts a word
 
 SEARCH_NEEDED = (
     "a glossary constrains beam search only; use --method beam (or --beam N), "
@@ -110,6 +114,20 @@ class Glossary:
         if self.terms and not self.ids:
             raise ValueError("call with_vocabulary(target_tokenizer) before constraints()")
         return [list(self.ids[term.target]) for term in self.matches(text)]
+
+
+def word_continuations(tokenizer: Any) -> np.ndarray:
+    """[V] bool: the target pieces that would glue onto the word before them (SentencePiece
+    pieces without the word-start mark that begin with a letter or digit). Constrained
+    beam search bans them right after a term, so a term stays a whole word ("physician",
+    not "physiciand"); punctuation ("." or "'s") may follow. A word tokenizer has none."""
+    glue = np.zeros(tokenizer.vocab_size, bool)
+    if getattr(tokenizer, "kind", None) != "sentencepiece":
+        return glue
+    for i in range(len(SPECIAL_PIECES), tokenizer.vocab_size):
+        piece = tokenizer.id_to_piece(i)
+        glue[i] = not piece.startswith(WORD_START) and piece[:1].isalnum()
+    return glue
 
 
 def _key(text: str) -> str:

@@ -28,11 +28,14 @@ Each step (``constrained_beam_loop``):
    remainder to the top bank, all constraints met); a bank with too few candidates gives
    its slots to the others, top bank first; each bank takes its best candidates by
    length-normalised score;
-4. the new beam is the chosen candidates, best first.
+4. the new beam is the chosen candidates, best first;
+5. an input with constraints stops (its hypotheses are frozen) as soon as its best
+   hypothesis by normalised score has ended: the lower banks always hold hypotheses that
+   cannot end yet, and would otherwise keep the batch running to ``max_length``.
 
-At the end, hypotheses that meet every constraint rank before those that do not (only
-possible when ``max_length`` cut the search); the scores returned are the plain
-normalised scores. An input without constraints has one bank of ``K`` slots, filled with
+At the end, hypotheses that ended (so met every constraint) rank first, then those that
+``max_length`` or the stop cut short; the scores returned are the plain normalised
+scores. An input without constraints has one bank of ``K`` slots, filled with
 the top ``K`` expansions in the same order as ``beam_loop``: it decodes exactly as
 without constraints, whatever the other inputs of its batch carry.
 """
@@ -87,9 +90,11 @@ def constraint_lengths(constraints):
 
 
 def start_progress(lengths):
-    """``(met, current, matched)`` before any token: only padding constraints are met."""
+    """``(met, current, matched, just)`` before any token: only padding constraints are
+    met; ``just`` [N] says that the last token completed a constraint."""
     rows = tf.shape(lengths)[0]
-    return tf.equal(lengths, 0), tf.fill([rows], -1), tf.zeros([rows], tf.int32)
+    none = tf.zeros([rows], tf.int32)
+    return tf.equal(lengths, 0), tf.fill([rows], -1), none, tf.zeros([rows], tf.bool)
 
 
 def met_tokens(lengths, met, matched):
@@ -117,8 +122,9 @@ def next_tokens(constraints, lengths, met, current, matched):
     return tf.where((current >= 0)[:, None], ongoing, first)
 
 
-def advance(constraints, lengths, met, current, matched, tokens):
-    """The progress ``(met, current, matched)`` after each row produced ``tokens`` [N]."""
+def advance(constraints, lengths, met, current, matched, just, tokens):
+    """The progress ``(met, current, matched, just)`` after each row produced ``tokens``
+    [N] (``just``: that token completed a constraint)."""
     count = tf.shape(constraints)[1]
     index, length, following = _in_progress(constraints, lengths, current, matched)
     continues = tf.logical_and(current >= 0, tf.equal(tokens, following))
@@ -135,7 +141,7 @@ def advance(constraints, lengths, met, current, matched, tokens):
     begun = tf.logical_and(starting, tf.logical_not(whole))
     current = tf.where(ongoing, current, tf.where(begun, first, -1))
     matched = tf.where(ongoing, matched + 1, tf.where(begun, 1, 0))
-    return met, current, matched
+    return met, current, matched, tf.logical_or(completes, whole)
 
 
 def bank_sizes(banks, valid, totals, beams):
@@ -185,10 +191,15 @@ def choose_by_bank(scores, banks, valid, totals, beams):
 
 
 def constrained_beam_loop(
-    model, encoded, max_length, settings: Processors, beam_size, n_best, alpha, constraints
+    model, encoded, max_length, settings: Processors, beam_size, n_best, alpha, constraints, glue
 ):
     """Beam search whose outputs contain each input's ``constraints`` [B, C, L]: ids
-    [B,n,L], normalised scores [B,n], attention [B,n,L,S], steps (as ``beam_loop``)."""
+    [B,n,L], normalised scores [B,n], attention [B,n,L,S], steps (as ``beam_loop``).
+
+    ``glue`` [V] bool: the target pieces that would continue the word before them
+    (``seq2seq.inference.glossary.word_continuations``); they are banned right after a
+    constraint is completed, so "physician" cannot become "physiciand".
+    """
     beams = beam_size
     batch = tf.shape(encoded[1])[0]
     empty = empty_rows(encoded[1])
@@ -203,7 +214,7 @@ def constrained_beam_loop(
     totals = tf.reduce_sum(constraint_lengths(constraints), axis=-1)  # [B]
     candidate_terms = tf.repeat(constraints, width, axis=0)  # [B*M, C, L]
     candidate_lengths = constraint_lengths(candidate_terms)
-    met, current, matched = start_progress(term_lengths)
+    progress = start_progress(term_lengths)
     tokens = tf.fill([rows], tf.constant(START, tf.int32))
     first = tf.equal(tf.range(beams), 0)
     scores = tf.tile(tf.where(first, 0.0, NEG_INF)[None, :], [batch, 1])  # [B,K]
@@ -222,11 +233,14 @@ def constrained_beam_loop(
         return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
 
     def step(t, tokens, scores, lengths, finished, states, history, weights, seen, progress):
-        met, current, matched = progress
+        met, current, matched, just = progress
         logits, new_states, attention = model.decode_step(tokens, states, memory, mask)
         logits = process_logits(logits, t, history, seen, settings)
         unmet = tf.logical_not(tf.reduce_all(met, axis=-1))
-        logits = tf.where(tf.logical_and(unmet[:, None], is_end), NEG_INF, logits)
+        banned = tf.logical_or(
+            tf.logical_and(unmet[:, None], is_end), tf.logical_and(just[:, None], glue[None, :])
+        )
+        logits = tf.where(banned, NEG_INF, logits)
         log_probs = tf.nn.log_softmax(logits, axis=-1)
         flat_finished = tf.reshape(finished, [rows])
         log_probs = tf.where(flat_finished[:, None], pad_only[None, :], log_probs)
@@ -255,12 +269,10 @@ def constrained_beam_loop(
         chosen = picked % vocab_size
         # each candidate's progress after its token
         parent_rows = tf.reshape(parent + offsets, [-1])
-        candidate_met, candidate_current, candidate_matched = advance(
+        candidate_met, candidate_current, candidate_matched, candidate_just = advance(
             candidate_terms,
             candidate_lengths,
-            tf.gather(met, parent_rows),
-            tf.gather(current, parent_rows),
-            tf.gather(matched, parent_rows),
+            *(tf.gather(part, parent_rows) for part in progress),
             tf.reshape(chosen, [-1]),
         )
         banks = tf.reshape(
@@ -276,10 +288,18 @@ def constrained_beam_loop(
             tf.gather(candidate_met, kept),
             tf.gather(candidate_current, kept),
             tf.gather(candidate_matched, kept),
+            tf.gather(candidate_just, kept),
         )
         parent_finished = tf.gather(finished, parent, batch_dims=1)
         lengths = tf.gather(new_lengths, parent, batch_dims=1)
         finished = tf.logical_or(parent_finished, tf.equal(chosen, END))
+        # an input with constraints stops once its best hypothesis has ended: the banks
+        # keep hypotheses that cannot end yet, which would otherwise run to max_length
+        leader = tf.argmax(
+            scores / length_penalty_of(tf.maximum(lengths, 1), alpha), -1, output_type=tf.int32
+        )
+        settled = tf.logical_and(tf.gather(finished, leader, batch_dims=1), totals > 0)
+        finished = tf.logical_or(finished, settled[:, None])
         flat_parent = tf.reshape(parent + offsets, [rows])
         tokens = tf.reshape(tf.where(parent_finished, PAD, chosen), [rows])
         attention = tf.gather(tf.cast(attention, tf.float32), flat_parent)
@@ -300,15 +320,18 @@ def constrained_beam_loop(
         history,
         weights,
         seen,
-        (met, current, matched),
+        progress,
     )
     steps, _, scores, lengths, _, _, history, weights, _, progress = tf.while_loop(
         not_done, step, state, maximum_iterations=max_length
     )
     normalised = scores / length_penalty_of(tf.maximum(lengths, 1), alpha)
     complete = tf.reshape(tf.reduce_all(progress[0], axis=-1), [batch, beams])
-    # hypotheses that meet every constraint first (only max_length can leave one unmet)
-    ranking = tf.where(complete, normalised, normalised + 4 * NEG_INF)
+    ended = tf.reshape(tf.reduce_any(tf.equal(history, END), axis=-1), [batch, beams])
+    # with constraints, the hypotheses that ended (so met every constraint) come first,
+    # then those max_length or the stop cut short
+    good = tf.logical_and(complete, tf.logical_or(ended, (totals == 0)[:, None]))
+    ranking = tf.where(good, normalised, normalised + 4 * NEG_INF)
     order = tf.math.top_k(ranking, n_best).indices
     ids = tf.reshape(history, [batch, beams, max_length])
     attention = tf.reshape(weights, [batch, beams, max_length, source_length])

@@ -202,6 +202,7 @@ class Searcher:
                     _scalar(tf.int32),
                     _scalar(tf.float32),
                     tf.TensorSpec([None, None, None], tf.int32),
+                    tf.TensorSpec([None], tf.bool),
                 ],
             ),
             "sample": compile_search(
@@ -279,8 +280,8 @@ class Searcher:
         program, _ = self._searches[method]
         if self.jit_compile:
             source = pad_source(source, compiled_shape(*source.shape))
-            # per-input arguments (constraints [B, C, L]) get the padding rows too
-            extra = tuple(pad_rows(x, source.shape[0]) if x.shape.rank else x for x in extra)
+            # the constraints [B, C, L] get the padding rows too
+            extra = tuple(pad_rows(x, source.shape[0]) if x.shape.rank == 3 else x for x in extra)
         found = program(tf.constant(source), *common, *extra)
         self._built.add(key)
         return found
@@ -414,12 +415,15 @@ class Searcher:
         repetition_penalty: float = DEFAULT.repetition_penalty,
         no_repeat_ngram_size: int = DEFAULT.no_repeat_ngram_size,
         constraints: np.ndarray | None = None,
+        glue: np.ndarray | None = None,
     ) -> SearchResult:
         """Beam search; the top ``n_best`` of ``beam_size`` hypotheses, best first.
 
         ``constraints`` [B, C, L] (``seq2seq.search.constrained.pack_constraints``): token-id
         sequences each input's output must contain (lexically constrained decoding); an
-        input without any decodes exactly as without ``constraints``.
+        input without any decodes exactly as without ``constraints``. ``glue`` [V] bool:
+        the pieces banned right after a constraint, as they would continue its last word
+        (``seq2seq.inference.glossary.word_continuations``; default: none).
         """
         if beam_size < 1:
             raise ValueError(f"beam_size is {beam_size}; allowed: >= 1")
@@ -443,7 +447,9 @@ class Searcher:
                     f"{constraints.shape}"
                 )
         if constraints is not None and constraints.any():
-            extra = (*extra, tf.constant(constraints))
+            if glue is None:
+                glue = np.zeros(self.model.target_vocab_size, bool)
+            extra = (*extra, tf.constant(constraints), tf.constant(np.asarray(glue, bool)))
             sizes = (beam_size, n_best, *constraints.shape[1:])
             found = self._run("constrained", source, common, extra, sizes=sizes)
             return self._result(*found, source)
@@ -539,7 +545,11 @@ class Searcher:
                 return
 
     def search(
-        self, source: np.ndarray, decode: DecodeConfig, constraints: np.ndarray | None = None
+        self,
+        source: np.ndarray,
+        decode: DecodeConfig,
+        constraints: np.ndarray | None = None,
+        glue: np.ndarray | None = None,
     ) -> SearchResult:
         """Dispatch on ``decode.method`` (a ``DecodeConfig``); greedy returns one hypothesis.
         ``constraints`` (see ``beam``) need beam search: ``ValueError`` for the others."""
@@ -563,6 +573,7 @@ class Searcher:
                 n_best=decode.n_best,
                 length_penalty=decode.length_penalty,
                 constraints=constraints,
+                glue=glue,
                 **common,
             )
         if decode.method == "sample":
