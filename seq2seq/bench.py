@@ -72,12 +72,12 @@ def time_steps(trainer, batches: list, warmup: int) -> dict[str, float]:
 
 def bench_training(config, prepared, steps: int, warmup: int) -> tuple[dict, object]:
     """Bucketed vs padded training speed for one config, on batches streamed from the
-    prepared shards (``seq2seq.data.shards``) as training reads them; returns the model."""
+    prepared shards (``seq2seq.data.pipeline``) as training reads them; returns the model."""
     import keras
     import tensorflow as tf
 
     from seq2seq.constants import PAD
-    from seq2seq.data.shards import read_records, train_batches
+    from seq2seq.data.pipeline import read_records, train_batches
     from seq2seq.training.loop import build_trainer, fastest_mixed_policy
 
     data, train = config.data, config.train

@@ -57,7 +57,7 @@ def word_data(path: str, **fields) -> DataConfig:
 
 def train_records(folder) -> list[tuple[list[int], list[int]]]:
     """The train pairs in corpus order: pair k is record k // N of shard k mod N."""
-    from seq2seq.data.shards import read_records
+    from seq2seq.data.pipeline import read_records
 
     shards = [
         [(s.numpy().tolist(), t.numpy().tolist()[:-1]) for (s, _), t in read_records([f], False)]

@@ -120,7 +120,7 @@ def split_pairs(config: Config, split: str) -> list[tuple[str, str]]:
 
     folder = ensure_prepared(config.data)
     if split == "train":  # its text is not kept: the pairs as the tokenizers give them back
-        from seq2seq.data.shards import read_ids
+        from seq2seq.data.pipeline import read_ids
         from seq2seq.data.tokenizers import load_tokenizer
 
         source, target = load_tokenizer(folder.source_vocab), load_tokenizer(folder.target_vocab)

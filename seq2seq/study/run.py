@@ -49,8 +49,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from seq2seq.config import Config, load_config
-from seq2seq.data.pipeline import make_dataset
-from seq2seq.data.shards import read_ids
+from seq2seq.data.pipeline import make_dataset, read_ids
 from seq2seq.data.tokenizers import END, PAD
 from seq2seq.model import parameter_counts
 from seq2seq.runs import RunPaths, remove_partial_files, write_text_atomically

@@ -2,7 +2,7 @@
 
 ``prepare_data`` finds or makes the prepared folder (``seq2seq.data.prepare``): token-id
 shards, tokenizers fitted on a sample of the training split (or a resumed run's own), the
-dev/test text. Batches stream from the shards (``seq2seq.data.shards``): each input
+dev/test text. Batches stream from the shards (``seq2seq.data.pipeline``): each input
 pipeline (one per worker) reads its own files, shuffled with the epoch's seed, so a resumed
 epoch sees the same order as an uninterrupted one, and every pair is seen once per epoch.
 """
@@ -20,9 +20,9 @@ import tensorflow as tf
 from seq2seq.config import Config
 from seq2seq.data.corpora.spec import CorpusError
 from seq2seq.data.corpus_rows import corpus_name
+from seq2seq.data.pipeline import epoch_steps, split_batches, train_batches
 from seq2seq.data.prepare import ensure_prepared
 from seq2seq.data.prepared import PreparedFolder
-from seq2seq.data.shards import epoch_steps, split_batches, train_batches
 from seq2seq.data.tokenizers import Tokenizer, load_tokenizer
 from seq2seq.runs import RunPaths
 
