@@ -17,9 +17,9 @@ import pytest
 from seq2seq.config import DataConfig
 from seq2seq.data.corpora.loading import load_splits
 from seq2seq.data.corpora.spec import CorpusError
+from seq2seq.data.corpus_rows import components
 from seq2seq.data.prepare import IN_PROGRESS_FILE, ShardWriter, ensure_prepared, prepare
 from seq2seq.data.prepared import MANIFEST_FILE, PreparedDataError, open_prepared
-from seq2seq.data.splitting import components
 
 WORDS = "red green blue cat dog house tree river stone cloud bird fish lamp road city".split()
 

@@ -2,10 +2,9 @@
 
 Memory stays bounded by a few numbers per pair, never the corpus as Python objects:
 
-1. **keys** and 2. **split** (``seq2seq.data.splitting``): each pair's sentences hashed to
+1. **keys** and 2. **split** (``seq2seq.data.corpus_rows``): each pair's sentences hashed to
    64 bits and a seeded sample kept for the tokenizers; then the leak-free split over the
-   hashes, the in-memory loader's rule, so the splits are the same. The corpus is read
-   through ``seq2seq.data.corpus_rows``;
+   hashes, the in-memory loader's rule, so the splits are the same;
 3. **tokenizers** are fitted on the sample's training pairs;
 4. **encode**: chunks of pairs are tokenised and length-filtered in worker processes (every
    core), and written in corpus order: train pairs round-robin over the train shards, dev
@@ -39,7 +38,17 @@ import numpy as np
 
 from seq2seq.config import DataConfig
 from seq2seq.data.corpora.spec import CorpusError, corpus_languages
-from seq2seq.data.corpus_rows import CorpusRows, corpus_name, corpus_rows, ordered_rows, progress
+from seq2seq.data.corpus_rows import (
+    CAPPED,
+    CorpusRows,
+    SplitPlan,
+    corpus_name,
+    corpus_rows,
+    ordered_rows,
+    plan_fixed,
+    plan_translation,
+    progress,
+)
 from seq2seq.data.prepared import (
     CODES,
     FORMAT,
@@ -56,7 +65,6 @@ from seq2seq.data.prepared import (
     open_prepared,
     sha256_of,
 )
-from seq2seq.data.splitting import CAPPED, SplitPlan, plan_fixed, plan_translation
 from seq2seq.data.tokenizers import (
     END,
     Tokenizer,
