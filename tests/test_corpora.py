@@ -109,6 +109,42 @@ def test_read_dailydialog(tmp_path):
     assert reasons == {(2, "fewer than 2 utterances (1)"), (3, "empty utterance")}
 
 
+def test_dailydialog_tokenisation_traces_are_repaired(tmp_path):
+    """The corpus writes "It' s", "I'Ve", "Bill , see" and "8 : 30"; a chat model trained on
+    that writes them back, so the reader repairs them (and leaves real text alone)."""
+    text = (
+        "Let' s go. It' s late , Bill . __eou__ I'Ve got it. You'Ve seen it? __eou__ "
+        "See you at 8 : 30 ! __eou__ It's fine, isn't it? Rock 'n' roll. __eou__\n"
+    )
+    path = write(tmp_path / "dialogues_train.txt.gz", text)
+    rows, _ = read_all(readers.read_dailydialog, path)
+    assert rows == [
+        (
+            0,
+            [
+                "Let's go. It's late, Bill.",
+                "I've got it. You've seen it?",
+                "See you at 8:30!",
+                "It's fine, isn't it? Rock 'n' roll.",
+            ],
+        )
+    ]
+
+
+def test_repaired_dailydialog_text_gets_its_own_cache_key():
+    from seq2seq.config import DataConfig
+    from seq2seq.data.prepared import TEXT_REVISIONS, data_hash
+
+    assert "anki/spa-eng" not in TEXT_REVISIONS  # its caches stay valid
+    daily = DataConfig(corpus="daily_dialog")
+    repaired = data_hash(daily)
+    revision = TEXT_REVISIONS.pop("daily_dialog")
+    try:
+        assert data_hash(daily) != repaired  # the key the unrepaired text had
+    finally:
+        TEXT_REVISIONS["daily_dialog"] = revision
+
+
 SEP = " +++$+++ "
 
 

@@ -305,6 +305,11 @@ class DailyDialog(LocalFirstBuilder):
     """DailyDialog: one example per dialogue, official train/validation/test splits."""
 
     BUILDER_CONFIGS = configs_of("daily_dialog")
+    VERSION = tfds.core.Version("1.2.0")
+    RELEASE_NOTES = {
+        **LocalFirstBuilder.RELEASE_NOTES,
+        "1.2.0": 'Tokenisation traces repaired: "It\' s" -> "It\'s", "I\'Ve" -> "I\'ve".',
+    }
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
