@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq import run_lock
 from seq2seq.cli import quiet
-from seq2seq.run_lock import RunLockError
+from seq2seq.run_lock import check_output, new_output
 from seq2seq.runs import (
     RunError,
     RunPaths,
@@ -108,23 +107,11 @@ def average_run(
     existing ``output`` is an error.
     """
     paths = open_run(run)
-    output = Path(output)
-    try:
-        run_lock.check_new_folder(output)
-    except RunLockError:
-        raise
-    except RunError as error:
-        raise AverageError(str(error)) from None
+    check_output(output, AverageError)
     chosen = last_checkpoints(paths.root, last, allow_gaps)
     model = build_run_model(paths)
     average_weights(model, list(chosen.values()))
-    try:
-        run_lock.claim_new_folder(output, "averaging")
-    except RunLockError:
-        raise
-    except RunError as error:
-        raise AverageError(str(error)) from None
-    try:
+    with new_output(output, "averaging", AverageError) as output:
         target = RunPaths(output)
         for name in (paths.config, paths.format):
             shutil.copy2(name, output / name.name)
@@ -138,14 +125,6 @@ def average_run(
             "checkpoints": [p.name for p in chosen.values()],
         }
         write_metrics(target, {"averaged": averaged})
-    except OSError as error:
-        shutil.rmtree(output, ignore_errors=True)
-        raise AverageError(f"cannot write {output}: {error.strerror or error}") from None
-    except BaseException:
-        shutil.rmtree(output, ignore_errors=True)
-        raise
-    finally:
-        run_lock.release(output, remove=True)
     return list(chosen)
 
 

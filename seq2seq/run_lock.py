@@ -9,7 +9,8 @@ into the file. (On NFS, Linux maps ``flock`` onto NFS byte-range locks, which ot
 see as well.)
 
 A process that already holds a folder's lock gets it back from ``acquire``; ``release``
-drops it.
+drops it. ``new_output`` is the whole life of an output built in place (``average``,
+``export``): checked, created and locked, removed again when writing it fails.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,3 +184,39 @@ def claim_new_folder(folder: str | Path, purpose: str) -> RunLock:
     except OSError as error:
         raise RunError(f"cannot create {folder}: {error.strerror}") from None
     return acquire(folder, purpose)
+
+
+def check_output(folder: str | Path, error: type[Exception]) -> None:
+    """``check_new_folder`` for a command's output: its ``RunError`` raised as ``error``
+    (the command's own error), a folder another process writes as ``RunLockError``."""
+    try:
+        check_new_folder(folder)
+    except RunLockError:
+        raise
+    except RunError as failure:
+        raise error(str(failure)) from None
+
+
+@contextmanager
+def new_output(folder: str | Path, purpose: str, error: type[Exception]) -> Iterator[Path]:
+    """Create and lock ``folder`` (``claim_new_folder``) for the ``with`` block that writes
+    it; a failure in the block removes the folder (an ``OSError`` becomes ``error`` naming
+    it), and the lock and its file go at the end either way. A folder that cannot be
+    claimed raises as ``check_output`` does."""
+    folder = Path(folder)
+    try:
+        claim_new_folder(folder, purpose)
+    except RunLockError:
+        raise
+    except RunError as failure:
+        raise error(str(failure)) from None
+    try:
+        yield folder
+    except OSError as failure:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise error(f"cannot write {folder}: {failure.strerror or failure}") from None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        release(folder, remove=True)

@@ -229,15 +229,9 @@ def serving_function(model, source_codec, target_codec, settings: ExportSettings
 def load_for_export(run_dir: str | Path, output: str | Path):
     """The run's ``Translator`` (without XLA: exports run plain graphs), if ``output`` is free."""
     from seq2seq.inference.translator import Translator
-    from seq2seq.run_lock import RunLockError, check_new_folder
-    from seq2seq.runs import RunError
+    from seq2seq.run_lock import check_output
 
-    try:
-        check_new_folder(output)
-    except RunLockError:
-        raise
-    except RunError as error:
-        raise ExportError(str(error)) from None
+    check_output(output, ExportError)
     return Translator.from_run(run_dir, jit_compile=False)
 
 
@@ -255,18 +249,9 @@ def write_export(
     ``fill(folder)`` writes the model files; the settings and ``signature`` go to
     ``metadata_file``, last. A failure removes ``output``.
     """
-    from seq2seq import run_lock
-    from seq2seq.run_lock import RunLockError
-    from seq2seq.runs import RunError
+    from seq2seq.run_lock import new_output
 
-    output = Path(output)
-    try:
-        run_lock.claim_new_folder(output, "export")
-    except RunLockError:
-        raise
-    except RunError as error:
-        raise ExportError(str(error)) from None
-    try:
+    with new_output(output, "export", ExportError) as output:
         fill(output)
         metadata = {
             "run": str(translator.paths.root.resolve()),
@@ -276,14 +261,6 @@ def write_export(
         }
         (output / metadata_file).parent.mkdir(parents=True, exist_ok=True)
         (output / metadata_file).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
-    except OSError as error:
-        shutil.rmtree(output, ignore_errors=True)
-        raise ExportError(f"cannot write {output}: {error.strerror or error}") from None
-    except BaseException:
-        shutil.rmtree(output, ignore_errors=True)
-        raise
-    finally:
-        run_lock.release(output, remove=True)
 
 
 def build_archive(translator, settings: ExportSettings):
