@@ -19,16 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-
-def has_term(text: str, term: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(term.casefold())}(?!\w)", text.casefold()) is not None
 
 
 def decode_all(translator, texts, decode, batch_size, constraints=None) -> tuple[list[str], float]:
@@ -68,7 +63,7 @@ def compare(translator, texts, decode, batch_size, constraints, repeats):
 
 def check(args) -> dict:
     from seq2seq.inference.evaluation import split_pairs
-    from seq2seq.inference.glossary import read_glossary
+    from seq2seq.inference.glossary import has_term, read_glossary
     from seq2seq.inference.prediction import corpus_scores
     from seq2seq.inference.translator import Translator
 

@@ -22,6 +22,7 @@ from seq2seq.config import ConfigError
 from seq2seq.data.corpora.spec import CorpusError
 from seq2seq.data.prepared import PreparedDataError
 from seq2seq.inference.evaluation import SPLITS, TASKS, EvaluationError, evaluate_run, run_config
+from seq2seq.inference.glossary import GlossaryError, check_method, read_glossary
 from seq2seq.inference.metrics import DEFAULT_DEGENERATE_THRESHOLD, DEFAULT_STOCK_FRACTION
 from seq2seq.inference.mmi import require_backward
 from seq2seq.runs import RunError
@@ -74,6 +75,14 @@ def format_report(result: dict[str, Any]) -> str:
             f"names and numbers carried {carry['carried']:,}/{carry['terms']:,} "
             f"({carry['carry_rate']:.1%}; words of {carry['sentences_with_terms']:,} sources "
             "kept unchanged by their reference, with a digit or a capital)"
+        )
+    glossary = metrics.get("glossary")
+    if glossary:
+        rate = glossary["hit_rate"]
+        lines.append(
+            f"glossary {glossary['file']}: {glossary['sentences']:,} sources hold a source "
+            f"term; {glossary['hits']:,}/{glossary['constraints']:,} target terms in the output"
+            + (f" ({rate:.1%})" if rate is not None else "")
         )
     if result["truncated_sources"]:
         lines.append(f"{result['truncated_sources']:,} inputs were cut to the model's max length")
@@ -141,6 +150,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="dialogue: a reply given to at least this share of distinct inputs (and to "
         f"at least 2) is a stock reply (default {DEFAULT_STOCK_FRACTION})",
     )
+    parser.add_argument(
+        "--glossary",
+        metavar="FILE",
+        help="source term<TAB>target term lines that constrain beam search "
+        "(docs/decoding.md); the report gives the share of target terms in the output",
+    )
     add_decode_arguments(parser, n_best=False, mmi=True)
     quiet.add_verbose_argument(parser)
     args = parser.parse_args(argv)
@@ -162,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         decode = resolve_decode(config, overrides_from_args(args))
         if decode.mmi_lambda is not None:
             require_backward(args.model, config, args.backward_model)
-    except (RunError, ConfigError) as error:
+        glossary = None
+        if args.glossary:
+            glossary = read_glossary(args.glossary)
+            check_method(args.glossary, decode.method)
+    except (RunError, ConfigError, GlossaryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
@@ -180,8 +199,16 @@ def main(argv: list[str] | None = None) -> int:
             backward_model=args.backward_model,
             ensemble=args.models,
             decode=decode,
+            glossary=glossary,
         )
-    except (RunError, EvaluationError, CorpusError, PreparedDataError, ConfigError) as error:
+    except (
+        RunError,
+        EvaluationError,
+        CorpusError,
+        PreparedDataError,
+        ConfigError,
+        GlossaryError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(format_report(result))

@@ -106,12 +106,13 @@ def translate_lines(
     decode,
     chunk_size: int = CHUNK,
     progress=None,
+    glossary=None,
 ) -> tuple[int, int]:
     """Translate line by line (in chunks); returns (translated, bad) counts.
 
     ``lines`` are ``line_io.Line``s (from ``line_io.read_lines``) or strings; ``decode``
     is the job's ``DecodeConfig``. Exactly one output line (``decode.n_best`` rows with
-    --n-best) is written per input line, in order.
+    --n-best) is written per input line, in order. ``glossary``: see ``--glossary``.
     """
     from seq2seq.inference.prediction import batch_seed
     from seq2seq.inference.translator import InputError
@@ -131,7 +132,8 @@ def translate_lines(
             except InputError as error:
                 print(f"{name}:{line.number}: {error}; writing an empty line", file=sys.stderr)
         seeded = decode.replace(seed=batch_seed(decode.seed, chunk_number))
-        translations = translator.translate([text for _, text in valid], seeded)
+        texts = [text for _, text in valid]
+        translations = translator.translate(texts, seeded, glossary=glossary)
         by_number = dict(zip((n for n, _ in valid), translations, strict=True))
         for line in chunk:
             if line.number in by_number:
@@ -178,6 +180,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--input", metavar="FILE", help="translate FILE, one sentence a line")
     parser.add_argument("--output", metavar="FILE", help="write translations to FILE")
+    parser.add_argument(
+        "--glossary",
+        metavar="FILE",
+        help="terms the translation must use: lines of source term<TAB>target term; a "
+        "sentence holding a source term (whole word, any case) gets its target term, by "
+        "constrained beam search (needs --method beam or --beam N; docs/decoding.md)",
+    )
     add_decode_arguments(parser)
     parser.add_argument(
         "--max-input-chars",
@@ -228,6 +237,12 @@ def check_run_and_flags(args: argparse.Namespace):
     except ConfigError as error:
         raise RunError(f"{paths.root}: its config.yaml cannot be used: {error}") from error
     decode = resolve_decode(config, overrides_from_args(args))
+    args.glossary_terms = None
+    if args.glossary:  # its lines and the search now; its target terms once the run loads
+        from seq2seq.inference.glossary import check_method, read_glossary
+
+        args.glossary_terms = read_glossary(args.glossary)
+        check_method(args.glossary, decode.method)
     warn_if_chat(paths.root, config)
     if args.input:
         line_io.check_input_file(Path(args.input))
@@ -266,7 +281,7 @@ def describe_run(root: Path, config) -> str:
     return f"{root}: {data.corpus}" + (" (reversed)" if data.reverse else "")
 
 
-def translate_arguments(translator, sentences: list[str], decode) -> None:
+def translate_arguments(translator, sentences: list[str], decode, glossary=None) -> None:
     cleaned = []
     for number, sentence in enumerate(sentences, start=1):
         text, notices = line_io.clean_text(sentence)
@@ -274,7 +289,7 @@ def translate_arguments(translator, sentences: list[str], decode) -> None:
             print(f"argument {number}: {notice}", file=sys.stderr)
         translator.check_input(text, f"argument {number}")
         cleaned.append(text)
-    translations = translator.translate(cleaned, decode)
+    translations = translator.translate(cleaned, decode, glossary=glossary)
     for number, translation in enumerate(translations, start=1):
         flag_truncated(translation, f"argument {number}", translator)
         rows = format_translation(translation, number, decode.n_best > 1)
@@ -282,7 +297,7 @@ def translate_arguments(translator, sentences: list[str], decode) -> None:
     sys.stdout.flush()
 
 
-def translate_file(translator, args: argparse.Namespace, decode, total: int) -> None:
+def translate_file(translator, args: argparse.Namespace, decode, total: int, glossary=None) -> None:
     """``--input`` (``total`` lines) to ``--output`` (written whole or not at all) or stdout."""
     from tqdm import tqdm
 
@@ -292,7 +307,7 @@ def translate_file(translator, args: argparse.Namespace, decode, total: int) -> 
         with tqdm(total=total, unit="line", file=sys.stderr, disable=None) as progress:
             lines = line_io.read_lines(stream, str(path), args.max_input_chars)
             good, bad = translate_lines(
-                translator, lines, str(path), out, decode, progress=progress
+                translator, lines, str(path), out, decode, progress=progress, glossary=glossary
             )
     print(f"translated {good} lines, {bad} bad lines (empty output)", file=sys.stderr)
 
@@ -336,10 +351,11 @@ def run(args: argparse.Namespace) -> int:
         jit_compile=plan.jit_compile,
         eager_until_built=plan.eager_until_built,
     )
+    glossary = translator.check_glossary(args.glossary_terms, decode)  # spelled by the run
     if args.sentences:
-        translate_arguments(translator, args.sentences, decode)
+        translate_arguments(translator, args.sentences, decode, glossary)
     elif args.input:
-        translate_file(translator, args, decode, size)
+        translate_file(translator, args, decode, size, glossary)
     else:
         if stdin_lines is None:
             stdin_lines = line_io.read_lines(sys.stdin.buffer, "<stdin>", args.max_input_chars)
@@ -350,6 +366,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout,
             decode,
             chunk_size=1 if interactive else CHUNK,
+            glossary=glossary,
         )
         if bad:
             print(f"translated {good} lines, {bad} bad lines (empty output)", file=sys.stderr)

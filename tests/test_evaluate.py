@@ -258,3 +258,25 @@ def test_teacher_forced_loss_matches_the_training_dev_loss(tiny_translation_run,
     best = read_metrics(RunPaths(tiny_translation_run))["best"]["val_loss"]  # model.keras
     assert result["loss"] == pytest.approx(best, rel=0.05)
     assert result["loss_pairs"] == len(dev)
+
+
+@pytest.mark.slow
+def test_evaluate_with_a_glossary_reports_its_hit_rate(tiny_translation_run, tmp_path, capsys):
+    from seq2seq.evaluate import main
+
+    pairs = tmp_path / "mine.tsv"
+    pairs.write_text("One two .\tUno dos .\nSeven .\tSiete .\nTwo six .\tDos seis .\n", "utf-8")
+    glossary = tmp_path / "terms.tsv"
+    glossary.write_text("two\tocho\n", "utf-8")
+    run = ["--model", str(tiny_translation_run), "--pairs", str(pairs), "--beam", "3"]
+    out = ["--output-dir", str(tmp_path / "out")]
+    assert main([*run, *out, "--glossary", str(glossary)]) == 0
+    printed = capsys.readouterr().out
+    assert f"glossary {glossary}: 2 sources hold a source term; 2/2 target terms" in printed
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert report["metrics"]["glossary"]["hit_rate"] == 1.0
+    hypotheses = (tmp_path / "out" / "hypotheses.txt").read_text(encoding="utf-8").lower()
+    assert hypotheses.count("ocho") >= 2
+    # greedy with a glossary: refused before the model loads
+    assert main([*run[:4], "--method", "greedy", "--glossary", str(glossary)]) == 2
+    assert "a glossary constrains beam search only" in capsys.readouterr().err

@@ -437,3 +437,47 @@ def test_fuzz_input_path_keeps_one_output_line_per_input_line(plain_translator, 
     expected = data.count(b"\n") + (bool(data) and not data.endswith(b"\n"))
     assert good + bad == expected
     assert out.getvalue().count("\n") == expected
+
+
+def test_glossary_flag_end_to_end(tiny_run, tmp_path, capsys):
+    glossary = tmp_path / "terms.tsv"
+    glossary.write_text("Two\tocho\n", encoding="utf-8")
+    run = ["--model", str(tiny_run), "--no-jit", "--beam", "3"]
+    assert main([*run, "One two three .", "Nine ."]) == 0
+    plain = capsys.readouterr().out.splitlines()
+    assert main([*run, "--glossary", str(glossary), "One two three .", "Nine ."]) == 0
+    forced = capsys.readouterr().out.splitlines()
+    assert "ocho" in forced[0].lower().split() and "ocho" not in plain[0].lower()
+    assert forced[1] == plain[1]  # no source term: the same translation
+    source = tmp_path / "in.txt"
+    source.write_text("one two .\nthree .\n", encoding="utf-8")
+    output = tmp_path / "out.txt"
+    args = [*run, "--glossary", str(glossary), "--input", str(source), "--output", str(output)]
+    assert main(args) == 0
+    assert "ocho" in output.read_text(encoding="utf-8").splitlines()[0].lower()
+
+
+@pytest.mark.parametrize(
+    "content, extra, message",
+    [
+        ("Two\tocho\nthree tres\n", ["--beam", "3"], "terms.tsv:2: expected source term<TAB>"),
+        ("Two\t\n", ["--beam", "3"], "terms.tsv:1: the target term is empty"),
+        ("two\tocho\nTWO\tdos\n", ["--beam", "3"], "terms.tsv:2: the source term 'TWO' is"),
+        ("two\tzwei\n", ["--beam", "3"], "terms.tsv:1: the target term 'zwei' cannot be spelled"),
+        ("two\tocho\n", [], "terms.tsv: a glossary constrains beam search only"),
+        ("two\tocho\n", ["--temperature", "0.5"], "(the search is sample)"),
+    ],
+)
+def test_bad_glossaries_exit_2_in_one_line_and_write_nothing(
+    tiny_run, tmp_path, capsys, content, extra, message
+):
+    glossary = tmp_path / "terms.tsv"
+    glossary.write_text(content, encoding="utf-8")
+    source = tmp_path / "in.txt"
+    source.write_text("one two .\n", encoding="utf-8")
+    output = tmp_path / "out.txt"
+    args = ["--model", str(tiny_run), "--no-jit", *extra, "--glossary", str(glossary)]
+    assert main([*args, "--input", str(source), "--output", str(output)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err, err
+    assert not output.exists() and source.read_text(encoding="utf-8") == "one two .\n"

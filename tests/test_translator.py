@@ -192,3 +192,50 @@ def test_fuzz_translates_every_valid_input_in_order(plain_translator, sentences)
         results = plain_translator.translate(valid)
         assert [r.source for r in results] == valid
         assert all("\n" not in r.text for r in results)
+
+
+# -- glossaries: constrained beam search through the translator -----------------------
+
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def test_glossary_terms_reach_every_constrained_translation(translator):
+    """Each source digit word the glossary names gets its (deliberately wrong) target
+    word, in every sentence that holds it; sentences without one are untouched."""
+    from seq2seq.inference.glossary import has_term, parse_glossary
+
+    glossary = parse_glossary("two\tocho\nfive\tuno\nseven\tcero cero\n", "g.tsv")
+    rng = np.random.default_rng(5)
+    sentences = [
+        " ".join(DIGITS[d] for d in rng.integers(0, 10, rng.integers(1, 5))) + " ."
+        for _ in range(40)
+    ]
+    decode = translator.decode_config(method="beam", beam_size=4)
+    plain = translator.translate(sentences, decode)
+    forced = translator.translate(sentences, decode, glossary=glossary)
+    constrained = 0
+    for sentence, before, after in zip(sentences, plain, forced, strict=True):
+        terms = glossary.matches(sentence)
+        constrained += bool(terms)
+        for term in terms:
+            assert has_term(after.text, term.target), (sentence, after.text, term.target)
+        if not terms:
+            assert after.text == before.text and after.score == before.score
+    assert 10 < constrained < 40
+
+
+def test_a_glossary_needs_beam_search_and_spellable_terms(translator):
+    from seq2seq.inference.glossary import GlossaryError, parse_glossary
+
+    glossary = parse_glossary("two\tocho\n", "g.tsv")
+    with pytest.raises(GlossaryError, match=r"^g.tsv: a glossary constrains beam search only"):
+        translator.translate(
+            ["one two ."], translator.decode_config(method="greedy"), glossary=glossary
+        )
+    unknown = parse_glossary("two\tocho\nthree\tdrei\n", "g.tsv")
+    with pytest.raises(GlossaryError, match=r"^g.tsv:2: the target term 'drei' cannot be spelled"):
+        translator.translate(["one ."], translator.decode_config(method="beam"), glossary=unknown)
+    # an empty glossary constrains nothing, whatever the search
+    (plain,) = translator.translate(["one two ."])
+    (same,) = translator.translate(["one two ."], glossary=parse_glossary(""))
+    assert same.text == plain.text

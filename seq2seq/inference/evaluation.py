@@ -29,6 +29,7 @@ from seq2seq.config import Config, ConfigError, DecodeConfig, load_run_config
 from seq2seq.data.corpora.readers import LineReport, read_anki
 from seq2seq.data.corpora.spec import is_dialogue
 from seq2seq.inference.carry import carry_report
+from seq2seq.inference.glossary import check_method, hit_report, read_glossary
 from seq2seq.inference.metrics import (
     BLEU_PROTOCOLS,
     DEFAULT_DEGENERATE_THRESHOLD,
@@ -136,7 +137,11 @@ def split_pairs(config: Config, split: str) -> list[tuple[str, str]]:
 
 
 def decode_sources(
-    translator: Any, sources: list[str], batch_size: int, decode: DecodeConfig
+    translator: Any,
+    sources: list[str],
+    batch_size: int,
+    decode: DecodeConfig,
+    glossary: Any = None,
 ) -> tuple[list[str], int]:
     """Every source's best output, in order, and how many sources were cut to length."""
     from seq2seq.inference.translator import InputError
@@ -146,7 +151,7 @@ def decode_sources(
             translator.check_input(source, f"pair {number} ({source!r})")
         except InputError as error:  # e.g. a source that normalises to nothing
             raise EvaluationError(str(error)) from error
-    results = translator.translate(sources, decode, batch_size=batch_size)
+    results = translator.translate(sources, decode, batch_size=batch_size, glossary=glossary)
     return [r.text for r in results], sum(r.truncated for r in results)
 
 
@@ -206,6 +211,7 @@ def evaluate_run(
     backward_model: str | Path | None = None,
     ensemble: list[str | Path] | None = None,
     decode: DecodeConfig | None = None,
+    glossary: str | Path | Any = None,
 ) -> dict[str, Any]:
     """Evaluate the run in ``run_dir``; returns the report (also written as
     ``report.json`` with ``hypotheses.txt`` in ``output_dir``, by default
@@ -218,7 +224,9 @@ def evaluate_run(
     options), ``CorpusError`` (split data not found) and ``ConfigError`` (bad decode
     settings). Everything is checked before the (slow) model load. ``ensemble``: the runs
     to decode with as one model (``seq2seq.inference.ensemble``), ``run_dir`` first; its
-    report goes by default to ``<run>/eval-<split>-ensemble<N>/``.
+    report goes by default to ``<run>/eval-<split>-ensemble<N>/``. ``glossary`` (a file
+    or a ``seq2seq.inference.glossary.Glossary``; beam search only, else ``GlossaryError``)
+    constrains the search; the report's ``metrics["glossary"]`` gives its hit rate.
     """
     members = [str(run) for run in ensemble or [run_dir]]
     if len(members) > 1 and str(Path(members[0])) != str(Path(run_dir)):
@@ -244,6 +252,10 @@ def evaluate_run(
     config = translator.config if translator is not None else run_config(run_dir)
     decode = config.decode if decode is None else decode
     chosen_task = resolve_task(config, task)
+    if isinstance(glossary, str | Path):
+        glossary = read_glossary(glossary)
+    if glossary is not None:
+        check_method(glossary.name, decode.method)
     if decode.mmi_lambda is not None and translator is None:
         backward_model = require_backward(run_dir, config, backward_model)
     report = LineReport()
@@ -271,8 +283,11 @@ def evaluate_run(
     sources = [source for source, _ in pairs]
     references = [target for _, target in pairs]
 
-    hypotheses, truncated = decode_sources(translator, sources, batch_size, decode)
+    checked = translator.check_glossary(glossary, decode)  # its terms spelled by the run
+    hypotheses, truncated = decode_sources(translator, sources, batch_size, decode, checked)
     metrics = corpus_scores(hypotheses, references)
+    if glossary is not None:
+        metrics["glossary"] = hit_report(glossary, sources, hypotheses)
     metrics.update(score(translator, sources, references, batch_size))
     if chosen_task == "dialogue":
         metrics.update(

@@ -41,6 +41,14 @@ class GlossaryError(ValueError):
     """A glossary cannot be used: the one-line message names the file and the line."""
 
 
+def check_method(name: str, method: str) -> None:
+    """``GlossaryError`` unless ``method`` is beam search: greedy search and sampling pick
+    one token per step and cannot be steered to a term, so a glossary is refused there
+    rather than ignored."""
+    if method != "beam":
+        raise GlossaryError(f"{name}: {SEARCH_NEEDED} (the search is {method})")
+
+
 @dataclass(frozen=True)
 class Term:
     """One glossary line: the source term, the target term, and where it was read."""
@@ -86,11 +94,15 @@ class Glossary:
     def with_vocabulary(self, tokenizer: Any) -> Glossary:
         """This glossary with every target term encoded by ``tokenizer`` (the run's target
         tokenizer); ``GlossaryError`` names the first term it cannot spell."""
+        targets = list(dict.fromkeys(term.target for term in self.terms))
+        batch = getattr(tokenizer, "encode_batch", None)  # one call for a large glossary
+        spelled = batch(targets) if batch else [tokenizer.encode(t) for t in targets]
+        by_target = dict(zip(targets, spelled, strict=True))
         ids: dict[str, tuple[int, ...]] = {}
         for term in self.terms:
             if term.target in ids:
                 continue
-            encoded = tuple(int(i) for i in tokenizer.encode(term.target))
+            encoded = tuple(int(i) for i in by_target[term.target])
             if not encoded or UNK in encoded:
                 pieces = tokenizer.pieces(term.target)
                 unknown = [p for p, i in zip(pieces, encoded, strict=False) if i == UNK]
@@ -114,6 +126,26 @@ class Glossary:
         if self.terms and not self.ids:
             raise ValueError("call with_vocabulary(target_tokenizer) before constraints()")
         return [list(self.ids[term.target]) for term in self.matches(text)]
+
+
+def has_term(text: str, term: str) -> bool:
+    """Whether ``term`` is in ``text`` as whole words, any case (how hits are counted)."""
+    return re.search(rf"(?<!\w){re.escape(_key(term))}(?!\w)", _key(text)) is not None
+
+
+def hit_report(glossary: Glossary, sources: list[str], outputs: list[str]) -> dict[str, Any]:
+    """How many sentences hold a source term, how many terms that makes, and the share
+    of those target terms present in the outputs (whole words, any case)."""
+    terms = [(i, term.target) for i, s in enumerate(sources) for term in glossary.matches(s)]
+    hits = sum(has_term(outputs[i], target) for i, target in terms)
+    return {
+        "file": glossary.name,
+        "terms": len(glossary),
+        "sentences": len({i for i, _ in terms}),
+        "constraints": len(terms),
+        "hits": hits,
+        "hit_rate": hits / len(terms) if terms else None,
+    }
 
 
 def word_continuations(tokenizer: Any) -> np.ndarray:

@@ -74,15 +74,29 @@ def batches(source_ids: IdLists, batch_size: int, sort_by_length: bool = True) -
 
 
 def search_batches(
-    searcher: Any, source_ids: IdLists, decode: Any, batch_size: int
+    searcher: Any,
+    source_ids: IdLists,
+    decode: Any,
+    batch_size: int,
+    constraints: Sequence[Sequence[Sequence[int]]] | None = None,
+    glue: np.ndarray | None = None,
 ) -> Iterator[tuple[Batch, Any]]:
     """``(batch, SearchResult)`` for every batch, searched with ``decode`` (a validated
-    ``DecodeConfig``) and the batch's derived seed. Long jobs log their progress."""
+    ``DecodeConfig``) and the batch's derived seed. Long jobs log their progress.
+
+    ``constraints``: per input, the id lists its output must contain (a glossary's terms;
+    beam search only, ``seq2seq.search.constrained``), with ``glue`` the pieces banned
+    right after one."""
     total = -(-len(source_ids) // batch_size)
     started = time.perf_counter()
     for batch in batches(source_ids, batch_size):
         seeded = decode.replace(seed=batch_seed(decode.seed, batch.number))
-        yield batch, searcher.search(batch.source, seeded)
+        packed = None
+        if constraints is not None:
+            from seq2seq.search.constrained import pack_constraints
+
+            packed = pack_constraints([constraints[i] for i in batch.positions])
+        yield batch, searcher.search(batch.source, seeded, packed, glue)
         done = batch.number + 1
         if total > LOG_EVERY_BATCHES and (done % LOG_EVERY_BATCHES == 0 or done == total):
             log.info("decoded %d/%d batches (%.0fs)", done, total, time.perf_counter() - started)

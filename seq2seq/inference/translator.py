@@ -27,6 +27,7 @@ from seq2seq.constants import UNK
 from seq2seq.data.corpora.spec import is_dialogue
 from seq2seq.data.dialogue import drop_oldest_turns, keep_end
 from seq2seq.data.tokenizers import Tokenizer, TokenizerError, load_tokenizer, normalize
+from seq2seq.inference.glossary import Glossary, check_method, word_continuations
 from seq2seq.inference.mmi import (
     BackwardScorer,
     MmiCandidate,
@@ -151,6 +152,7 @@ class Translator:
             model, jit_compile=config.decode.jit_compile, eager_until_built=eager_until_built
         )
         self.scorer = SequenceScorer(model)
+        self._glue = None  # glossaries: target pieces that continue a word (set on first use)
         self._unk_marker = target_tokenizer.decode([UNK]).strip()
         self.chunk_steps = STREAM_CHUNK_STEPS  # decoder steps per streamed chunk
         self.backward_dir: Path | None = None  # MMI: the backward run (``use_backward``)
@@ -306,8 +308,13 @@ class Translator:
         decode: DecodeConfig | None = None,
         *,
         batch_size: int = BATCH_SIZE,
+        glossary: Glossary | None = None,
     ) -> list[Translation]:
         """One ``Translation`` per sentence, in order; ``InputError`` names a bad input.
+
+        With a ``glossary`` (``seq2seq.inference.glossary``; beam search only, else
+        ``GlossaryError``), the target terms of the source terms a sentence holds are put
+        in its translation by constrained beam search (``seq2seq.search.constrained``).
 
         Sentences are decoded in length-sorted batches of ``batch_size``
         (``seq2seq.inference.prediction``), each with its own seed derived from ``decode.seed``.
@@ -317,10 +324,11 @@ class Translator:
         if isinstance(sentences, str):
             sentences = [sentences]
         decode = self._decode(decode)
+        glossary = self.check_glossary(glossary, decode)
         if decode.mmi_lambda is None:
-            _, encoded, found_lists = self._search(sentences, decode, batch_size)
+            _, encoded, found_lists = self._search(sentences, decode, batch_size, glossary)
         else:
-            encoded, scored = self._mmi_search(sentences, decode, batch_size)
+            encoded, scored = self._mmi_search(sentences, decode, batch_size, glossary)
             found_lists = [
                 mmi_rerank(candidates, decode.mmi_lambda, decode.mmi_gamma) for candidates in scored
             ]
@@ -340,8 +348,27 @@ class Translator:
             raise ConfigError("mmi_candidates needs decode.mmi_lambda set (any value)")
         return self._mmi_search(sentences, decode, batch_size)[1]
 
+    def check_glossary(
+        self, glossary: Glossary | None, decode: DecodeConfig | None = None
+    ) -> Glossary | None:
+        """``glossary`` with its target terms encoded by this run's target tokenizer, or
+        ``GlossaryError`` (a term it cannot spell; a search other than beam). An empty
+        glossary is ``None``: nothing to constrain."""
+        if glossary is None or not len(glossary):
+            return None
+        check_method(glossary.name, self._decode(decode).method)
+        if not glossary.ids:
+            glossary = glossary.with_vocabulary(self.target_tokenizer)
+        if self._glue is None:
+            self._glue = word_continuations(self.target_tokenizer)
+        return glossary
+
     def _search(
-        self, sentences: list[str], decode: DecodeConfig, batch_size: int
+        self,
+        sentences: list[str],
+        decode: DecodeConfig,
+        batch_size: int,
+        glossary: Glossary | None = None,
     ) -> tuple[list[str], list[Encoded], list[list[Hypothesis]]]:
         """The checked inputs, encoded, and each one's n-best list from ``decode``'s search."""
         many = len(sentences) > 1
@@ -352,17 +379,25 @@ class Translator:
         encoded = [self.encode(text) for text in texts]
         found_lists: list[list[Hypothesis]] = [[] for _ in sentences]
         ids = [e.ids for e in encoded]
-        for batch, found in search_batches(self.searcher, ids, decode, batch_size):
+        constraints = None if glossary is None else [glossary.constraints(t) for t in texts]
+        searches = search_batches(self.searcher, ids, decode, batch_size, constraints, self._glue)
+        for batch, found in searches:
             for row, i in enumerate(batch.positions):
                 found_lists[i] = self._hypotheses(encoded[i], found, row, decode)
         return texts, encoded, found_lists
 
     def _mmi_search(
-        self, sentences: list[str], decode: DecodeConfig, batch_size: int
+        self,
+        sentences: list[str],
+        decode: DecodeConfig,
+        batch_size: int,
+        glossary: Glossary | None = None,
     ) -> tuple[list[Encoded], list[list[MmiCandidate]]]:
         """The candidate search and both teacher-forced passes over all its candidates."""
         backward = self.backward_scorer()  # before searching: a missing run fails at once
-        texts, encoded, found_lists = self._search(sentences, candidate_decode(decode), batch_size)
+        texts, encoded, found_lists = self._search(
+            sentences, candidate_decode(decode), batch_size, glossary
+        )
         flat = [(i, h) for i, hypotheses in enumerate(found_lists) for h in hypotheses]
         separator = self.config.data.context_separator
         forward = self.scorer.log_probs(
@@ -387,8 +422,10 @@ class Translator:
         parts = list(counts[self.config.model.cell])
         return [[part, *(counts[cell].get(part, 0) for cell in CELLS)] for part in parts]
 
-    def translate_one(self, sentence: str, decode: DecodeConfig | None = None) -> Translation:
-        return self.translate([sentence], decode)[0]
+    def translate_one(
+        self, sentence: str, decode: DecodeConfig | None = None, *, glossary: Glossary | None = None
+    ) -> Translation:
+        return self.translate([sentence], decode, glossary=glossary)[0]
 
     def stream(
         self, sentence: str, decode: DecodeConfig | None = None, chunk_steps: int | None = None

@@ -27,7 +27,7 @@ Each step (``constrained_beam_loop``):
 3. the beam is split into ``T + 1`` banks by progress, ``K // (T + 1)`` slots each (the
    remainder to the top bank, all constraints met); a bank with too few candidates gives
    its slots to the others, top bank first; each bank takes its best candidates by
-   length-normalised score;
+   length-normalised score, hypotheses that have ended first (they keep their place);
 4. the new beam is the chosen candidates, best first;
 5. an input with constraints stops (its hypotheses are frozen) as soon as its best
    hypothesis by normalised score has ended: the lower banks always hold hypotheses that
@@ -167,10 +167,11 @@ def bank_sizes(banks, valid, totals, beams):
     return sizes + tf.clip_by_value(left[:, None] - above, 0, room)
 
 
-def choose_by_bank(scores, banks, valid, totals, beams):
+def choose_by_bank(scores, banks, valid, totals, beams, kept):
     """[B, K] indices into the M candidates: each bank's best ``bank_sizes`` candidates,
-    ordered best first by ``scores`` (ties: the lower index). Fewer chosen than K (too
-    few valid candidates) are completed with the lowest-index unchosen ones."""
+    ordered best first by ``scores`` (ties: the lower index); ``kept`` candidates (ended
+    hypotheses of inputs with constraints) come first in their bank. Fewer chosen than K
+    (too few valid candidates) are completed with the lowest-index unchosen ones."""
     sizes = bank_sizes(banks, valid, totals, beams)
     width = tf.shape(scores)[1]
     positions = tf.range(width)
@@ -178,6 +179,11 @@ def choose_by_bank(scores, banks, valid, totals, beams):
     better = tf.logical_or(
         scores[:, None, :] > scores[:, :, None],
         tf.logical_and(tf.equal(scores[:, None, :], scores[:, :, None]), earlier[None]),
+    )
+    same = tf.equal(kept[:, None, :], kept[:, :, None])
+    better = tf.logical_or(
+        tf.logical_and(kept[:, None, :], tf.logical_not(kept[:, :, None])),
+        tf.logical_and(same, better),
     )
     rivals = tf.logical_and(better, tf.equal(banks[:, None, :], banks[:, :, None]))
     rank = tf.reduce_sum(tf.cast(tf.logical_and(rivals, valid[:, None, :]), tf.int32), axis=-1)
@@ -279,7 +285,10 @@ def constrained_beam_loop(
             met_tokens(candidate_lengths, candidate_met, candidate_matched), [batch, width]
         )
         normalised_picked = tf.gather(flat_normalised, picked, batch_dims=1)
-        order = choose_by_bank(normalised_picked, banks, valid, totals, beams)  # [B,K]
+        # an ended hypothesis keeps its place: better complete ones that never end (a
+        # model repeating itself) would otherwise push it out of its bank
+        kept = tf.logical_and(tf.gather(finished, parent, batch_dims=1), (totals > 0)[:, None])
+        order = choose_by_bank(normalised_picked, banks, valid, totals, beams, kept)  # [B,K]
         parent = tf.gather(parent, order, batch_dims=1)
         chosen = tf.gather(chosen, order, batch_dims=1)
         scores = tf.gather(raw, order, batch_dims=1)
