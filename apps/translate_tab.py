@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import time
+from pathlib import Path
 
 import gradio as gr
 
@@ -26,13 +27,52 @@ from apps.registry import Registry
 TRANSLATE_EXAMPLES = ["Hola, ¿cómo estás?", "Tengo hambre.", "¿Dónde está la estación?"]
 
 
-def run_translation(translator, source: str, decode):
+GLOSSARY_MAX_BYTES = 1_000_000  # an uploaded glossary file, read into the text box
+GLOSSARY_NAME = "glossary"  # how errors name the text box's lines ("glossary:3: ...")
+
+
+def parse_glossary_box(text, method: str):
+    """The glossary text box's ``source<TAB>target`` lines, or ``None`` when empty; a bad
+    line, or a glossary with another search than beam, is refused in one line."""
+    from seq2seq.inference.glossary import GlossaryError, check_method, parse_glossary
+
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        glossary = parse_glossary(text, GLOSSARY_NAME)
+        check_method(GLOSSARY_NAME, method)
+    except GlossaryError as error:
+        raise refuse(f"Glossary: {error}") from error
+    return glossary
+
+
+def read_glossary_upload(file) -> str:
+    """An uploaded glossary file's text, for the text box (UTF-8, at most 1 MB)."""
+    if file is None:
+        return ""
+    path = Path(getattr(file, "name", file))
+    try:
+        data = path.read_bytes()[: GLOSSARY_MAX_BYTES + 1]
+    except OSError as error:
+        raise refuse(f"Glossary: the uploaded file cannot be read ({error.strerror})") from error
+    if len(data) > GLOSSARY_MAX_BYTES:
+        raise refuse("Glossary: the file is over 1 MB; a glossary is a list of terms")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise refuse("Glossary: the file is not UTF-8 text; save it as UTF-8") from error
+
+
+def run_translation(translator, source: str, decode, glossary=None):
+    from seq2seq.inference.glossary import GlossaryError
     from seq2seq.inference.translator import InputError
 
     try:
-        return translator.translate_one(source, decode)
+        return translator.translate_one(source, decode, glossary=glossary)
     except InputError as error:
         raise refuse(str(error)) from error
+    except GlossaryError as error:  # a target term the run's vocabulary cannot spell
+        raise refuse(f"Glossary: {error}") from error
     except ValueError as error:  # a search that refuses its settings
         raise refuse(f"Invalid decoding setting: {error}") from error
 
@@ -51,15 +91,20 @@ def translate(
     top_k: int = START.top_k,
     top_p: float = START.top_p,
     max_length: int = START.max_length,
+    glossary: str = "",
 ):
-    """-> (translation text, n-best rows [rank, text, score], attention figure, notes)."""
+    """-> (translation text, n-best rows [rank, text, score], attention figure, notes).
+
+    ``glossary``: ``source term<TAB>target term`` lines (beam search only): the target
+    terms of the source terms the text holds are put in the translation."""
     text = check_text(text, registry.max_input_chars)
     run = find_run(registry, run_name, "translation")
     controls = (beam_size, n_best, temperature, top_k, top_p, max_length)
     decode = decode_settings(run, method, *controls)
+    terms = parse_glossary_box(glossary, decode.method)
     translator = load_translator(registry, run)
     started = time.perf_counter()
-    result = run_translation(translator, text, decode)
+    result = run_translation(translator, text, decode, terms)
     elapsed = time.perf_counter() - started
     rows = [
         [i + 1, hypothesis, round(float(score), 4)]
@@ -67,6 +112,9 @@ def translate(
     ]
     figure = plots.attention_figure(result.attention, result.source_tokens, result.tokens)
     notes = f"{run.label} · {method} · score {result.score:.3f} · {elapsed * 1000:.0f} ms"
+    if terms is not None:
+        matched = [term.target for term in terms.matches(text)]
+        notes += f" · glossary: {', '.join(matched)}" if matched else " · glossary: no term"
     if result.truncated:
         notes += (
             f" · note: the input was cut to {run.config.data.max_source_length} tokens "
@@ -104,6 +152,17 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
             with gr.Accordion("decoding", open=False, elem_id="translate-decoding"):
                 controls = decoding_controls(TRANSLATE_START)
                 show_method_sliders(controls)
+                glossary = gr.Textbox(
+                    "",  # a default, so API callers may leave it out
+                    lines=2,
+                    label="glossary (beam search): source term<TAB>target term, one a line",
+                    placeholder="médico\tphysician",
+                    elem_id="translate-glossary",
+                )
+                upload = gr.UploadButton(
+                    "load a glossary file (.tsv)", file_types=[".tsv", ".txt"], size="sm"
+                )
+                upload.upload(read_glossary_upload, [upload], [glossary], api_visibility="private")
         with gr.Column(min_width=300):
             output = gr.Textbox(
                 label="translation",
@@ -126,7 +185,7 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
         "· marks a piece that continues a word; a wide map scrolls sideways",
         elem_id="attention-plot",
     )
-    inputs = [source, model, *controls]
+    inputs = [source, model, *controls, glossary]
     outputs = [output, nbest, heatmap, notes]
     fn = functools.partial(translate, registry)
     go.click(fn, inputs, outputs, api_name="translate")

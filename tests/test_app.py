@@ -459,3 +459,33 @@ def test_every_run_picker_hands_an_unknown_value_to_its_handler(tmp_path):
     with pytest.raises(gr.Error, match="No trained model") as refused:
         web.model_info(registry, "no-such-run")
     assert refused.value.print_exception is False
+
+
+@pytest.mark.slow
+def test_translate_with_a_glossary(registry, tmp_path):
+    """The glossary box's lines constrain beam search; bad lines, greedy search and terms
+    the run cannot spell are refused in one line."""
+    from apps.translate_tab import read_glossary_upload
+
+    beam = ["beam", 3, 1, 1.0, 0, 1.0, 20]
+    plain, *_ = web.translate(registry, "one two .", "tiny", *beam)
+    text, _, _, notes = web.translate(registry, "one two .", "tiny", *beam, "two\tocho\n")
+    assert "ocho" in text.lower().split() and "ocho" not in plain.lower()
+    assert "glossary: ocho" in notes
+    same, *_ = web.translate(registry, "one three .", "tiny", *beam, "two\tocho\n")
+    assert same == web.translate(registry, "one three .", "tiny", *beam)[0]
+    cases = [
+        (beam, "two ocho\n", r"^Glossary: glossary:1: expected source term<TAB>target term"),
+        (beam, "two\tocho\nthree\tdrei\n", r"^Glossary: glossary:2: the target term 'drei'"),
+        (DECODING, "two\tocho\n", r"^Glossary: glossary: a glossary constrains beam search"),
+    ]
+    for controls, glossary, message in cases:
+        with pytest.raises(gr.Error, match=message) as caught:
+            web.translate(registry, "one two .", "tiny", *controls, glossary)
+        assert "\n" not in str(caught.value.message)
+    upload = tmp_path / "terms.tsv"
+    upload.write_bytes("\ufefftwo\tocho\n".encode())
+    assert read_glossary_upload(str(upload)) == "two\tocho\n"
+    upload.write_bytes(b"two\t\xff\n")
+    with pytest.raises(gr.Error, match="not UTF-8"):
+        read_glossary_upload(str(upload))
