@@ -30,8 +30,9 @@ Each step (``constrained_beam_loop``):
    length-normalised score, hypotheses that have ended first (they keep their place);
 4. the new beam is the chosen candidates, best first;
 5. an input with constraints stops (its hypotheses are frozen) as soon as its best
-   hypothesis by normalised score has ended: the lower banks always hold hypotheses that
-   cannot end yet, and would otherwise keep the batch running to ``max_length``.
+   complete hypothesis (every constraint met) by normalised score has ended: the lower
+   banks always hold hypotheses that cannot end yet, and would otherwise keep the batch
+   running to ``max_length``.
 
 At the end, hypotheses that ended (so met every constraint) rank first, then those that
 ``max_length`` or the stop cut short; the scores returned are the plain normalised
@@ -302,12 +303,20 @@ def constrained_beam_loop(
         parent_finished = tf.gather(finished, parent, batch_dims=1)
         lengths = tf.gather(new_lengths, parent, batch_dims=1)
         finished = tf.logical_or(parent_finished, tf.equal(chosen, END))
-        # an input with constraints stops once its best hypothesis has ended: the banks
-        # keep hypotheses that cannot end yet, which would otherwise run to max_length
-        leader = tf.argmax(
-            scores / length_penalty_of(tf.maximum(lengths, 1), alpha), -1, output_type=tf.int32
+        # an input with constraints stops once its best complete hypothesis (every
+        # constraint met) has ended: the lower banks keep hypotheses that cannot end yet,
+        # which would otherwise run every constrained batch to max_length
+        complete = tf.reshape(tf.reduce_all(progress[0], axis=-1), [batch, beams])
+        ranked = tf.where(
+            complete,
+            scores / length_penalty_of(tf.maximum(lengths, 1), alpha),
+            tf.constant(-np.inf, tf.float32),
         )
-        settled = tf.logical_and(tf.gather(finished, leader, batch_dims=1), totals > 0)
+        leader = tf.argmax(ranked, -1, output_type=tf.int32)
+        settled = tf.logical_and(
+            tf.logical_and(tf.gather(finished, leader, batch_dims=1), totals > 0),
+            tf.reduce_any(complete, axis=-1),
+        )
         finished = tf.logical_or(finished, settled[:, None])
         flat_parent = tf.reshape(parent + offsets, [rows])
         tokens = tf.reshape(tf.where(parent_finished, PAD, chosen), [rows])
