@@ -68,6 +68,10 @@ class DataConfig:
     # number can be produced), and unseen characters as UTF-8 byte pieces instead of <unk>.
     split_digits: bool = False
     byte_fallback: bool = False
+    # One SentencePiece model fitted on both sides, of source_vocab_size pieces (the
+    # target_vocab_size is then unused): a name is cut into the same pieces on both sides,
+    # so model.copy_attention can copy every piece of it.
+    shared_vocab: bool = False
     # A folder written by ``python -m seq2seq.prepare``; None: prepare into a cache folder
     # keyed by the fields above (``seq2seq.data.prepare``), reused by later runs.
     prepared: str | None = None
@@ -454,7 +458,7 @@ def validate(config: Config) -> None:
         "data.reverse with data.context_turns > 0: a backward (reply -> message) dialogue "
         "model takes no context; set data.context_turns=0",
     )
-    for option in ("split_digits", "byte_fallback"):
+    for option in ("split_digits", "byte_fallback", "shared_vocab"):
         require(
             not getattr(data, option) or data.tokenizer == "sentencepiece",
             f"data.{option} is a SentencePiece option; data.tokenizer is {data.tokenizer!r}",

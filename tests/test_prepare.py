@@ -277,6 +277,28 @@ def test_sentencepiece_encoding_in_worker_processes_matches_one_process(tmp_path
     assert one.manifest["vocab_fingerprint"] == two.manifest["vocab_fingerprint"]
 
 
+def test_a_shared_vocabulary_cuts_both_sides_alike_and_copies_every_piece(tmp_path):
+    """data.shared_vocab: one SentencePiece model for both sides, so the copy table of a
+    copy-attention model maps every piece to itself; the word tokenizer is refused."""
+    from seq2seq.config import ConfigError, load_config
+    from seq2seq.data.tokenizers import copy_table
+
+    corpus = write_tsv(tmp_path / "pairs.tsv", linked_pairs(400, seed=5))
+    data = dataclasses.replace(
+        word_data(corpus, max_source_length=20, max_target_length=20),
+        tokenizer="sentencepiece",
+        source_vocab_size=60,
+        shared_vocab=True,
+    )
+    folder = prepare(data, tmp_path / "shared", show_progress=False).folder
+    source, target = prepared_tokenizers(folder)
+    assert source.model_proto == target.model_proto and source.vocab_size == 60
+    table = copy_table(source, target)
+    assert (table[4:] == range(4, 60)).all() and (table[:4] == -1).all()
+    with pytest.raises(ConfigError, match="data.shared_vocab is a SentencePiece option"):
+        load_config("quickstart", overrides=["data.tokenizer=word", "data.shared_vocab=true"])
+
+
 def test_the_command_line_prepares_and_explains_errors(corpus, tmp_path, capsys):
     from seq2seq.prepare import main
 

@@ -95,6 +95,15 @@ def fit_tokenizers(data: DataConfig, sample: list[tuple[str, str]]) -> tuple[Tok
     common = {"min_frequency": data.min_frequency, "lowercase": data.lowercase}
     if data.tokenizer == "sentencepiece":
         common.update(split_digits=data.split_digits, byte_fallback=data.byte_fallback)
+    if data.shared_vocab:  # one model for both sides (SentencePiece only: config checks)
+        both = fit_tokenizer(
+            data.tokenizer,
+            [text for pair in sample for text in pair],
+            data.source_vocab_size,
+            user_symbols=symbols,
+            **common,
+        )
+        return both, both
     source = fit_tokenizer(
         data.tokenizer,
         [s for s, _ in sample],
