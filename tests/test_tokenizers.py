@@ -264,6 +264,28 @@ def test_digit_splitting_and_byte_fallback_spell_any_number_and_character(spanis
     assert load_tokenizer(tmp_path / "spelt").encode("Ω 42") == spelt.encode("Ω 42")
 
 
+def test_the_copy_presets_vocabulary_spells_names_numbers_and_chat_replies_exactly(pairs):
+    """Clean output text starts at the tokenizer: with es-en-copy's settings (one shared
+    model, split digits, byte fallback) every sentence of the names-and-numbers set and of
+    the chat sample decodes back to itself, so a glued ("three50"), split or re-cased word in
+    an output is the model's choice of pieces, never the detokeniser's."""
+    shared = fit_tokenizer(
+        "sentencepiece",
+        [text for pair in pairs for text in pair],
+        2000,
+        split_digits=True,
+        byte_fallback=True,
+    )
+    names = (REPO / "data" / "names-numbers" / "spa-eng.tsv").read_text(encoding="utf-8")
+    chat = (REPO / "data" / "sample" / "chat_messages.txt").read_text(encoding="utf-8")
+    texts = [t for line in names.splitlines() for t in line.split("\t")] + chat.splitlines()
+    assert len(texts) > 400
+    for text in texts:
+        ids = shared.encode(text)
+        assert UNK not in ids, text
+        assert shared.decode(ids) == text
+
+
 def test_digit_and_byte_options_are_checked_in_the_config():
     from seq2seq.config import ConfigError, load_config
 
