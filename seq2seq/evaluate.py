@@ -20,7 +20,6 @@ from typing import Any
 from seq2seq.cli import quiet
 from seq2seq.config import ConfigError
 from seq2seq.data.corpora.spec import CorpusError
-from seq2seq.data.prepared import PreparedDataError
 from seq2seq.inference.evaluation import SPLITS, TASKS, EvaluationError, evaluate_run, run_config
 from seq2seq.inference.glossary import GlossaryError, check_method, read_glossary
 from seq2seq.inference.metrics import DEFAULT_DEGENERATE_THRESHOLD, DEFAULT_STOCK_FRACTION
@@ -204,8 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     except (
         RunError,
         EvaluationError,
-        CorpusError,
-        PreparedDataError,
+        CorpusError,  # PreparedDataError too
         ConfigError,
         GlossaryError,
     ) as error:

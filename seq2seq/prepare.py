@@ -62,9 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         print(f"error: --workers is {args.workers}; allowed: 1 or more", file=sys.stderr)
         return 2
-    from seq2seq.data.corpora.spec import CorpusError
+    from seq2seq.data.corpora.spec import CorpusError  # PreparedDataError too
     from seq2seq.data.prepare import prepare
-    from seq2seq.data.prepared import PreparedDataError
     from seq2seq.data.tokenizers import TokenizerError
 
     try:
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if config.data.prepared:
             raise ConfigError("data.prepared names a folder to train from; use --output here")
         result = prepare(config.data, args.output, workers=args.workers)
-    except (ConfigError, CorpusError, PreparedDataError, TokenizerError) as error:
+    except (ConfigError, CorpusError, TokenizerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

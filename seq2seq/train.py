@@ -163,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.resume and not (args.preset or args.config or args.init_from):
         print("error: give --preset NAME and/or --config FILE", file=sys.stderr)
         return 2
-    from seq2seq.data.corpora.spec import CorpusError
-    from seq2seq.data.prepared import PreparedDataError
+    from seq2seq.data.corpora.spec import CorpusError  # PreparedDataError too
     from seq2seq.runs import DiskFullError, RunError
     from seq2seq.training.cluster import ClusterError
 
@@ -198,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}{resume_hint(output)}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(2)  # h5py's teardown after a failed write can crash (seen: exit 139)
-    except (ConfigError, CorpusError, PreparedDataError, RunError) as error:
+    except (ConfigError, CorpusError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingError as error:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from seq2seq.config import DataConfig
-from seq2seq.data.corpora.spec import resolve_cache_dir
+from seq2seq.data.corpora.spec import CorpusError, resolve_cache_dir
 
 FORMAT = "seq2seq-prepared"
 FORMAT_VERSION = 1
@@ -47,8 +47,9 @@ CHECKSUM_BLOCK = 1 << 20
 RECORD = "int32 little-endian [source_length, *source_ids, *target_ids]"
 
 
-class PreparedDataError(ValueError):
-    """A prepared folder that cannot be used; the message names the folder and the reason."""
+class PreparedDataError(CorpusError):
+    """A prepared folder that cannot be used; the message names the folder and the reason.
+    A ``CorpusError`` (the corpus in its prepared form), so the commands refuse both alike."""
 
 
 def data_fields(data: DataConfig) -> dict[str, Any]:

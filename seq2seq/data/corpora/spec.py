@@ -265,7 +265,9 @@ def resolve_cache_dir(cache_dir: str | Path | None) -> Path:
 
 
 class CorpusError(ValueError):
-    """A corpus file has bad content (the message names the file and line)."""
+    """A corpus file has bad content (the message names the file and line); its subclasses:
+    a corpus not found, and a prepared folder that cannot be used
+    (``seq2seq.data.prepared.PreparedDataError``)."""
 
 
 class CorpusNotFoundError(CorpusError):
