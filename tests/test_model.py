@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from seq2seq.config import ModelConfig
+from seq2seq.config import DecodeConfig, ModelConfig
 from seq2seq.constants import END, START
 from seq2seq.model import (
     BahdanauAttention,
@@ -195,11 +195,14 @@ def test_copy_attention_copies_ids_it_never_generated():
             for output, want in zip(outputs, expected, strict=True)
             if END in output
         )
-        if copy:  # beam and sampling take the copy model's log-probabilities as they are
+        if copy:  # beam, sampling and streaming take its log-probabilities as they are
             beam = searcher.beam(unseen, beam_size=3, max_length=8)
             assert (beam.ids[:, 0, :5] == outputs[:, :5]).mean() > 0.9
             sampled = searcher.sample(unseen, max_length=8, temperature=0.1, seed=1)
             assert (sampled.ids[:, 0, :5] == outputs[:, :5]).mean() > 0.9
+            chunks = list(searcher.stream(unseen, DecodeConfig(max_length=8), chunk_steps=3))
+            assert len(chunks) > 1
+            np.testing.assert_array_equal(chunks[-1].ids[:, 0], outputs)
     assert exact[True] >= 45, exact
     assert exact[False] <= 2, exact
 
