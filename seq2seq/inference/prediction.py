@@ -91,12 +91,13 @@ def search_batches(
     started = time.perf_counter()
     for batch in batches(source_ids, batch_size):
         seeded = decode.replace(seed=batch_seed(decode.seed, batch.number))
-        packed = None
-        if constraints is not None:
+        if constraints is None:
+            yield batch, searcher.search(batch.source, seeded)
+        else:
             from seq2seq.search.constrained import pack_constraints
 
             packed = pack_constraints([constraints[i] for i in batch.positions])
-        yield batch, searcher.search(batch.source, seeded, packed, glue)
+            yield batch, searcher.search(batch.source, seeded, packed, glue)
         done = batch.number + 1
         if total > LOG_EVERY_BATCHES and (done % LOG_EVERY_BATCHES == 0 or done == total):
             log.info("decoded %d/%d batches (%.0fs)", done, total, time.perf_counter() - started)
