@@ -83,8 +83,7 @@ def chat(
     if mmi and translator.backward_dir is None:
         raise refuse(
             f"MMI reranking needs the backward model {run.name}-backward beside {run.name} "
-            f"in the models folder: train it with `python -m seq2seq.train --preset "
-            f"chat-backward --output {registry.models_dir.name}/{run.name}-backward`."
+            f"in the models folder: train it with `{train_backward_command(registry, run.name)}`."
         )
     session = ChatSession(translator)
     session.history = history_turns(history)
@@ -110,14 +109,37 @@ def backward_of(registry: Registry, run_name: Any):
     return find_backward(run.path)
 
 
-def mmi_controls(registry: Registry, run_name: Any) -> list[dict[str, Any]]:
-    """Updates of the MMI controls: shown only for a chat run with a backward model
-    beside it; hidden, the switch is off, so MMI never applies without one."""
+def train_backward_command(registry: Registry, run_name: Any) -> str:
+    """The command that trains the backward model MMI needs beside the chat run."""
+    return (
+        f"python -m seq2seq.train --preset chat-backward "
+        f"--output {registry.models_dir.name}/{run_name}-backward"
+    )
+
+
+def mmi_switch(registry: Registry, run_name: Any) -> dict[str, Any]:
+    """The MMI switch's settings for the chat run ``run_name``: usable with a backward model
+    beside it; without one, off and disabled, its one line saying why and the command
+    that trains one (no chat run: hidden)."""
     backward = backward_of(registry, run_name)
-    if backward is None:
-        return [gr.update(visible=False, value=False), *(gr.update(visible=False),) * 3]
-    label = f"rerank by MMI (backward model: {backward.name})"
-    return [gr.update(visible=True, label=label), *(gr.update(visible=True),) * 3]
+    if backward is not None:
+        label = f"rerank by MMI (backward model: {backward.name})"
+        return {"visible": True, "interactive": True, "label": label, "info": None}
+    if not isinstance(run_name, str) or not run_name:
+        return {"visible": False, "value": False}
+    command = train_backward_command(registry, run_name)
+    info = f"No backward model beside {run_name}; train one with: {command}"
+    label = "rerank by MMI (unavailable)"
+    return {"visible": True, "interactive": False, "value": False, "label": label, "info": info}
+
+
+def mmi_controls(registry: Registry, run_name: Any) -> list[dict[str, Any]]:
+    """Updates of the MMI controls: the switch and its sliders for a chat run with a
+    backward model beside it; otherwise the switch, off and disabled, says why and how to
+    train one, and the sliders are hidden (so MMI never applies without one)."""
+    switch = mmi_switch(registry, run_name)
+    usable = switch.get("interactive", False)
+    return [gr.update(**switch), *(gr.update(visible=usable),) * 3]
 
 
 def chat_choices(registry: Registry) -> list[tuple[str, str]]:
@@ -139,11 +161,13 @@ def build_chat_tab(registry: Registry) -> gr.Dropdown:
     model = gr.Dropdown(
         choices, value=first, label="chat model", elem_id="chat-model", **RUN_PICKER
     )
-    backward = backward_of(registry, first)
-    mmi_label = f"rerank by MMI (backward model: {backward.name})" if backward else ""
-    has_mmi = {"visible": backward is not None, "render": False}
+    # How good the chosen model is (metrics.json), read again on each page load.
+    quality = gr.Markdown(lambda: registry.quality(None, "dialogue"), elem_id="chat-quality")
+    switch = {"value": False, "visible": False, "label": "rerank by MMI"}
+    switch.update(mmi_switch(registry, first))
+    has_mmi = {"visible": backward_of(registry, first) is not None, "render": False}
     mmi = [
-        gr.Checkbox(value=False, label=mmi_label, elem_id="chat-mmi", **has_mmi),
+        gr.Checkbox(elem_id="chat-mmi", render=False, **switch),
         gr.Slider(0, 2, value=MMI_LAMBDA_START, step=0.05, label="MMI λ (backward)", **has_mmi),
         gr.Slider(-1, 5, value=START.mmi_gamma, step=0.05, label="MMI γ (per token)", **has_mmi),
         gr.Slider(2, 20, value=START.mmi_candidates, step=1, label="MMI candidates", **has_mmi),
@@ -164,6 +188,13 @@ def build_chat_tab(registry: Registry) -> gr.Dropdown:
         stop_btn="Stop",
     )
     model.change(functools.partial(mmi_controls, registry), [model], mmi, api_visibility="private")
+    model.change(
+        lambda name: registry.quality(name, "dialogue"),
+        [model],
+        [quality],
+        api_visibility="private",
+        queue=False,
+    )
     show_method_sliders(controls)
     unlock_after_errors(interface)
     return model

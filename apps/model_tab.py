@@ -44,6 +44,8 @@ def model_info(registry: Registry, run_name: str):
     summary = "\n".join(
         [
             f"### {run.label}",
+            registry.quality(run.name),
+            "",
             "| setting | value |",
             "|---|---|",
             f"| cell | {model.cell} |",

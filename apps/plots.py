@@ -20,17 +20,28 @@ LONGEST_LABEL = 14  # characters; longer pieces (word vocabularies) are cut with
 
 
 def piece_labels(pieces: list[str]) -> list[str]:
-    """Readable tick labels: SentencePiece's ``▁`` dropped from word starts and a ``·``
-    put before pieces that continue a word (so "▁esta", "ción" reads "esta", "·ción");
+    """Readable tick labels: SentencePiece's word-start mark ``▁`` removed, a piece that
+    continues a word inside it marked with a leading ``-`` (so "▁esta", "ción" reads
+    "esta", "-ción"), punctuation that follows a word as it is ("?", "'", not "·'");
     word-vocabulary tokens as they are. Long labels are cut."""
     subwords = any(piece.startswith(WORD_START) for piece in pieces)
     labels = []
     for piece in pieces:
         if subwords:
-            piece = piece[1:] if piece.startswith(WORD_START) else "·" + piece
-        piece = piece or "␣"
+            if piece.startswith(WORD_START):
+                piece = piece[1:]
+            elif piece[:1].isalnum():
+                piece = "-" + piece
+        piece = piece.replace(WORD_START, " ").strip() or "␣"
         labels.append(piece if len(piece) <= LONGEST_LABEL else piece[: LONGEST_LABEL - 1] + "…")
     return labels
+
+
+# What the heat map shows, in one line under it (the colour bar repeats it).
+ATTENTION_LEGEND = (
+    "Colour = attention weight: yellow ≈ 1 (looked at), dark purple ≈ 0 (ignored). "
+    "-ción: a piece that continues the word before it."
+)
 
 
 def attention_figure(
@@ -66,7 +77,7 @@ def attention_figure(
     axes.set_yticks(range(rows), outputs, fontsize=fontsize)
     axes.set_xlabel("source pieces")
     axes.set_ylabel("output pieces")
-    figure.colorbar(image, ax=axes, fraction=0.04, label="attention weight")
+    figure.colorbar(image, ax=axes, fraction=0.04, label="attention weight (yellow = most)")
     return figure
 
 

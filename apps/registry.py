@@ -59,6 +59,50 @@ def direction(config: Config) -> str:
     return data.corpus
 
 
+QUICKSTART_PRESETS = ("quickstart", "quickstart-chat")
+QUICK_EPOCHS = 2  # a run trained this few epochs is labelled a quick demo model
+
+
+def real_preset(config: Config) -> str | None:
+    """The preset that trains a model of this kind for real quality, where one exists."""
+    data = config.data
+    if is_dialogue(config):
+        return {"daily_dialog": "chat", "cornell_dialogs": "chat-cornell"}.get(data.corpus)
+    if data.corpus == "anki/spa-eng":
+        return "es-en-gru" if data.reverse else "en-es-gru"
+    return None
+
+
+def quality_line(config: Config, metrics: dict[str, Any]) -> str:
+    """One line on how good a trained run is, from its ``metrics.json``: a translation
+    run's best dev BLEU (and its epoch), a chat run's dev perplexity; a run of the
+    quickstart presets, or one trained at most two epochs, is called a quick demo model
+    and the preset that trains one for real quality is named."""
+    best = metrics.get("best") if isinstance(metrics.get("best"), dict) else {}
+    count = len([e for e in metrics.get("epochs") or [] if isinstance(e, dict)])
+    after = f"after {count} epoch{'s' if count != 1 else ''}" if count else ""
+    if is_dialogue(config):
+        value = metrics.get("perplexity", best.get("val_perplexity"))
+        score = f"dev perplexity {value:.1f}" if isinstance(value, int | float) else ""
+    else:
+        value, epoch = best.get("dev_bleu"), best.get("epoch")
+        score = f"dev BLEU {value:.1f}" if isinstance(value, int | float) else ""
+        if isinstance(epoch, int) and count > 1:
+            after = f"(best epoch {epoch} of {count})"
+    if not score:
+        return "quality: no dev scores recorded yet (metrics.json has none)"
+    quickstart = config.name in QUICKSTART_PRESETS
+    if not quickstart and count > QUICK_EPOCHS:
+        return f"quality: {score} {after}"
+    kind = "quickstart model" if quickstart else "quick demo model"
+    after = f"after {count} epoch{'s' if count != 1 else ''}" if count else ""
+    preset = real_preset(config)
+    advice = f"train {preset} for real quality" if preset else "train longer for real quality"
+    if preset == config.name:  # a real preset stopped early: it needs its epochs
+        advice = "train it longer for real quality"
+    return " ".join(part for part in (f"{kind}: {score}", after, f"— {advice}") if part)
+
+
 @dataclass(frozen=True)
 class RunInfo:
     name: str
@@ -265,6 +309,15 @@ class Registry:
                 if slot not in self._extras:
                     self._extras[slot] = build()
         return self._extras[slot]
+
+    def quality(self, run_name: Any = None, kind: str = "all") -> str:
+        """``quality_line`` of the run called ``run_name`` (None: the first run of ``kind``,
+        the one a page opens on); '' when there is no such run."""
+        runs = self.runs(kind)
+        if run_name is None and runs:
+            run_name = runs[0].name
+        run = next((run for run in runs if run.name == run_name), None)
+        return quality_line(run.config, self.metrics(run)) if run else ""
 
     def metrics(self, run: RunInfo) -> dict[str, Any]:
         """The run's metrics.json; {} (shown as "no metrics") when missing or damaged."""

@@ -136,6 +136,10 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
                 elem_id="translate-model",
                 **RUN_PICKER,
             )
+            # How good the chosen model is (metrics.json), read again on each page load.
+            quality = gr.Markdown(
+                lambda: registry.quality(None, "translation"), elem_id="translate-quality"
+            )
             source = gr.Textbox(
                 lines=3,
                 label=f"text (up to {registry.max_input_chars} characters)",
@@ -181,10 +185,10 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
                 elem_id="translate-nbest",
             )
     heatmap = gr.Plot(
-        label="attention: the source pieces (across) each output piece (down) looked at; "
-        "· marks a piece that continues a word; a wide map scrolls sideways",
+        label="attention: source across, output down",  # one line on a phone
         elem_id="attention-plot",
     )
+    gr.Markdown(plots.ATTENTION_LEGEND, elem_id="attention-legend")
     inputs = [source, model, *controls, glossary]
     outputs = [output, nbest, heatmap, notes]
     fn = functools.partial(translate, registry)
@@ -201,6 +205,13 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
         functools.partial(prepare_model, registry),
         [model],
         None,
+        api_visibility="private",
+        queue=False,
+    )
+    model.change(
+        lambda name: registry.quality(name, "translation"),
+        [model],
+        [quality],
         api_visibility="private",
         queue=False,
     )

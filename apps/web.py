@@ -82,6 +82,7 @@ CSS = """
 #title { min-width: min(100%, 420px) !important; }
 #translate-notes { min-height: 1.6em; }
 #attention-plot { min-height: 320px; padding-top: 2em; }
+#attention-legend p, #translate-quality p, #chat-quality p { font-size: 0.9em; margin: 0; }
 #attention-plot .matplotlib { justify-content: flex-start; height: auto; overflow-x: auto; }
 #attention-plot img { margin: 0 auto; max-width: 100%; min-width: 560px; height: auto;
   max-height: none; }

@@ -225,7 +225,8 @@ def test_chat_streams_the_reply_and_uses_the_history(registry, monkeypatch):
     sample = ["sample", 5, 1, 1.0, 0, 1.0, 20]
     with pytest.raises(gr.Error, match="needs the backward model tiny-chat-backward"):
         list(web.chat(registry, "one .", [], "tiny-chat", *sample, True, 0.5, 0.0, 4))
-    assert not web.mmi_controls(registry, "tiny-chat")[0]["visible"]
+    switch = web.mmi_controls(registry, "tiny-chat")[0]  # off, disabled, says why
+    assert not switch["interactive"] and "--preset chat-backward" in switch["info"]
 
 
 @pytest.mark.slow

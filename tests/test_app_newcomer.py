@@ -251,3 +251,83 @@ def test_ctrl_c_ends_the_app_with_status_130(tmp_path, when):
             app.kill()
             app.wait()
     assert app.returncode == 130, "".join(lines)
+
+
+# -- the app tells the truth about quality ------------------------------------------------
+
+
+def test_the_quality_line_names_a_quick_model_and_its_score():
+    from apps.registry import quality_line
+
+    two = [{"epoch": 1}, {"epoch": 2}]
+    bleu = {"best": {"epoch": 2, "dev_bleu": 39.83}, "epochs": two}
+    assert quality_line(load_config("quickstart"), bleu) == (
+        "quickstart model: dev BLEU 39.8 after 2 epochs — train es-en-gru for real quality"
+    )
+    chat = {"best": {"epoch": 4, "val_perplexity": 51.2}, "perplexity": 48.07, "epochs": two * 2}
+    assert quality_line(load_config("quickstart-chat"), chat) == (
+        "quickstart model: dev perplexity 48.1 after 4 epochs — train chat for real quality"
+    )
+    six = {"best": {"epoch": 4, "dev_bleu": 47.79}, "epochs": [{"epoch": e} for e in range(6)]}
+    assert (
+        quality_line(load_config("es-en-gru"), six) == "quality: dev BLEU 47.8 (best epoch 4 of 6)"
+    )
+    assert quality_line(load_config("en-es-gru"), {**six, "epochs": two[:1]}) == (
+        "quick demo model: dev BLEU 47.8 after 1 epoch — train it longer for real quality"
+    )
+    long_chat = {**chat, "epochs": [{}] * 14}
+    assert (
+        quality_line(load_config("chat"), long_chat)
+        == "quality: dev perplexity 48.1 after 14 epochs"
+    )
+    assert "no dev scores" in quality_line(load_config("es-en-gru"), {})
+
+
+@pytest.mark.slow
+def test_each_tab_shows_the_quality_of_the_chosen_model(tiny_models):
+    """Translate, Chat and Model tabs: the line from metrics.json (``tiny`` was trained
+    from the quickstart preset, so it is called a quickstart model)."""
+    registry = Registry(tiny_models)
+    metrics = registry.metrics(registry.resolve("tiny", "translation"))
+    bleu = metrics["best"]["dev_bleu"]
+    line = registry.quality("tiny", "translation")
+    assert line.startswith(f"quickstart model: dev BLEU {bleu:.1f} after 5 epochs")
+    assert registry.quality(None, "translation") == line  # the run a page opens on
+    assert "dev perplexity" in registry.quality("tiny-chat", "dialogue")
+    assert registry.quality("no-such-run", "dialogue") == ""
+    assert line in model_tab.model_info(registry, "tiny")[0]
+    demo = web.build_app(tiny_models)
+    shown = {
+        block.elem_id: block.value
+        for block in demo.blocks.values()
+        if getattr(block, "elem_id", None) in ("translate-quality", "chat-quality")
+    }
+    assert shown["translate-quality"] == line
+    assert shown["chat-quality"] == registry.quality("tiny-chat", "dialogue")
+
+
+@pytest.mark.slow
+def test_the_chat_says_why_mmi_is_unavailable_and_how_to_train_a_backward_model(tiny_models):
+    from apps import chat_tab
+
+    registry = Registry(tiny_models)
+    switch, *sliders = chat_tab.mmi_controls(registry, "tiny-chat")
+    assert switch["visible"] and not switch["interactive"] and switch["value"] is False
+    assert "unavailable" in switch["label"]
+    command = f"python -m seq2seq.train --preset chat-backward --output {tiny_models.name}/"
+    assert command + "tiny-chat-backward" in switch["info"]
+    assert not any(slider["visible"] for slider in sliders)
+
+
+def test_heat_map_labels_are_readable_pieces():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    pieces = ["▁¿", "D", "ónde", "▁está", "?", "▁", "▁I", "'", "m"]
+    labels = plots.piece_labels(pieces)
+    assert labels == ["¿", "-D", "-ónde", "está", "?", "␣", "I", "'", "-m"]
+    assert plots.piece_labels(["hola", "."]) == ["hola", "."]  # word tokens as they are
+    figure = plots.attention_figure(plots.np.eye(9, 5), pieces[:5], pieces)
+    FigureCanvasAgg(figure).draw()
+    ticks = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert ticks == labels[:5] and not any("▁" in t or "·" in t for t in ticks)
+    assert "yellow" in plots.ATTENTION_LEGEND and "purple" in plots.ATTENTION_LEGEND

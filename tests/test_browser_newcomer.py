@@ -155,10 +155,10 @@ def test_the_decoding_accordion_shows_the_chosen_methods_sliders(page, tiny_mode
         expect(accordion.get_by_text("max output length (tokens)")).to_be_visible()
         expect(accordion.get_by_text("temperature")).to_be_hidden()
         expect(accordion.get_by_text("beam size")).to_be_hidden()
-        accordion.get_by_label("beam").check()
+        accordion.get_by_role("radio", name="beam").check()
         expect(accordion.get_by_text("beam size", exact=True)).to_be_visible()
         expect(accordion.get_by_text("temperature")).to_be_hidden()
-        accordion.get_by_label("sample").check()
+        accordion.get_by_role("radio", name="sample").check()
         expect(accordion.get_by_text("temperature")).to_be_visible()
         expect(accordion.get_by_text("beam size", exact=True)).to_be_hidden()
     finally:
@@ -225,6 +225,54 @@ def test_phone_layout_fits_the_width(browser, tiny_models, tmp_path):
             box = headers.nth(index).bounding_box()
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= viewport, index
         assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") == 0
+    finally:
+        page.close()
+        demo.close()
+
+
+def test_phone_heat_map_fits_its_box_and_says_what_it_shows(browser, tiny_models):
+    """At 390 px the attention heat map's box stays inside the viewport (the map scrolls
+    sideways inside it, every column reachable), its label does not cover the map, and a
+    legend says what the colours mean; the model's quality line is on the first screen,
+    and the chat's MMI switch says why it is off and how to train a backward model."""
+    from playwright.sync_api import expect
+
+    demo, url = served(tiny_models)
+    page = browser.new_page(viewport=PHONE, is_mobile=True)
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        quality = page.locator("#translate-quality")
+        expect(quality).to_contain_text("quickstart model: dev BLEU")
+        assert quality.bounding_box()["y"] < PHONE["height"]
+        page.locator("#translate-input textarea").fill("one two three four five six seven .")
+        page.locator("#translate-btn").click()
+        image = page.locator("#attention-plot img")
+        expect(image).to_be_visible(timeout=120_000)
+        box = page.locator("#attention-plot").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+        inner = overflow(page, "#attention-plot .matplotlib")
+        assert inner["right"] <= inner["viewport"], inner
+        # what does not fit scrolls inside the box: all of the map can be reached
+        width = image.bounding_box()["width"]
+        reach = page.locator("#attention-plot .matplotlib").evaluate("(el) => el.scrollWidth")
+        assert reach >= width - 1, (reach, width)
+        label = page.locator("#attention-plot [data-testid='block-label']").bounding_box()
+        assert label["y"] + label["height"] <= image.bounding_box()["y"] + 1, "label over map"
+        legend = page.locator("#attention-legend")
+        expect(legend).to_contain_text("yellow")
+        fit = overflow(page, "#attention-legend")
+        assert fit["right"] <= fit["viewport"] and fit["hidden"] <= 0, fit
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") == 0
+
+        page.get_by_role("tab", name="Chat").click()
+        expect(page.locator("#chat-quality")).to_contain_text("dev perplexity")
+        page.locator("#chat-tab .label-wrap", has_text="decoding").click()
+        mmi = page.locator("#chat-mmi")
+        expect(mmi).to_contain_text("--preset chat-backward")
+        expect(mmi.locator("input")).to_be_disabled()
+        fit = overflow(page, "#chat-mmi")
+        assert fit["right"] <= fit["viewport"], fit
     finally:
         page.close()
         demo.close()
