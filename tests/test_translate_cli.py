@@ -167,11 +167,11 @@ def test_output_is_replaced_only_when_complete(tiny_run, tmp_path, monkeypatch, 
     original = Translator.translate
     calls = []
 
-    def interrupted(self, sentences, **overrides):
+    def interrupted(self, sentences, *args, **options):
         calls.append(len(sentences))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return original(self, sentences, **overrides)
+        return original(self, sentences, *args, **options)
 
     monkeypatch.setattr(Translator, "translate", interrupted)
     assert translate_file(tiny_run, source, "--output", str(output)) == 130
