@@ -9,8 +9,9 @@ as a command-line ``seq2seq.train``, is training in the same folder.
 
 The trainer runs ``nice``d in its own session, so that the app stays responsive and a Ctrl-C
 in the app's terminal reaches the app, which then cancels the trainer. Cancelling kills it
-(SIGTERM): the run folder's atomic writes make any moment a safe one, and ``--resume``
-continues from the last completed epoch. Its output goes to ``train.log`` in the run folder.
+(SIGTERM): the run folder's atomic writes make any moment a safe one, the trainer keeps the
+epoch so far, and ``--resume`` continues at the next batch. Its output goes to ``train.log``
+in the run folder.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Layout: ``config.yaml``, ``FORMAT`` (run-folder format version), ``source_vocab/``,
 ``target_vocab/``, ``model.keras`` (best by the selection metric), ``last.keras``,
-``backup/`` (the training state of the last completed epochs, for ``--resume``),
+``backup/`` (the training state of the last completed epochs, for ``--resume``, and the
+epoch so far after Ctrl-C or SIGTERM, ``seq2seq.training.mid_epoch``),
 ``checkpoints/`` (the last ``train.keep_checkpoints`` epochs' weights, for averaging),
 ``vocabularies.sha256`` (a fingerprint of both tokenizer folders, checked whenever the
 model is loaded with them), ``metrics.json``, ``history.csv``, ``progress.json`` (where
@@ -141,36 +142,43 @@ def temporary_name(path: Path) -> Path:
 
 
 # -- test seam --------------------------------------------------------------------------
-# Two environment variables exist for the tests only, so that a kill or a full disk can be
-# made to happen at one exact point of a write and the recovery tested deterministically
-# (tests/test_run_safety.py, tests/test_run_faults.py). Nothing outside the tests sets them;
-# unset, ``fault_seam`` returns at once.
+# Three environment variables exist for the tests only, so that a kill, a full disk or a
+# SIGTERM can be made to happen at one exact point and the recovery tested deterministically
+# (tests/test_run_safety.py, tests/test_run_faults.py, tests/test_mid_epoch.py). Nothing
+# outside the tests sets them; unset, ``fault_seam`` returns at once.
 KILL_AT = "SEQ2SEQ_KILL_AT"  # NAME:N: SIGKILL the process the N-th time it reaches NAME
 FULL_DISK_AT = "SEQ2SEQ_FULL_DISK_AT"  # NAME:N: raise ENOSPC there instead
+TERM_AT = "SEQ2SEQ_TERM_AT"  # NAME:N: send the process SIGTERM there (as a scheduler would)
 
 
 def fault_seam(name: str, torn: Path | None = None) -> None:
     """The tests' fault seam at a write's commit point ``name`` (a run file's name, e.g.
-    ``model.keras``, or ``state`` / ``state-renamed`` for a training state): with
-    ``SEQ2SEQ_KILL_AT=name:N`` it SIGKILLs the process the N-th time it passes ``name``, first
-    cutting the file ``torn`` in half as a write stopped mid-way would; with
-    ``SEQ2SEQ_FULL_DISK_AT=name:N`` it raises ENOSPC there. Unset: does nothing."""
-    wanted = os.environ.get(KILL_AT)
-    full = os.environ.get(FULL_DISK_AT)
-    if full and full.rpartition(":")[0] == name:
-        key = f"full:{name}"
-        _FAULT_COUNTS[key] = _FAULT_COUNTS.get(key, 0) + 1
-        if str(_FAULT_COUNTS[key]) == full.rpartition(":")[2]:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(torn or name))
-    if not wanted or wanted.rpartition(":")[0] != name:
+    ``model.keras``, or ``state`` / ``state-renamed`` for a training state), or after a
+    training step (``step``): with ``SEQ2SEQ_KILL_AT=name:N`` it SIGKILLs the process the
+    N-th time it passes ``name``, first cutting the file ``torn`` in half as a write stopped
+    mid-way would; with ``SEQ2SEQ_FULL_DISK_AT=name:N`` it raises ENOSPC there; with
+    ``SEQ2SEQ_TERM_AT=name:N`` it sends the process SIGTERM. Unset: does nothing."""
+    if _nth_pass(FULL_DISK_AT, name):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(torn or name))
+    if _nth_pass(TERM_AT, name):
+        os.kill(os.getpid(), signal.SIGTERM)
         return
-    _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
-    if str(_FAULT_COUNTS[name]) != wanted.rpartition(":")[2]:
+    if not _nth_pass(KILL_AT, name):
         return
     if torn is not None and torn.is_file():
         with open(torn, "rb+") as handle:
             handle.truncate(torn.stat().st_size // 2)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _nth_pass(variable: str, name: str) -> bool:
+    """Whether the seam ``variable`` (``NAME:N``) names ``name`` and this is its N-th pass."""
+    wanted = os.environ.get(variable)
+    if not wanted or wanted.rpartition(":")[0] != name:
+        return False
+    key = f"{variable}:{name}"
+    _FAULT_COUNTS[key] = _FAULT_COUNTS.get(key, 0) + 1
+    return str(_FAULT_COUNTS[key]) == wanted.rpartition(":")[2]
 
 
 _FAULT_COUNTS: dict[str, int] = {}

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from datetime import datetime
 from pathlib import Path
 
 from seq2seq.cli import quiet
 from seq2seq.config import ConfigError, load_config, parse_override, preset_names
+from seq2seq.training.interrupts import Terminated, catch_sigterm
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -131,23 +131,6 @@ def init_from_args(args: argparse.Namespace):
     return InitFrom(Path(args.init_from), args.init_vocab or "keep", args.init_optimizer or "reset")
 
 
-class Terminated(BaseException):
-    """SIGTERM (``kill PID``, a scheduler's time limit or preemption), raised like Ctrl-C's
-    KeyboardInterrupt so that training ends the same way: the last finished epoch kept, a
-    one-line resume hint, exit 143 (128 + SIGTERM)."""
-
-
-def raise_terminated(signum, frame) -> None:
-    raise Terminated
-
-
-def catch_sigterm() -> None:
-    try:
-        signal.signal(signal.SIGTERM, raise_terminated)
-    except ValueError:  # not the main thread (train() called from a library): leave it
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -205,13 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (KeyboardInterrupt, Terminated) as stop:
         terminated = isinstance(stop, Terminated)
-        where = (
-            f": {output} keeps its last finished epoch; continue with "
-            f"python -m seq2seq.train --output {output} --resume"
-            if output
-            else ""
-        )
-        print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}{where}", file=sys.stderr)
+        print(stop_line(terminated, output), file=sys.stderr)
         sys.stderr.flush()
         sys.stdout.flush()
         os._exit(143 if terminated else 130)  # TensorFlow's teardown can hang after an interrupt
@@ -229,6 +206,21 @@ def new_run_config(args: argparse.Namespace, overrides: list[str], init):
     from seq2seq.training.init_from import load_run_config_of, open_init_run
 
     return load_run_config_of(open_init_run(init), overrides)
+
+
+def stop_line(terminated: bool, output: Path | None) -> str:
+    """The one line Ctrl-C or SIGTERM ends with: what the run keeps (a mid-epoch state, the
+    last finished epoch) and the command that continues it."""
+    stopped = "terminated (SIGTERM)" if terminated else "interrupted"
+    if output is None:
+        return stopped
+    from seq2seq.training.mid_epoch import resume_point
+
+    kept = resume_point(output)
+    if kept is None:  # stopped before the run folder was written: nothing to continue
+        return stopped
+    command = f"python -m seq2seq.train --output {output} --resume"
+    return f"{stopped}: {output} {kept}; continue with {command}"
 
 
 def resume_hint(output: Path | None) -> str:

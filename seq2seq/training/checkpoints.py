@@ -4,8 +4,9 @@ After each completed epoch the chief writes ``backup/epoch-NNNN/`` (model weight
 state, ``state.json``) into a hidden folder and renames it into place, so a state folder
 either is complete or does not exist. The previous state is deleted only after the new one
 is in place. On ``--resume`` the newest state that loads is used; a damaged one is reported
-and the one before it is tried. ``checkpoints/epoch-NNNN.weights.h5`` keeps the model
-weights of the last ``keep`` epochs for ``python -m seq2seq.average``.
+and the one before it is tried. The mid-epoch state (``seq2seq.training.mid_epoch``) is
+written the same way (``write_state_folder``). ``checkpoints/epoch-NNNN.weights.h5`` keeps
+the model weights of the last ``keep`` epochs for ``python -m seq2seq.average``.
 
 Only the backup holds the optimizer state (``optimizer.npz``, Adam's two slots per weight:
 twice the model). Keras's ``save_weights`` and ``save`` would add it to every file they
@@ -129,18 +130,35 @@ def save_state(
     backup = paths.backup
     backup.mkdir(parents=True, exist_ok=True)
     final = backup / f"epoch-{epochs_done:04d}"
+    write_state_folder(final, model, optimizer, {"epochs_done": epochs_done}, seam="state")
+    for _, old in epoch_folders(backup)[BACKUPS_KEPT:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_state_folder(
+    final: Path,
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    state: dict,
+    seam: str,
+) -> None:
+    """``final/`` with the weights, the optimizer state and ``state.json`` (``state`` plus the
+    format), written under a hidden name, flushed and renamed into place, so that a kill
+    leaves the whole folder or none. ``seam`` names the test seam's two points (``seam``
+    and ``seam-renamed``, see ``seq2seq.runs.fault_seam``)."""
+    folder = final.parent
     partial = temporary_name(final)
     shutil.rmtree(partial, ignore_errors=True)
     check_free_space(
-        backup, variables_bytes(model.weights) + variables_bytes(optimizer.variables), "the state"
+        folder, variables_bytes(model.weights) + variables_bytes(optimizer.variables), "the state"
     )
     partial.mkdir()
     try:
         save_weights_only(model, partial / "model.weights.h5")
-        fault_seam("state")
+        fault_seam(seam)
         save_optimizer(optimizer, partial / "optimizer.npz")
-        state = {"epochs_done": epochs_done, "format": STATE_FORMAT}
-        (partial / "state.json").write_text(json.dumps(state), encoding="utf-8")
+        content = {**state, "format": STATE_FORMAT}
+        (partial / "state.json").write_text(json.dumps(content), encoding="utf-8")
         for file in partial.iterdir():
             with open(file, "rb+") as handle:
                 os.fsync(handle.fileno())
@@ -149,12 +167,10 @@ def save_state(
         if is_disk_full(error):
             raise disk_full(partial, error) from None
         raise
-    shutil.rmtree(final, ignore_errors=True)  # a state of the same epoch from an older attempt
+    shutil.rmtree(final, ignore_errors=True)  # a state of the same name from an older attempt
     partial.rename(final)
-    sync_folder(backup)
-    fault_seam("state-renamed")
-    for _, old in epoch_folders(backup)[BACKUPS_KEPT:]:
-        shutil.rmtree(old, ignore_errors=True)
+    sync_folder(folder)
+    fault_seam(f"{seam}-renamed")
 
 
 def variables_bytes(variables) -> int:

@@ -153,9 +153,13 @@ def epoch_schedule(
     return Schedule(steps, False)
 
 
-def dataset_function(config: Config, prepared: PreparedData, epoch: int, schedule: Schedule):
+def dataset_function(
+    config: Config, prepared: PreparedData, epoch: int, schedule: Schedule, skip: int = 0
+):
     """Each input pipeline's share of the epoch's data: its own shard files, shuffled with a
-    per-epoch seed (so a resumed epoch sees the same order as an uninterrupted one)."""
+    per-epoch seed (so a resumed epoch sees the same order as an uninterrupted one).
+    ``skip``: global steps already trained (a mid-epoch resume): their batches are read and
+    dropped, so the epoch goes on with the batch it stopped at."""
     data, train = config.data, config.train
 
     def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
@@ -173,6 +177,7 @@ def dataset_function(config: Config, prepared: PreparedData, epoch: int, schedul
             index=context.input_pipeline_id,
             batches=schedule.steps * replicas_here if exact else None,
         )
-        return dataset.repeat() if schedule.repeat else dataset
+        dataset = dataset.repeat() if schedule.repeat else dataset
+        return dataset.skip(skip * replicas_here) if skip else dataset
 
     return make

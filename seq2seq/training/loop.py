@@ -10,7 +10,8 @@ Only the chief (worker 0) writes the run folder; other workers keep their tokeni
 temporary folder that is removed at the end. Everything that can fail on bad input (config,
 corpus, cluster) is checked before the run folder is created. After each epoch the chief
 saves the training state atomically; ``resume=True`` continues from the newest state that
-reads back whole.
+reads back whole. Ctrl-C and SIGTERM end training between two steps, and the chief keeps the
+epoch so far, which ``resume=True`` continues at the next batch (``mid_epoch``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from seq2seq.model.losses import MaskedCrossEntropy
 from seq2seq.runs import (
     RunError,
     RunPaths,
+    fault_seam,
     read_metrics,
     write_metrics,
 )
@@ -66,6 +68,14 @@ from seq2seq.training.init_from import (
     check_init_from,
     initialise_from,
     prepare_kept,
+)
+from seq2seq.training.interrupts import INTERRUPTS, BetweenSteps
+from seq2seq.training.mid_epoch import (
+    EpochProgress,
+    MidEpoch,
+    drop_mid_epoch,
+    restore_mid_epoch,
+    save_mid_epoch,
 )
 from seq2seq.training.run_folder import (
     create_run_folder,
@@ -170,26 +180,37 @@ def make_optimizer(train: TrainConfig, policy: str) -> keras.optimizers.Optimize
     return optimizer
 
 
-def run_epoch(trainer: Trainer, batches, schedule: Schedule, callbacks) -> dict[str, float]:
-    """Train one epoch; returns its mean token loss and target tokens/s (global batches)."""
+def run_epoch(
+    trainer: Trainer, batches, schedule: Schedule, callbacks, progress: EpochProgress
+) -> dict[str, float]:
+    """Train the rest of one epoch, from where ``progress`` stands (batch 0, or where a
+    mid-epoch state stopped); returns the epoch's mean token loss and the target tokens/s
+    of the batches trained now (global batches).
+
+    Ctrl-C and SIGTERM take effect between two steps (``BetweenSteps``), so when they end
+    the epoch early ``progress`` counts exactly the batches the weights have seen.
+    """
     iterator = iter(batches)
-    total, tokens, step = 0.0, 0.0, 0
+    tokens_now = 0.0
     started = time.perf_counter()
-    while schedule.steps is None or step < schedule.steps:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            break
-        callbacks.on_train_batch_begin(step)
-        loss_sum, batch_tokens, _ = trainer.step(batch)
-        total += float(loss_sum)
-        tokens += float(batch_tokens)
-        callbacks.on_train_batch_end(step, {"loss": total / max(tokens, 1.0)})
-        step += 1
-        if trainer.model.stop_training:
-            break
+    with BetweenSteps() as interrupts:
+        while schedule.steps is None or progress.batches_done < schedule.steps:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                break
+            step = progress.batches_done
+            callbacks.on_train_batch_begin(step)
+            loss_sum, batch_tokens, _ = trainer.step(batch)
+            progress.add(float(loss_sum), float(batch_tokens))
+            tokens_now += float(batch_tokens)
+            callbacks.on_train_batch_end(step, {"loss": progress.loss})
+            fault_seam("step")  # the tests' SEQ2SEQ_TERM_AT=step:N
+            interrupts.check()
+            if trainer.model.stop_training:
+                break
     seconds = time.perf_counter() - started
-    return {"loss": total / max(tokens, 1.0), "target_tokens_per_s": tokens / max(seconds, 1e-9)}
+    return {"loss": progress.loss, "target_tokens_per_s": tokens_now / max(seconds, 1e-9)}
 
 
 def make_callbacks(
@@ -340,13 +361,12 @@ def train_prepared(
     check_same_vocabularies(trainer, prepared)
     restored = restore_latest(paths, model, optimizer) if resume else None
     start = restored.epochs_done if restored else 0
-    if trainer.sum_over_replicas(start) != start * trainer.num_replicas:
-        raise TrainingError(
-            "the workers restored different epochs; resume needs --output on "
-            "a folder every worker can read"
-        )
+    if is_chief:  # before a mid-epoch state replaces the restored weights
+        rewrite_missing_epoch_weights(paths, model, start, config.train.keep_checkpoints)
+    mid = restore_mid_epoch(paths, model, optimizer, start, is_chief) if resume else None
+    check_same_start(trainer, start, mid.batches_done if mid else 0)
     initialised = None
-    if init_from is not None and start == 0:  # a resumed run's state has it already
+    if init_from is not None and start == 0 and mid is None:  # else the state has it already
         if resume:
             log.info("no finished epoch to resume: starting from %s's weights again", init_from.run)
         initialised = initialise_from(
@@ -362,7 +382,6 @@ def train_prepared(
             metrics = read_metrics(paths)
             metrics["init_from"] = initialised
             write_metrics(paths, metrics)
-        rewrite_missing_epoch_weights(paths, model, start, config.train.keep_checkpoints)
     schedule = epoch_schedule(config, trainer.num_replicas, prepared)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
@@ -370,28 +389,100 @@ def train_prepared(
         config, paths, start, is_chief, model, int(verbose) if is_chief else 0, schedule.steps
     )
     scorer = make_dev_scorer(config, prepared, model, loss) if is_chief else None
-    score_names = dev_score_names(config)
+    epoch_run = EpochRun(config, prepared, trainer, schedule, callbacks, scorer)
     callbacks.on_train_begin()
     stopped_early = False
     for epoch in range(start, config.train.epochs):
-        callbacks.on_epoch_begin(epoch)
-        batches = trainer.distribute(dataset_function(config, prepared, epoch, schedule))
-        logs = run_epoch(trainer, batches, schedule, callbacks)
-        if model.stop_training and not math.isfinite(logs["loss"]):
-            raise TrainingError(f"the training loss became {logs['loss']} in epoch {epoch + 1}")
-        scores = scorer.scores() if scorer else {}
-        values = trainer.broadcast_from_chief([scores.get(name, 0.0) for name in score_names])
-        logs.update(zip(score_names, values, strict=True))
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-        callbacks.on_epoch_end(epoch, logs)
+        progress = mid.progress() if mid and epoch == start else EpochProgress(epoch)
+        try:
+            epoch_run.train(progress)
+            if is_chief:
+                save_state(paths, model, optimizer, epoch + 1)
+        except INTERRUPTS:  # Ctrl-C or SIGTERM: keep the epoch so far, then end as asked
+            if is_chief:
+                keep_mid_epoch(paths, model, optimizer, progress, schedule.steps)
+            raise
         if is_chief:
-            save_state(paths, model, optimizer, epoch + 1)
+            drop_mid_epoch(paths)
             save_epoch_weights(paths, model, epoch + 1, config.train.keep_checkpoints)
         if model.stop_training:
             stopped_early = epoch + 1 < config.train.epochs
             break
     callbacks.on_train_end()
     return finish_run(paths, model, stopped_early) if is_chief else {}
+
+
+def check_same_start(trainer: Trainer, epochs_done: int, batches_done: int) -> None:
+    """Every worker must start at the same epoch and batch, or they train different data
+    in lockstep (and one waits for ever at the epoch's end)."""
+    for value in (epochs_done, batches_done):
+        if trainer.sum_over_replicas(value) != value * trainer.num_replicas:
+            raise TrainingError(
+                "the workers restored different epochs; resume needs --output on "
+                "a folder every worker can read"
+            )
+
+
+class EpochRun:
+    """One epoch from its first batch to its record: train, score on dev, run the epoch-end
+    callbacks (the run record, early stopping, LR plateaus)."""
+
+    def __init__(
+        self,
+        config: Config,
+        prepared: PreparedData,
+        trainer: Trainer,
+        schedule: Schedule,
+        callbacks: keras.callbacks.CallbackList,
+        scorer: DevScorer | None,
+    ):
+        self.config = config
+        self.prepared = prepared
+        self.trainer = trainer
+        self.schedule = schedule
+        self.callbacks = callbacks
+        self.scorer = scorer
+        self.score_names = dev_score_names(config)
+
+    def train(self, progress: EpochProgress) -> dict[str, float]:
+        """Train ``progress.epoch`` from ``progress.batches_done`` on; returns its logs."""
+        epoch, trainer = progress.epoch, self.trainer
+        self.callbacks.on_epoch_begin(epoch)
+        make = dataset_function(
+            self.config, self.prepared, epoch, self.schedule, skip=progress.batches_done
+        )
+        logs = run_epoch(trainer, trainer.distribute(make), self.schedule, self.callbacks, progress)
+        if trainer.model.stop_training and not math.isfinite(logs["loss"]):
+            raise TrainingError(f"the training loss became {logs['loss']} in epoch {epoch + 1}")
+        scores = self.scorer.scores() if self.scorer else {}
+        values = trainer.broadcast_from_chief([scores.get(name, 0.0) for name in self.score_names])
+        logs.update(zip(self.score_names, values, strict=True))
+        learning_rate = trainer.optimizer.learning_rate
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(learning_rate))
+        self.callbacks.on_epoch_end(epoch, logs)
+        return logs
+
+
+def keep_mid_epoch(
+    paths: RunPaths,
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    progress: EpochProgress,
+    steps: int | None,
+) -> MidEpoch | None:
+    """On Ctrl-C or SIGTERM (chief only): save the epoch so far for ``--resume``. Nothing
+    to save when this process trained no batch of it (the state it started from stands) or
+    the loss is no longer finite. A save that fails is logged, not raised: the interrupt
+    still ends training with its own line and exit code, from the last good state."""
+    if progress.batches_done == progress.started_at or not math.isfinite(progress.loss):
+        return None
+    try:
+        state = save_mid_epoch(paths, model, optimizer, progress, steps)
+    except Exception as error:  # a full disk, h5py's own errors
+        log.warning("could not keep the epoch so far (%s); the last finished epoch stays", error)
+        return None
+    log.info("kept %s in %s", state.describe(), state.folder)
+    return state
 
 
 def build_trainer(
