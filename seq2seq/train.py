@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (KeyboardInterrupt, Terminated) as stop:
         terminated = isinstance(stop, Terminated)
-        print(stop_line(terminated, output), file=sys.stderr)
+        chief = getattr(stop, "is_chief", True)  # set by the loop; another worker says less
+        print(stop_line(terminated, output if chief else None), file=sys.stderr)
         sys.stderr.flush()
         sys.stdout.flush()
         os._exit(143 if terminated else 130)  # TensorFlow's teardown can hang after an interrupt

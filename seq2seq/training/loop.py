@@ -398,9 +398,10 @@ def train_prepared(
             epoch_run.train(progress)
             if is_chief:
                 save_state(paths, model, optimizer, epoch + 1)
-        except INTERRUPTS:  # Ctrl-C or SIGTERM: keep the epoch so far, then end as asked
+        except INTERRUPTS as stop:  # Ctrl-C or SIGTERM: keep the epoch so far, then end as asked
             if is_chief:
                 keep_mid_epoch(paths, model, optimizer, progress, schedule.steps)
+            stop.is_chief = is_chief  # only the chief's stop line says what the run keeps
             raise
         if is_chief:
             drop_mid_epoch(paths)
