@@ -224,6 +224,22 @@ def test_copy_attention_output_is_a_distribution_that_moves_mass_to_source_ids()
     assert np.exp(model((source, target)).numpy()).sum(-1).max() < 1.0
 
 
+def test_copy_attention_reads_the_memory_where_the_source_holds_the_last_token():
+    """CopyNet's selective read: the step after writing a source piece sees the encoder
+    output at that piece (the mean over repeats), so it can tell "19" from "199"."""
+    decoder = Decoder(50, 4, 8, 3, copy_attention=True)
+    memory = np.arange(12, dtype="float32").reshape(1, 4, 3)  # position s holds 3s..3s+2
+    copy_ids = np.array([[7, 9, 7, -1]], "int32")  # 7 twice, 9 once, -1 copies nothing
+    embedded = np.zeros((1, 3, 4), "float32")
+    tokens = np.array([[9, 7, 5]], "int32")
+    read = np.asarray(decoder.rnn_inputs(embedded, tokens, memory, copy_ids))[0, :, 4:]
+    np.testing.assert_allclose(read[0], memory[0, 1])
+    np.testing.assert_allclose(read[1], (memory[0, 0] + memory[0, 2]) / 2)
+    np.testing.assert_allclose(read[2], 0.0)  # 5 is not in the source
+    plain = Decoder(50, 4, 8, 3)
+    assert plain.rnn_inputs(embedded, tokens, memory, None) is embedded
+
+
 def test_copy_attention_needs_attention_and_a_table_of_the_source_size():
     with pytest.raises(ValueError, match="copy_attention needs an attention mechanism"):
         Decoder(50, 16, 16, 32, attention="none", copy_attention=True)

@@ -51,7 +51,11 @@ class Decoder(keras.layers.Layer):
             mixes the generated distribution with the attention weights put on the target
             ids of the source tokens (``copy_ids``), so names and numbers can be copied.
             The outputs are then log-probabilities, which every consumer of logits (the
-            loss, ``log_softmax`` in search) takes unchanged. Needs attention.
+            loss, ``log_softmax`` in search) takes unchanged. Each step's input also
+            holds CopyNet's selective read (Gu et al., 2016): the mean encoder output
+            of the source positions that hold the previous token, so the recurrent
+            state knows which source piece was just written and can move past it
+            instead of copying it again. Needs attention.
         **kwargs: ``keras.layers.Layer`` arguments.
 
     Call arguments (whole sequence, teacher forcing):
@@ -218,6 +222,26 @@ class Decoder(keras.layers.Layer):
         mixed = generate * ops.softmax(logits, axis=-1) + (1.0 - generate) * copied
         return ops.log(mixed + COPY_FLOOR)
 
+    # -- inputs ------------------------------------------------------------------------
+
+    def rnn_inputs(self, embedded, tokens, memory, copy_ids):
+        """The first layer's inputs [B,T,*] for the previous tokens [B,T]: their embeddings,
+        and with ``copy_attention`` the selective read of ``memory`` beside them.
+
+        Without it a copy model is blind to what it copied: the same attention that put
+        "6" in the output points at "6" again, and "1986" comes out as "19866666"."""
+        if self.copy_switch is None:
+            return embedded
+        if copy_ids is None:
+            raise ValueError("a decoder with copy_attention needs the source's copy_ids")
+        # -1 (a source piece the target cannot spell) and the specials match no token.
+        hits = ops.cast(
+            ops.equal(ops.expand_dims(tokens, -1), ops.expand_dims(copy_ids, 1)), memory.dtype
+        )  # [B,T,S]
+        count = ops.maximum(ops.sum(hits, axis=-1, keepdims=True), ops.cast(1, memory.dtype))
+        read = ops.matmul(hits, memory) / count  # [B,T,memory_width]
+        return ops.concatenate([embedded, ops.cast(read, embedded.dtype)], axis=-1)
+
     # -- whole sequence (training) -----------------------------------------------------
 
     def call(self, target_in, memory, keys, source_mask, states, training=False, copy_ids=None):
@@ -226,7 +250,9 @@ class Decoder(keras.layers.Layer):
             return self.unrolled(target_in, memory, keys, source_mask, states, training, copy_ids)
         target_mask = ops.not_equal(target_in, PAD)
         embedded = self.embedding(target_in)
-        outputs = self.dropout(embedded, training=training)
+        outputs = self.dropout(
+            self.rnn_inputs(embedded, target_in, memory, copy_ids), training=training
+        )
         for index, rnn in enumerate(self.rnns):
             results = fast_rnn.run(
                 rnn, outputs, target_mask, self.layer_states(states, index), training
@@ -264,7 +290,8 @@ class Decoder(keras.layers.Layer):
     def step(self, tokens, states, memory, keys, source_mask, training=False, copy_ids=None):
         """One decoder step for ids [B]: (logits [B,V] float32, new states, attention [B,S])."""
         embedded = self.embedding(tokens)
-        inputs = self.dropout(embedded, training=training)
+        inputs = self.rnn_inputs(embedded[:, None], tokens[:, None], memory, copy_ids)[:, 0]
+        inputs = self.dropout(inputs, training=training)
         if self.input_feeding:
             inputs = ops.concatenate([inputs, states[-1]], axis=-1)
         new_states = []
