@@ -50,8 +50,8 @@ def test_readme_test_command_is_what_ci_runs():
         if line.startswith(".venv/bin/python -m pytest")
     ]
     assert commands == [
-        '.venv/bin/python -m pytest -q -m "not slow" -x',
-        ".venv/bin/python -m pytest -q -m slow",
+        '.venv/bin/python -m pytest -q -m "not slow" -x -n 2 --dist loadfile',
+        ".venv/bin/python -m pytest -q -m slow -n 2 --dist loadfile",
     ]
     for command in commands:
         assert command in readme
