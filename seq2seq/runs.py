@@ -144,7 +144,7 @@ def temporary_name(path: Path) -> Path:
 # -- test seam --------------------------------------------------------------------------
 # Three environment variables exist for the tests only, so that a kill, a full disk or a
 # SIGTERM can be made to happen at one exact point and the recovery tested deterministically
-# (tests/test_run_safety.py, tests/test_run_faults.py, tests/test_mid_epoch.py). Nothing
+# (tests/test_runs.py, tests/test_checkpoints.py, tests/test_mid_epoch.py). Nothing
 # outside the tests sets them; unset, ``fault_seam`` returns at once.
 KILL_AT = "SEQ2SEQ_KILL_AT"  # NAME:N: SIGKILL the process the N-th time it reaches NAME
 FULL_DISK_AT = "SEQ2SEQ_FULL_DISK_AT"  # NAME:N: raise ENOSPC there instead

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from seq2seq.average import AverageError, average_run, main
+from seq2seq.average import AverageError, average_run, last_checkpoints, main
 from seq2seq.inference.translator import Translator
-from seq2seq.runs import RunError, open_run
+from seq2seq.runs import RunError, RunPaths, open_run
 from seq2seq.training.checkpoints import epoch_weights as epoch_checkpoints
 from seq2seq.training.checkpoints import epoch_weights_file as checkpoint_path
 
@@ -137,3 +138,18 @@ def test_training_keeps_the_epoch_weights_that_averaging_reads(tiny_run, tmp_pat
     averaged = load_model(tmp_path / "averaged")
     assert len(float_weights(averaged)) == len(float_weights(last))
     assert Translator.from_run(tmp_path / "averaged").translate(SENTENCES)[0].text
+
+
+def fake_checkpoints(run: Path, epochs: list[int]) -> None:
+    folder = RunPaths(run).checkpoints
+    folder.mkdir(parents=True)
+    for epoch in epochs:
+        (folder / f"epoch-{epoch:04d}.weights.h5").write_bytes(b"")
+
+
+def test_averaging_refuses_epochs_with_a_gap_unless_asked(tmp_path):
+    fake_checkpoints(tmp_path, [1, 2, 4])
+    with pytest.raises(AverageError, match=r"epochs 2, 4, not consecutive: epoch\(s\) 3 missing"):
+        last_checkpoints(tmp_path, 2)
+    assert list(last_checkpoints(tmp_path, 2, allow_gaps=True)) == [2, 4]
+    assert list(last_checkpoints(tmp_path, 1)) == [4]

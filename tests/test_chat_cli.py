@@ -1,5 +1,5 @@
 """``python -m seq2seq.chat`` in a subprocess with piped stdin, on a tiny dialogue run; invalid
-bytes and Ctrl-C in process."""
+bytes and Ctrl-C in process; ``--help``, and the notice for a message shortened to fit."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from test_translate_cli import help_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -148,3 +150,38 @@ def test_chat_ctrl_c_while_decoding_ends_without_a_traceback(tiny_run, monkeypat
     monkeypatch.setattr(ChatSession, "stream_reply", interrupted)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"one .\n"), encoding="utf-8"))
     assert chat_main(["--model", str(tiny_run), "--method", "greedy"]) == 130
+
+
+def test_chat_help_has_examples_and_the_tags(capsys):
+    from seq2seq import chat  # the module (``chat`` above runs the command)
+
+    text = help_text(chat, capsys)
+    assert "examples:" in text and "--model runs/quickstart-chat" in text
+    assert "--temperature 0.7 means sampling" in text
+    assert "/reset" in text
+
+
+@pytest.mark.slow
+def test_an_over_long_message_is_flagged_like_translate_flags_it(tiny_dialogue_run):
+    config = yaml.safe_load((tiny_dialogue_run / "config.yaml").read_text(encoding="utf-8"))
+    limit = config["data"]["max_source_length"]
+    long_message = " ".join(["hello"] * (limit + 20))
+    assert len(long_message) < 1000  # within --max-input-chars: answered, not refused
+    done = subprocess.run(
+        [sys.executable, "-m", "seq2seq.chat", "--model", str(tiny_dialogue_run)]
+        + ["--method", "greedy"],
+        input=f"hi!\n{long_message}\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    replies = done.stdout.split("\n")[:-1]
+    assert len(replies) == 2 and all(reply.strip() for reply in replies)
+    notices = [line for line in done.stderr.splitlines() if "shortened" in line]
+    assert notices == [
+        f"<stdin>:2: message is longer than the model's {limit} tokens "
+        "(data.max_source_length); it was shortened to fit"
+    ]

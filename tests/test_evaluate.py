@@ -1,16 +1,24 @@
-"""Evaluation: metrics on hand-made replies, and the library/CLI on a tiny trained run."""
+"""Evaluation: metrics on hand-made replies, and the library/CLI on a tiny trained run; bad
+shares and an unwritable output folder refused before any decoding."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from test_bench import one_error_line, run_module
 
-from seq2seq.inference.evaluation import EvaluationError, read_pairs_file
+from seq2seq.inference.evaluation import (
+    EvaluationError,
+    check_writable,
+    evaluate_run,
+    read_pairs_file,
+)
 from seq2seq.inference.metrics import (
     degenerate_report,
     dialogue_metrics,
@@ -280,3 +288,47 @@ def test_evaluate_with_a_glossary_reports_its_hit_rate(tiny_translation_run, tmp
     # greedy with a glossary: refused before the model loads
     assert main([*run[:4], "--method", "greedy", "--glossary", str(glossary)]) == 2
     assert "a glossary constrains beam search only" in capsys.readouterr().err
+
+
+# -- refusals before any work: shares out of range, an output folder that cannot be written
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("degenerate_threshold", math.nan),
+        ("degenerate_threshold", 1.5),
+        ("degenerate_threshold", -0.1),
+        ("stock_fraction", 5.0),
+        ("stock_fraction", 0.0),
+        ("stock_fraction", math.inf),
+    ],
+)
+def test_evaluate_range_checks_its_shares(tmp_path, setting, value):
+    with pytest.raises(EvaluationError, match=f"{setting} is {value}; allowed: a number with 0"):
+        evaluate_run(tmp_path / "never-opened", **{setting: value})
+
+
+def test_evaluate_output_folder_is_checked_without_leaving_folders(tmp_path):
+    check_writable(tmp_path / "a" / "b" / "c")
+    assert list(tmp_path.iterdir()) == [], "the check leaves no folder behind"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(EvaluationError, match="cannot write the report to .*file/out"):
+        check_writable(tmp_path / "file" / "out")
+
+
+@pytest.mark.slow
+def test_evaluate_checks_the_output_folder_before_decoding(tiny_run, tmp_path, monkeypatch):
+    from seq2seq.inference import evaluation
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded before checking the output folder")
+
+    monkeypatch.setattr(evaluation, "decode_sources", no_decoding)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(EvaluationError, match="cannot write the report"):
+        evaluate_run(tiny_run, output_dir=tmp_path / "file" / "eval")
+    done = run_module(
+        "seq2seq.evaluate", "--model", str(tiny_run), "--stock-fraction", "5", "--split", "dev"
+    )
+    assert "stock_fraction is 5.0" in one_error_line(done)

@@ -1,5 +1,6 @@
 """Exports: the SavedModel translates text like ``Translator``, stands alone, survives bad
-input; the graph tokenizers match ``seq2seq.data.tokenizers``; TFLite greedy matches too."""
+input; the graph tokenizers match ``seq2seq.data.tokenizers``; TFLite greedy matches too; an
+unwritable output folder exits 2 (``average``'s too)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import tensorflow as tf
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_bench import one_error_line, run_module
 
 from seq2seq.data.dialogue import build_source
 from seq2seq.data.tokenizers import SentencePieceTokenizer, WordTokenizer, normalize
@@ -567,3 +569,13 @@ def test_tflite_matches_translator_on_real_sentences(real_run, tmp_path):
 def test_unloadable_run_is_a_run_error(tmp_path):
     with pytest.raises(RunError, match="run folder not found"):
         export_tflite(tmp_path / "missing", tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_export_and_average_into_an_unwritable_place_exit_2(tiny_run, tmp_path):
+    (tmp_path / "file").write_text("x")
+    for module, extra in (("seq2seq.export", []), ("seq2seq.average", ["--last", "2"])):
+        done = run_module(
+            module, "--model", str(tiny_run), "--output", str(tmp_path / "file" / "out"), *extra
+        )
+        assert "is not a folder" in one_error_line(done), module

@@ -1,6 +1,7 @@
 """Ctrl-C or SIGTERM in the middle of an epoch keeps the epoch so far (a mid-epoch state in
 ``backup/``), and ``--resume`` goes on with the batch it stopped at: the epoch ends with the
-loss and weights of a run that was never stopped."""
+loss and weights of a run that was never stopped; SIGTERM ends training like Ctrl-C, with one
+line naming the resume command."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from conftest import REPO
+from test_checkpoints import recorded_epochs, train
 from test_distributed import NO_DEV_BLEU, environment, write_config
-from test_run_faults import recorded_epochs, train
 
-from seq2seq.runs import RunPaths, open_run
+from seq2seq.runs import RunPaths, open_run, read_progress
 from seq2seq.training.interrupts import BetweenSteps, Terminated, raise_terminated
 from seq2seq.training.mid_epoch import restore_mid_epoch, resume_point
 
@@ -134,3 +139,38 @@ def test_ctrl_c_and_sigterm_wait_for_the_step_in_progress():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_ends_like_ctrl_c_and_resume_continues(tmp_path):
+    config = write_config(tmp_path, epochs=50, steps_per_epoch=200, **NO_DEV_BLEU)
+    env = environment(tmp_path)
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seq2seq.train", "--config", str(config), "--output", str(run)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while read_progress(RunPaths(run)).get("epoch", 0) < 2 and process.poll() is None:
+            assert time.monotonic() < deadline, "training never reached epoch 2"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, stderr[-3000:]
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("terminated (SIGTERM):")
+    assert f"python -m seq2seq.train --output {run} --resume" in last
+    assert recorded_epochs(run)[:1] == [1]
+    done = train(["--output", str(run), "--resume", "train.epochs=2"], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert recorded_epochs(run) == [1, 2]

@@ -1,5 +1,6 @@
 """One writer per run folder (an OS lock a crash releases), and the vocabulary fingerprint
-that binds a model to its tokenizers."""
+that binds a model to its tokenizers; a new output folder that cannot be created is refused
+before any work."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from test_distributed import NO_DEV_BLEU, environment, write_config
 
 from seq2seq import run_lock
-from seq2seq.run_lock import RunLockError
+from seq2seq.run_lock import RunLockError, check_new_folder
 from seq2seq.runs import RunError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -215,3 +216,11 @@ def test_resume_refuses_swapped_tokenizers_and_average_keeps_fingerprint(tiny_ru
     (run / "source_vocab" / "vocab.txt").write_text("a\nb\n", encoding="utf-8")
     with pytest.raises(RunError, match="not the tokenizers"):
         train(None, run, resume=True, epochs=6, verbose=0)
+
+
+def test_new_output_folders_that_cannot_be_created_are_refused_first(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunError, match="cannot create .*file/out: .*file is not a folder"):
+        check_new_folder(tmp_path / "file" / "out")
+    check_new_folder(tmp_path / "new" / "deeper")
+    assert not (tmp_path / "new").exists()

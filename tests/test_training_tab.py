@@ -1,5 +1,7 @@
 """Training progress and the Training tab: progress.json, run status, jobs started and
-cancelled from the app, the tab's data functions and bad input, and the quickstart flow."""
+cancelled from the app, the tab's data functions and bad input, and the quickstart flow; no
+"train one" advice for a model that is training or queued, Resume and Cancel only where they
+apply."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import json  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -21,9 +24,9 @@ import gradio as gr  # noqa: E402
 import pytest  # noqa: E402
 from conftest import REPO, SAMPLE_RUN  # noqa: E402
 
-from apps import quickstart, training_tab  # noqa: E402
-from apps.jobs import JobError, Request, TrainingJobs  # noqa: E402
-from apps.registry import survey  # noqa: E402
+from apps import quickstart, training_tab, web  # noqa: E402
+from apps.jobs import Job, JobError, Request, TrainingJobs  # noqa: E402
+from apps.registry import TRAIN_CHAT, TRAIN_TRANSLATION, Registry, survey  # noqa: E402
 from apps.run_status import FINISHED, STOPPED, TRAINING, run_status  # noqa: E402
 from seq2seq.config import config_yaml, load_config  # noqa: E402
 from seq2seq.runs import RunPaths, read_progress, write_metrics  # noqa: E402
@@ -364,3 +367,88 @@ def test_a_new_run_cancelled_before_it_trains_leaves_no_folder(tmp_path):
     (job.path / "config.yaml").write_text("name: begun\n")  # training had begun
     training_tab.cancel_training(jobs)
     assert (job.path / "config.yaml").is_file() and (job.path / "train.log").is_file()
+
+
+# -- notices while training (issue 23, bug 3) and Resume/Cancel (bug 5) -------------------
+
+
+def run_folder(folder: Path, preset: str, progress: dict | None = None, metrics=None) -> Path:
+    """A run folder as training leaves it: config.yaml, metrics, maybe progress.json."""
+    paths = RunPaths(folder).create()
+    paths.config.write_text(config_yaml(load_config(preset)), encoding="utf-8")
+    write_metrics(paths, metrics or {"pairs": {"train": 6400}, "dropped_by_length": {"train": 0}})
+    if progress is not None:
+        paths.progress.write_text(json.dumps(progress), encoding="utf-8")
+    return folder
+
+
+def training_now(**fields) -> dict:
+    """progress.json of a trainer that is alive (this process stands in for it)."""
+    now = time.time()
+    progress = {
+        "state": "training",
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "epochs": 1,
+        "steps": 400,
+        "epoch": 1,
+        "step": 100,
+        "loss": 3.5,
+        "started": now - 100,
+        "epoch_started": now - 100,
+        "updated": now,
+    }
+    progress.update(fields)
+    return progress
+
+
+def test_no_advice_to_train_a_model_that_is_training_or_queued(tmp_path):
+    """While the quickstart trains, the notice does not tell the user to train it again
+    (nor lists its folder as "not offered"); the banner shows its progress in one line.
+    The queued chat model likewise gets no "train one" advice."""
+    run_folder(tmp_path / "quickstart", "quickstart", training_now())
+    registry, jobs = Registry(tmp_path), TrainingJobs(tmp_path)
+    notice = web.empty_notice(registry, jobs)
+    assert TRAIN_TRANSLATION not in notice and "quickstart`" not in notice
+    assert TRAIN_CHAT in notice  # the chat model is neither trained nor coming
+
+    jobs.waiting = [Request("quickstart-chat", preset="quickstart-chat")]
+    assert web.empty_notice(registry, jobs) == ""
+    banner = training_tab.training_banner_text(jobs)
+    lines = banner.split("\n\n")
+    assert len(lines) == 2
+    assert lines[0].startswith("**Training:** quickstart (es → en) 25%")
+    assert "step 100/400" in lines[0] and "Translate tab" in lines[0]
+    assert lines[1].startswith("**Queued:** quickstart-chat (chat:") and "Chat tab" in lines[1]
+    assert "⏳" not in banner and "No trained" not in banner
+
+
+def test_resume_only_for_a_stopped_run_and_cancel_only_for_the_selected_running_job(tmp_path):
+    done = {"finished": True, "stopped_early": True, "epochs": [{"epoch": 1, "loss": 2.0}]}
+    run_folder(tmp_path / "done", "quickstart", metrics=done)
+    run_folder(tmp_path / "halted", "quickstart", training_now(pid=2**22 + 7, updated=0))
+    jobs = TrainingJobs(tmp_path)
+
+    resume, cancel = training_tab.run_buttons(jobs, "done")
+    assert resume.interactive is False  # finished: nothing to resume
+    assert cancel.interactive is False
+    resume, cancel = training_tab.run_buttons(jobs, "halted")
+    assert resume.interactive is True and cancel.interactive is False
+
+    # the app's own training, running: Cancel applies to it, and only when it is selected
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        jobs.job = Job(Request("halted", resume=True), tmp_path / "halted", sleeper)
+        resume, cancel = training_tab.run_buttons(jobs, "done")
+        assert cancel.interactive is False and resume.interactive is False
+        resume, cancel = training_tab.run_buttons(jobs, "halted")
+        assert cancel.interactive is True and cancel.value == "Cancel halted"
+        assert resume.interactive is False  # it runs
+        with pytest.raises(gr.Error, match="not the running training; select halted"):
+            training_tab.cancel_training(jobs, "done")
+        assert sleeper.poll() is None
+        assert "cancelled" in training_tab.cancel_training(jobs, "halted")
+        assert sleeper.poll() is not None
+    finally:
+        sleeper.kill()
+        sleeper.wait()

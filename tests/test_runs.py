@@ -1,4 +1,6 @@
-"""A run killed at any write keeps its last good state, and ``--resume`` takes it from there.
+"""The run folder: a run killed at any write keeps its last good state, and ``--resume`` takes
+it from there; a full disk is recognised; a damaged ``metrics.json`` is named, and ``--resume``
+of it exits 2.
 
 Kills are deterministic: ``SEQ2SEQ_KILL_AT=name:N`` makes the trainer cut the N-th write of
 ``name`` in half and SIGKILL itself before the rename (the test seam ``seq2seq.runs.fault_seam``).
@@ -6,16 +8,19 @@ Kills are deterministic: ``SEQ2SEQ_KILL_AT=name:N`` makes the trainer cut the N-
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from test_bench import one_error_line, run_module
 from test_distributed import NO_DEV_BLEU, environment, write_config
 
-pytestmark = pytest.mark.slow
+from seq2seq.runs import RunError, RunPaths, is_disk_full, read_metrics
 
 
 def train(args: list[str], env: dict, kill_at: str | None = None) -> subprocess.CompletedProcess:
@@ -55,6 +60,7 @@ def check_consistent(run: Path) -> list[int]:
     return epochs
 
 
+@pytest.mark.slow
 def test_kills_at_every_kind_of_write_lose_nothing(tmp_path):
     config = write_config(tmp_path, epochs=3, steps_per_epoch=4, **NO_DEV_BLEU)
     run = tmp_path / "run"
@@ -83,6 +89,7 @@ def test_kills_at_every_kind_of_write_lose_nothing(tmp_path):
     assert not list(run.rglob(".partial-*")), "a temporary file was left behind"
 
 
+@pytest.mark.slow
 def test_a_damaged_state_falls_back_and_a_finished_run_resumes_only_to_more_epochs(tmp_path):
     """One run, two stories (each training subprocess costs seconds): a damaged newest state
     falls back to the one before; then ``--resume`` of the finished run changes nothing,
@@ -114,6 +121,7 @@ def test_a_damaged_state_falls_back_and_a_finished_run_resumes_only_to_more_epoc
     assert check_consistent(run) == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_bad_input_found_after_parsing_leaves_no_run_folder(tmp_path):
     config = write_config(tmp_path)
     env = environment(tmp_path)
@@ -125,6 +133,7 @@ def test_bad_input_found_after_parsing_leaves_no_run_folder(tmp_path):
     assert not run.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
 def test_a_read_only_output_folder_is_a_clear_error(tmp_path):
     config = write_config(tmp_path)
@@ -141,6 +150,7 @@ def test_a_read_only_output_folder_is_a_clear_error(tmp_path):
     assert "cannot write the run folder" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_training_with_one_line_and_the_run_resumes(tmp_path):
     """Ctrl-C mid-epoch: exit 130 at once with a line naming the resume command (no
     traceback, no wait for TensorFlow's teardown), and ``--resume`` continues the run."""
@@ -176,3 +186,41 @@ def test_ctrl_c_ends_training_with_one_line_and_the_run_resumes(tmp_path):
     more = train(["--output", str(run), "--resume", f"train.epochs={len(done) + 1}"], env)
     assert more.returncode == 0, more.stderr[-3000:]
     assert check_consistent(run) == list(range(1, len(done) + 2))
+
+
+# -- run-folder records: a full disk, a damaged metrics.json -------------------------------
+
+
+def test_disk_full_errors_are_recognised():
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    # h5py's wording, errno lost
+    assert is_disk_full(
+        OSError("Unable to synchronously create file (errno = 28, ...: No space left on device)")
+    )
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
+
+
+def test_a_damaged_metrics_json_is_named(tmp_path):
+    paths = RunPaths(tmp_path)
+    assert read_metrics(paths) == {}
+    paths.metrics.write_text('{"epochs": [', encoding="utf-8")
+    with pytest.raises(RunError, match="metrics.json cannot be read .*JSONDecodeError"):
+        read_metrics(paths)
+    paths.metrics.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(RunError, match="metrics.json is damaged: it holds a list"):
+        read_metrics(paths)
+    paths.metrics.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(RunError, match="metrics.json cannot be read"):
+        read_metrics(paths)
+
+
+@pytest.mark.slow
+def test_resume_with_a_damaged_metrics_json_exits_2(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("logs", "eval-*"))
+    metrics = run / "metrics.json"
+    metrics.write_text(metrics.read_text()[:40], encoding="utf-8")  # cut short
+    done = run_module("seq2seq.train", "--output", str(run), "--resume", "train.epochs=6")
+    assert "metrics.json cannot be read" in one_error_line(done)
+    json.loads((tiny_run / "metrics.json").read_text())  # the original is untouched

@@ -1,14 +1,12 @@
-"""Faults around the run folder's saves: a full disk, a kill while an averaging checkpoint
-is renamed, SIGTERM mid-epoch; and what the saves hold (weights only, but the backup)."""
+"""The run's saves (training states, averaging checkpoints, models) and their faults: a full
+disk, a kill while an averaging checkpoint is renamed; and what the saves hold (weights only,
+but the backup)."""
 
 from __future__ import annotations
 
-import errno
 import json
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -17,8 +15,7 @@ import numpy as np
 import pytest
 from test_distributed import NO_DEV_BLEU, environment, write_config
 
-from seq2seq.average import AverageError, last_checkpoints
-from seq2seq.runs import DiskFullError, RunPaths, is_disk_full, read_progress
+from seq2seq.runs import DiskFullError, RunPaths
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,16 +44,6 @@ def has_optimizer(h5: Path | h5py.File) -> bool:
         with h5py.File(h5, "r") as file:
             return has_optimizer(file)
     return "optimizer" in h5 and len(h5["optimizer"].get("vars", {})) > 0
-
-
-def test_disk_full_errors_are_recognised():
-    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
-    assert is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
-    # h5py's wording, errno lost
-    assert is_disk_full(
-        OSError("Unable to synchronously create file (errno = 28, ...: No space left on device)")
-    )
-    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
 
 
 def test_a_save_that_would_not_fit_is_refused_before_writing(tmp_path, monkeypatch):
@@ -103,21 +90,6 @@ def test_a_disk_that_fills_during_saves_ends_with_one_line_and_resume_recovers(t
     done = train(resume, env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert recorded_epochs(run) == [1, 2, 3]
-
-
-def fake_checkpoints(run: Path, epochs: list[int]) -> None:
-    folder = RunPaths(run).checkpoints
-    folder.mkdir(parents=True)
-    for epoch in epochs:
-        (folder / f"epoch-{epoch:04d}.weights.h5").write_bytes(b"")
-
-
-def test_averaging_refuses_epochs_with_a_gap_unless_asked(tmp_path):
-    fake_checkpoints(tmp_path, [1, 2, 4])
-    with pytest.raises(AverageError, match=r"epochs 2, 4, not consecutive: epoch\(s\) 3 missing"):
-        last_checkpoints(tmp_path, 2)
-    assert list(last_checkpoints(tmp_path, 2, allow_gaps=True)) == [2, 4]
-    assert list(last_checkpoints(tmp_path, 1)) == [4]
 
 
 @pytest.mark.slow
@@ -167,41 +139,6 @@ def test_a_kill_while_renaming_a_checkpoint_loses_no_epoch_and_saves_hold_weight
     assert not has_optimizer(state / "model.weights.h5")
     with np.load(state / "optimizer.npz") as optimizer:
         assert len(optimizer.files) > 3  # Adam's iteration count, rate and two slots per weight
-
-
-@pytest.mark.slow
-def test_sigterm_mid_epoch_ends_like_ctrl_c_and_resume_continues(tmp_path):
-    config = write_config(tmp_path, epochs=50, steps_per_epoch=200, **NO_DEV_BLEU)
-    env = environment(tmp_path)
-    run = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "seq2seq.train", "--config", str(config), "--output", str(run)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while read_progress(RunPaths(run)).get("epoch", 0) < 2 and process.poll() is None:
-            assert time.monotonic() < deadline, "training never reached epoch 2"
-            time.sleep(0.2)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=300)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 143, stderr[-3000:]
-    assert "Traceback" not in stderr
-    last = stderr.strip().splitlines()[-1]
-    assert last.startswith("terminated (SIGTERM):")
-    assert f"python -m seq2seq.train --output {run} --resume" in last
-    assert recorded_epochs(run)[:1] == [1]
-    done = train(["--output", str(run), "--resume", "train.epochs=2"], env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert recorded_epochs(run) == [1, 2]
 
 
 @pytest.fixture
