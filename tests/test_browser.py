@@ -119,8 +119,9 @@ def test_training_tab_starts_and_cancels_a_training(browser, app_url, tiny_model
 
 def test_chat_stop_button_ends_the_reply_and_keeps_it(browser, app_url, monkeypatch):
     """Stop, clicked while a reply streams, ends decoding within one chunk and the words
-    so far stay in the conversation. Chunks are slowed to one step each half second (in
-    this process, where the app runs) so that there is time to click."""
+    so far stay in the conversation. Chunks are slowed to one step a second (in
+    this process, where the app runs) and replies to at least 12 tokens, so that the click
+    lands while the reply streams."""
     import time
 
     from playwright.sync_api import expect
@@ -132,9 +133,11 @@ def test_chat_stop_button_ends_the_reply_and_keeps_it(browser, app_url, monkeypa
     finished: list[bool] = []
 
     def slow(self, source, decode, chunk_steps=4):
+        # At least 12 tokens: a sampled reply of two words could end on its own at the click.
+        decode = decode.replace(min_length=12, max_length=max(decode.max_length, 20))
         for part in original(self, source, decode, 1):
             chunks.append(time.monotonic())
-            time.sleep(0.5)
+            time.sleep(1.0)
             yield part
         finished.append(True)
 
@@ -154,7 +157,7 @@ def test_chat_stop_button_ends_the_reply_and_keeps_it(browser, app_url, monkeypa
         stop.click()
         clicked = len(chunks)
         expect(stop).to_be_hidden(timeout=30_000)
-        time.sleep(2.0)  # four chunks' time: none may follow
+        time.sleep(3.0)  # three chunks' time: none may follow
         assert len(chunks) <= clicked + 1, "decoding went on after Stop"
         assert not finished
         shown = reply.inner_text()
@@ -285,7 +288,8 @@ def test_a_page_shows_the_models_there_when_it_loads(page, tmp_path, tiny_models
 
 def test_stop_shows_at_most_one_more_chunk(page, tiny_models, monkeypatch):
     """Stop, clicked while a reply streams: the tokens on screen after the click grow by
-    at most one chunk (here one token a chunk, half a second apart), and decoding ends."""
+    at most one chunk (here one token a chunk, a second apart, replies of at least 12 tokens), and
+    decoding ends."""
     import time
 
     from playwright.sync_api import expect
@@ -297,9 +301,11 @@ def test_stop_shows_at_most_one_more_chunk(page, tiny_models, monkeypatch):
     finished: list[bool] = []
 
     def slow(self, source, decode, chunk_steps=4):
+        # At least 12 tokens: a sampled reply of two words could end on its own at the click.
+        decode = decode.replace(min_length=12, max_length=max(decode.max_length, 20))
         for part in original(self, source, decode, 1):
             chunks.append(1)
-            time.sleep(0.5)
+            time.sleep(1.0)
             yield part
         finished.append(True)
 
@@ -318,7 +324,7 @@ def test_stop_shows_at_most_one_more_chunk(page, tiny_models, monkeypatch):
         at_click = len(reply.inner_text().split())
         expect(stop).to_be_hidden(timeout=30_000)
         expect(box).to_be_editable()
-        time.sleep(2.5)  # five chunks' time: at most one more may show
+        time.sleep(5.0)  # five chunks' time: at most one more may show
         after = len(reply.inner_text().split())
         assert after - at_click <= 1, (at_click, after)
         assert not finished
