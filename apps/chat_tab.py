@@ -16,6 +16,7 @@ from apps.common import (
     decode_settings,
     decoding_controls,
     find_run,
+    keep_quality_fresh,
     load_translator,
     refuse,
     show_method_sliders,
@@ -144,7 +145,8 @@ def mmi_controls(registry: Registry, run_name: Any) -> list[dict[str, Any]]:
 
 def chat_choices(registry: Registry) -> list[tuple[str, str]]:
     """(label, name) of the chat runs, labels short enough for a phone's dropdown:
-    ``quickstart-chat (daily_dialog, 2 turns)``; the tab says they are chat runs."""
+    ``quickstart-chat (daily_dialog, 2 turns)``; the tab says they are chat runs, and the
+    quality line under the dropdown says when one is still training."""
     choices = []
     for run in registry.runs("dialogue"):
         turns = run.config.data.context_turns
@@ -161,8 +163,10 @@ def build_chat_tab(registry: Registry) -> gr.Dropdown:
     model = gr.Dropdown(
         choices, value=first, label="chat model", elem_id="chat-model", **RUN_PICKER
     )
-    # How good the chosen model is (metrics.json), read again on each page load.
+    # How good the chosen model is (metrics.json), read again on each page load, and every
+    # few seconds (a model still training gets better: its line says which epoch is in use).
     quality = gr.Markdown(lambda: registry.quality(None, "dialogue"), elem_id="chat-quality")
+    keep_quality_fresh(registry, "dialogue", model, quality)
     switch = {"value": False, "visible": False, "label": "rerank by MMI"}
     switch.update(mmi_switch(registry, first))
     has_mmi = {"visible": backward_of(registry, first) is not None, "render": False}

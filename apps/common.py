@@ -7,6 +7,7 @@ them without a server; ``apps.web.build_app`` binds them to one models folder.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -48,6 +49,30 @@ def find_run(registry: Registry, name: Any, kind: str) -> RunInfo:
         return registry.resolve(name, kind)
     except UnknownModelError as error:
         raise refuse(str(error)) from error
+
+
+QUALITY_POLL_S = 5.0  # how often a tab reads its model's quality line again
+
+
+def fresh_quality(registry: Registry, kind: str, run_name: Any, shown: Any):
+    """The quality line of the run ``run_name`` when it differs from the one ``shown`` (a
+    run still training saved a better epoch, or finished), else no update."""
+    line = registry.quality(run_name, kind)
+    return gr.skip() if line == shown else line
+
+
+def keep_quality_fresh(
+    registry: Registry, kind: str, model: gr.Dropdown, quality: gr.Markdown
+) -> None:
+    """Read the chosen model's quality line again every few seconds (``fresh_quality``)."""
+    gr.Timer(QUALITY_POLL_S).tick(
+        functools.partial(fresh_quality, registry, kind),
+        [model, quality],
+        [quality],
+        show_progress="hidden",
+        api_visibility="private",
+        queue=False,
+    )
 
 
 def load_translator(registry: Registry, run: RunInfo):

@@ -4,8 +4,11 @@ The newcomer's one command. The web app starts on 127.0.0.1 over the models fold
 seconds, while ``runs/quickstart`` (Spanish -> English) and then ``runs/quickstart-chat``
 (DailyDialog) train in the background, one after the other, in a ``nice``d subprocess
 (``apps.jobs``): two at once would halve each other's speed on a laptop and slow the app. Each
-model appears in its tab the moment its run is complete; until then the app says which one is
-still training, and the terminal shows one progress bar per model, read from its run folder.
+model appears in its tab as soon as its run has saved a first epoch, marked as training, and
+the app switches to each better epoch as it is saved (the chat trains in short epochs of 300
+steps: a first model after a few minutes, a better one every few minutes); the app says which
+run is still training, and the terminal shows one progress bar per model, read from its run
+folder.
 
 A finished run is reused, so the second start opens the app in a few seconds; a run that was
 stopped (Ctrl-C stops the app and the training with it) is resumed where it stopped. Extra
@@ -21,7 +24,7 @@ import threading
 from pathlib import Path
 
 from apps.jobs import JobError, Request, TrainingJobs, check_writable
-from apps.run_status import FINISHED, STOPPED, run_status
+from apps.run_status import FINISHED, STOPPED, TRAINING, run_status
 from seq2seq.cli import quiet
 
 QUICKSTART_PRESETS = ("quickstart", "quickstart-chat")
@@ -96,7 +99,13 @@ class ProgressBars:
                 self.done.add(name)
             elif status is not None and (status.state != STOPPED or name in queued):
                 bar.n = round(status.fraction * 100, 1)
-                set_status(bar, status.summary if status.state != STOPPED else "waits")
+                text = status.summary if status.state != STOPPED else "waits"
+                if (
+                    status.state == TRAINING
+                    and (self.jobs.models_dir / name / "model.keras").is_file()
+                ):
+                    text += " · in the app"
+                set_status(bar, text)
             elif name in queued:
                 set_status(bar, "waits its turn")
             else:

@@ -1,5 +1,10 @@
 """The models folder as the app sees it: which runs exist, what they do, loaded lazily.
 
+A run that is still training is offered as soon as it has saved a first ``model.keras`` (the
+best epoch so far), marked as training; when training writes a better one (atomically: a
+temporary file renamed over it), the loaded model is replaced by it in the background, and
+requests keep the model they started with.
+
 Run names only ever come from the folder listing (``survey``): a name sent by a browser or a
 client is looked up in that list (never joined onto a path), so ``../x`` or an absolute
 path can't reach anything outside the configured folder.
@@ -73,16 +78,20 @@ def real_preset(config: Config) -> str | None:
     return None
 
 
-def quality_line(config: Config, metrics: dict[str, Any]) -> str:
+def quality_line(config: Config, metrics: dict[str, Any], training: bool = False) -> str:
     """One line on how good a trained run is, from its ``metrics.json``: a translation
     run's best dev BLEU (and its epoch), a chat run's dev perplexity; a run of the
     quickstart presets, or one trained at most two epochs, is called a quick demo model
-    and the preset that trains one for real quality is named."""
+    and the preset that trains one for real quality is named. A run still ``training`` is
+    shown with the epoch and score of the model in use (its best so far), and a note that
+    its outputs improve as training continues."""
     best = metrics.get("best") if isinstance(metrics.get("best"), dict) else {}
     count = len([e for e in metrics.get("epochs") or [] if isinstance(e, dict)])
     after = f"after {count} epoch{'s' if count != 1 else ''}" if count else ""
     if is_dialogue(config):
         value = metrics.get("perplexity", best.get("val_perplexity"))
+        if training:  # a test perplexity is only measured at the end: the best dev one
+            value = best.get("val_perplexity", value)
         score = f"dev perplexity {value:.1f}" if isinstance(value, int | float) else ""
     else:
         value, epoch = best.get("dev_bleu"), best.get("epoch")
@@ -92,6 +101,15 @@ def quality_line(config: Config, metrics: dict[str, Any]) -> str:
     if not score:
         return "quality: no dev scores recorded yet (metrics.json has none)"
     quickstart = config.name in QUICKSTART_PRESETS
+    if training:
+        kind = "quickstart model" if quickstart else "model"
+        epoch = best.get("epoch")
+        at = f"epoch {epoch}, " if isinstance(epoch, int) else ""
+        outputs = "replies" if is_dialogue(config) else "translations"
+        return (
+            f"{kind}, still training: {at}{score} — {outputs} improve as training continues "
+            "(each better checkpoint is loaded as it is saved)"
+        )
     if not quickstart and count > QUICK_EPOCHS:
         return f"quality: {score} {after}"
     kind = "quickstart model" if quickstart else "quick demo model"
@@ -105,9 +123,12 @@ def quality_line(config: Config, metrics: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class RunInfo:
+    """A usable run; ``training``: still training (its model is the best epoch so far)."""
+
     name: str
     path: Path
     config: Config
+    training: bool = False
 
     @property
     def dialogue(self) -> bool:
@@ -115,7 +136,27 @@ class RunInfo:
 
     @property
     def label(self) -> str:
-        return f"{self.name} ({direction(self.config)})"
+        return f"{self.name} ({direction(self.config)}{', training' if self.training else ''})"
+
+
+def model_signature(path: Path) -> tuple[int, int, int] | None:
+    """What identifies the run's model file as written (inode, mtime, size): a new
+    ``model.keras`` is renamed over the old one, so each save changes it; None when absent."""
+    try:
+        stat = model_file(RunPaths(path)).stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def best_epoch_text(metrics: dict[str, Any]) -> str:
+    """``epoch 5, dev perplexity 34.4`` (or dev BLEU) of the best epoch in ``metrics``."""
+    best = metrics.get("best") if isinstance(metrics.get("best"), dict) else {}
+    parts = [f"epoch {best['epoch']}"] if isinstance(best.get("epoch"), int) else []
+    for key, name in (("val_perplexity", "dev perplexity"), ("dev_bleu", "dev BLEU")):
+        if isinstance(best.get(key), int | float):
+            parts.append(f"{name} {best[key]:.1f}")
+    return ", ".join(parts) or "no dev scores"
 
 
 @dataclass(frozen=True)
@@ -150,20 +191,23 @@ def check_run(path: Path) -> Config:
 
 def survey(models_dir: str | Path) -> tuple[list[RunInfo], list[BrokenRun]]:
     """The usable runs directly inside ``models_dir``, and the run folders that are not
-    (a folder with neither FORMAT nor config.yaml is not a run and is left out; a run still
-    training is neither: its model is not final, and the Training tab shows it)."""
+    (a folder with neither FORMAT nor config.yaml is not a run and is left out). A run still
+    training is usable, marked ``training``, once it has saved its first ``model.keras``
+    (the best epoch so far); before that it is neither (the Training tab shows it)."""
     folder = Path(models_dir)
     runs, broken = [], []
     children = sorted(folder.iterdir()) if folder.is_dir() else []
     for path in children:
         if not path.is_dir() or not any((path / n).exists() for n in ("FORMAT", "config.yaml")):
             continue
-        if is_training(path):
+        training = is_training(path)
+        if training and not RunPaths(path).best_model.is_file():
             continue
         try:
-            runs.append(RunInfo(path.name, path, check_run(path)))
+            runs.append(RunInfo(path.name, path, check_run(path), training))
         except (ValueError, OSError) as error:  # RunError, ConfigError, unreadable files
-            broken.append(BrokenRun(path.name, without_paths(str(error), path)))
+            if not training:  # a training run's folder is still being written: not broken
+                broken.append(BrokenRun(path.name, without_paths(str(error), path)))
     return runs, broken
 
 
@@ -184,10 +228,22 @@ class Registry:
         self._guard = threading.Lock()
         self._failed: dict[str, str] = {}  # runs whose model failed to load: the reason
         self._first_loaded = threading.Event()  # set by ``preload_at_start``
+        # The model file each loaded translator (or failed load) was read from, and the
+        # background reloads of a model file that changed since (a training run's new best).
+        self._signatures: dict[str, tuple[int, int, int] | None] = {}
+        self._reloads: dict[str, threading.Thread] = {}
 
     def runs(self, kind: str = "all") -> list[RunInfo]:
-        """Usable runs; ``kind``: ``translation``, ``dialogue`` or ``all``."""
-        runs = [run for run in discover(self.models_dir) if run.name not in self._failed]
+        """Usable runs; ``kind``: ``translation``, ``dialogue`` or ``all``. A run whose
+        model failed to load is left out until its model file changes (a training run
+        writes a new one)."""
+        runs = []
+        for run in discover(self.models_dir):
+            if run.name in self._failed:
+                if self._signatures.get(run.name) == model_signature(run.path):
+                    continue
+                self._failed.pop(run.name, None)
+            runs.append(run)
         if kind == "translation":
             return [r for r in runs if not r.dialogue]
         if kind == "dialogue":  # backward (reply -> message) runs only serve MMI reranking
@@ -197,6 +253,7 @@ class Registry:
     def broken(self) -> list[BrokenRun]:
         """Run folders that cannot be used (listed apart in the app), with the reason."""
         _, broken = survey(self.models_dir)
+        self.runs()  # forgets the failed loads of model files that changed since
         failed = [BrokenRun(name, reason) for name, reason in sorted(self._failed.items())]
         return sorted(broken + failed, key=lambda run: run.name)
 
@@ -229,31 +286,91 @@ class Registry:
             return self._locks.setdefault(name, threading.Lock())
 
     def translator(self, run: RunInfo):
-        """The run's ``Translator``, loaded on first use (``safe_mode=True``) and kept."""
+        """The run's ``Translator``, loaded on first use (``safe_mode=True``) and kept. When
+        the run's model file has changed since (a training run saved a better epoch), the
+        kept one is still returned while the new one loads in the background
+        (``reload_changed``), and the new one from then on."""
         cached = self._translators.get(run.name)
         if cached is not None:
+            if self._signatures.get(run.name) != model_signature(run.path):
+                self.reload_changed(run)
             return cached
         with self._lock(run.name):
             if run.name not in self._translators:
-                from seq2seq.inference.translator import Translator
-
-                # The app checks the user's text against max_input_chars itself; a chat
-                # source also carries earlier turns, so the translator gets head-room.
-                limit = self.max_input_chars * (run.config.data.context_turns + 2)
+                signature = model_signature(run.path)  # before reading: a newer one reloads
                 try:
-                    translator = Translator.from_run(
-                        run.path, max_input_chars=limit, jit_compile=False, eager_until_built=True
-                    )
-                except ValueError as error:  # RunError: damaged files, other vocabularies
-                    reason = without_paths(str(error), run.path)
-                    self._failed[run.name] = reason
-                    raise RunError(reason) from error
-                # One sentence at a time: the plain graph is within milliseconds of XLA
-                # and has no per-shape compiling. Until it is built (the tab's default
-                # method now, the others on first use), searches run eagerly.
-                translator.searcher.warm_up(("sample",) if run.dialogue else ("greedy",))
+                    translator = self._load(run)
+                except ValueError as error:
+                    self._failed[run.name] = str(error)
+                    self._signatures[run.name] = signature
+                    raise
                 self._translators[run.name] = translator
+                self._signatures[run.name] = signature
             return self._translators[run.name]
+
+    def _load(self, run: RunInfo):
+        """A new ``Translator`` of ``run``, its default search built (``RunError``
+        without server paths when the run cannot be loaded)."""
+        from seq2seq.inference.translator import Translator
+
+        # The app checks the user's text against max_input_chars itself; a chat
+        # source also carries earlier turns, so the translator gets head-room.
+        limit = self.max_input_chars * (run.config.data.context_turns + 2)
+        try:
+            translator = Translator.from_run(
+                run.path, max_input_chars=limit, jit_compile=False, eager_until_built=True
+            )
+        except ValueError as error:  # RunError: damaged files, other vocabularies
+            raise RunError(without_paths(str(error), run.path)) from error
+        # One sentence at a time: the plain graph is within milliseconds of XLA
+        # and has no per-shape compiling. Until it is built (the tab's default
+        # method now, the others on first use), searches run eagerly.
+        translator.searcher.warm_up(("sample",) if run.dialogue else ("greedy",))
+        return translator
+
+    def reload_changed(self, run: RunInfo) -> threading.Thread | None:
+        """Reload ``run`` in the background if its model file changed since it was loaded
+        (one reload at a time per run); the thread, or None when nothing is to reload. The
+        loaded translator is swapped once the new one is ready, so a reply in progress
+        finishes with the model it began with. A file that fails to load is not tried again
+        until it changes; the previous model stays in use meanwhile."""
+        with self._guard:
+            if run.name not in self._translators:
+                return None
+            running = self._reloads.get(run.name)
+            if running is not None and running.is_alive():
+                return running
+            signature = model_signature(run.path)
+            if signature is None or signature == self._signatures.get(run.name):
+                return None
+
+            def reload() -> None:
+                started = time.perf_counter()
+                try:
+                    translator = self._load(run)
+                    translator.searcher.wait_until_built()
+                except (ValueError, OSError) as error:
+                    log.warning("%s: the new model.keras was not loaded: %s", run.name, error)
+                    self._signatures[run.name] = signature
+                    return
+                self._translators[run.name] = translator
+                self._signatures[run.name] = signature
+                log.info(
+                    "%s: switched to its new model.keras (%s), loaded in %.1f s",
+                    run.name,
+                    best_epoch_text(self.metrics(run)),
+                    time.perf_counter() - started,
+                )
+
+            thread = threading.Thread(target=reload, name=f"reload-{run.name}", daemon=True)
+            self._reloads[run.name] = thread
+            thread.start()
+            return thread
+
+    def reload_all_changed(self) -> list[threading.Thread]:
+        """``reload_changed`` for every loaded run (the app calls it every few seconds)."""
+        loaded = [run for run in self.runs() if run.name in self._translators]
+        return [thread for run in loaded if (thread := self.reload_changed(run)) is not None]
 
     def preload_at_start(self, runs: list[RunInfo]) -> threading.Thread:
         """``preload`` the runs the tabs open on; ``wait_for_first`` waits for the first."""
@@ -317,7 +434,7 @@ class Registry:
         if run_name is None and runs:
             run_name = runs[0].name
         run = next((run for run in runs if run.name == run_name), None)
-        return quality_line(run.config, self.metrics(run)) if run else ""
+        return quality_line(run.config, self.metrics(run), run.training) if run else ""
 
     def metrics(self, run: RunInfo) -> dict[str, Any]:
         """The run's metrics.json; {} (shown as "no metrics") when missing or damaged."""

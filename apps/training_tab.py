@@ -389,7 +389,9 @@ def training_banner_text(jobs: TrainingJobs) -> str:
     for run in in_training(jobs):
         label = f" ({run.label})" if run.label else ""
         tab = {"translation": "Translate", "dialogue": "Chat"}.get(run.kind)
-        where = f"; it appears in the {tab} tab when done" if tab else ""
+        where = f"; it appears in the {tab} tab at its first saved epoch" if tab else ""
+        if tab and (jobs.models_dir / run.name / "model.keras").is_file():
+            where = f"; in the {tab} tab now, improving as it trains"
         if run.status is None:
             lines.append(f"**Queued:** {run.name}{label} waits its turn{where}.")
         else:
@@ -417,22 +419,27 @@ def keep_fresh(
     """Show the models folder as it is: when the page loads (the app may have been built
     before a model finished training), then every few seconds. Each time the banner is
     updated, and ``refresh`` (the app's model-list refresh, for the ``refreshed``
-    components) is called on load and then only when the set of usable runs changed, so a
-    user's choice is not reset for nothing."""
+    components) is called on load and then only when the set of usable runs changed (a run
+    saved its first model, or finished training), so a user's choice is not reset for nothing.
+    A loaded model whose run saved a better one since is reloaded (``Registry.reload_changed``)."""
 
     def banner_update() -> gr.Markdown:
         text = training_banner_text(jobs)
         return gr.Markdown(text, visible=bool(text))
 
+    def usable() -> list[str]:  # a run that finishes training changes its label
+        return [run.label for run in registry.runs()]
+
     def loaded():
-        return banner_update(), *refresh(), [run.name for run in registry.runs()]
+        return banner_update(), *refresh(), usable()
 
     def update(known: list[str]):
-        usable = [run.name for run in registry.runs()]
-        fresh = refresh() if usable != known else [gr.skip()] * len(refreshed)
-        return banner_update(), *fresh, usable
+        registry.reload_all_changed()  # a training run saved a better model: load it
+        now = usable()
+        fresh = refresh() if now != known else [gr.skip()] * len(refreshed)
+        return banner_update(), *fresh, now
 
-    known = gr.State([run.name for run in registry.runs()])
+    known = gr.State(usable())
     outputs = [banner, *refreshed, known]
     # queue=False: answered at once, not behind translations waiting in the queue
     demo.load(loaded, None, outputs, show_progress="hidden", queue=False)

@@ -17,6 +17,7 @@ from apps.common import (
     decode_settings,
     decoding_controls,
     find_run,
+    keep_quality_fresh,
     load_translator,
     prepare_model,
     refuse,
@@ -136,10 +137,12 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
                 elem_id="translate-model",
                 **RUN_PICKER,
             )
-            # How good the chosen model is (metrics.json), read again on each page load.
+            # How good the chosen model is (metrics.json), read again on each page load and
+            # every few seconds (a model still training gets better).
             quality = gr.Markdown(
                 lambda: registry.quality(None, "translation"), elem_id="translate-quality"
             )
+            keep_quality_fresh(registry, "translation", model, quality)
             source = gr.Textbox(
                 lines=3,
                 label=f"text (up to {registry.max_input_chars} characters)",

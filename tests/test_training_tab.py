@@ -146,12 +146,86 @@ def test_status_of_a_killed_run_is_stopped_and_of_a_finished_one_finished(tmp_pa
     assert run_status(tmp_path / "not-a-run") is None
 
 
-def test_registry_leaves_out_a_run_in_training(tmp_path):
+def test_registry_leaves_out_a_run_in_training_until_its_first_model(tmp_path):
     fake_run(tmp_path / "busy", live_progress())
     fake_run(tmp_path / "half", live_progress(pid=2**22 + 7, host="elsewhere", updated=0))
     runs, broken = survey(tmp_path)
     assert not runs
     assert [b.name for b in broken] == ["half"]  # stopped without a model: shown as unusable
+
+
+def as_training_chat(folder: Path, perplexity: float) -> RunPaths:
+    """The tiny chat run made a quickstart-chat run that is training, one epoch saved."""
+    paths = RunPaths(folder)
+    text = paths.config.read_text(encoding="utf-8")
+    lines = [
+        ("name: quickstart-chat" if line.startswith("name:") else line)
+        for line in text.splitlines()
+    ]
+    paths.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    metrics = {"epochs": [{"epoch": 1, "loss": 4.0, "val_perplexity": perplexity}]}
+    metrics["best"] = metrics["epochs"][0]
+    write_metrics(paths, metrics)
+    paths.progress.write_text(json.dumps(training_now(epoch=2, epochs=60)), encoding="utf-8")
+    return paths
+
+
+@pytest.mark.slow
+def test_a_chat_run_is_offered_from_its_first_epoch_and_each_better_model_is_loaded(
+    tiny_models, tmp_path
+):
+    """The quickstart's chat run is in the Chat tab from its first saved model.keras,
+    labelled as training with the epoch and dev perplexity in use; a better model.keras
+    (written atomically, as training does) is loaded in the background and answers from
+    then on, while the model in use keeps answering meanwhile."""
+    import numpy as np
+
+    from apps.chat_tab import chat, chat_choices
+    from seq2seq.inference.translator import Translator
+    from seq2seq.runs import write_atomically
+    from seq2seq.training.checkpoints import save_model_only
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models / "tiny-chat", models / "quickstart-chat")
+    paths = as_training_chat(models / "quickstart-chat", 48.07)
+    fake_run(models / "starting", live_progress())  # training, no model yet: not offered
+    registry = Registry(models)
+    [run] = registry.runs("dialogue")
+    assert run.training and run.name == "quickstart-chat" and not registry.broken()
+    assert [name for _, name in chat_choices(registry)] == ["quickstart-chat"]
+    assert registry.quality(None, "dialogue") == (
+        "quickstart model, still training: epoch 1, dev perplexity 48.1 — replies improve as "
+        "training continues (each better checkpoint is loaded as it is saved)"
+    )
+    jobs = TrainingJobs(models)
+    assert "in the Chat tab now, improving as it trains" in training_tab.training_banner_text(jobs)
+    assert web.empty_notice(registry, jobs) == ""  # no advice, nothing broken
+    assert "".join(chat(registry, "hello", [], "quickstart-chat"))
+    first = registry.translator(run)
+    assert registry.reload_all_changed() == []  # nothing new: no reload
+
+    # epoch 2 is better: training saves its model.keras (a temporary file renamed over it)
+    better = Translator.from_run(paths.root).model
+    better.set_weights([weight + 0.01 for weight in better.get_weights()])
+    write_atomically(paths.best_model, lambda path: save_model_only(better, path))
+    epochs = [{"epoch": 1, "val_perplexity": 48.07}, {"epoch": 2, "val_perplexity": 40.0}]
+    write_metrics(paths, {"epochs": epochs, "best": epochs[1]})
+    assert registry.translator(run) is first  # answers at once, while the new one loads
+    [thread] = registry.reload_all_changed()  # the one reload already under way
+    thread.join(120)
+    second = registry.translator(run)
+    assert second is not first
+    for new, old in zip(second.model.get_weights(), better.get_weights(), strict=True):
+        np.testing.assert_allclose(new, old)
+    assert "".join(chat(registry, "hello", [], "quickstart-chat"))
+    assert "epoch 2, dev perplexity 40.0" in registry.quality("quickstart-chat", "dialogue")
+
+    # training ends: the run is offered as a finished one (its label changes, no reload)
+    paths.progress.unlink()
+    write_metrics(paths, {"epochs": epochs, "best": epochs[1], "finished": True})
+    [run] = registry.runs("dialogue")
+    assert not run.training and registry.translator(run) is second
+    assert "still training" not in registry.quality(None, "dialogue")
 
 
 # ---------------------------------------------------------------------------------------
@@ -279,7 +353,9 @@ def test_a_failed_training_shows_its_error(tmp_path):
     assert "failed (exit 2)" in text and "/nope" in text
 
 
-SETTINGS = [arg for setting in TINY for arg in ("--set", setting)]  # quickstart's flags
+# quickstart's flags, for both presets (the chat preset's 60 short epochs made 2 full ones)
+QUICK = (*TINY, "train.epochs=2", "train.steps_per_epoch=null")
+SETTINGS = [arg for setting in QUICK for arg in ("--set", setting)]
 
 
 @pytest.mark.slow
