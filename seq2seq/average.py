@@ -118,6 +118,8 @@ def average_run(
         shutil.copytree(paths.source_vocab, target.source_vocab)
         shutil.copytree(paths.target_vocab, target.target_vocab)
         copy_fingerprint(paths, target)
+        if paths.source_words.is_file():
+            shutil.copy2(paths.source_words, target.source_words)
         write_atomically(target.best_model, model.save)
         averaged = {
             "from_run": str(paths.root.resolve()),

@@ -152,6 +152,7 @@ class DecodeConfig:
     no_repeat_ngram_size: int = 0
     repetition_penalty: float = 1.0
     replace_unk: bool = False
+    copy_names: bool = False
     seed: int | None = None
     jit_compile: bool = True
     mmi_lambda: float | None = None
@@ -482,6 +483,12 @@ def validate(config: Config) -> None:
         decode.mmi_lambda is None or decode.method in ("beam", "sample"),
         "decode.mmi_lambda: MMI reranks an n-best list, which greedy search does not give; "
         "use method beam or sample",
+    )
+    require(
+        not decode.copy_names or decode.method == "beam",
+        "decode.copy_names puts names and numbers in the output by constrained beam search, "
+        "which greedy search and sampling cannot do: use method beam (--beam N), or turn it "
+        "off (--no-copy-names)",
     )
     require(
         model.input_feeding is False or model.attention != "none",

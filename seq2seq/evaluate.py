@@ -101,6 +101,9 @@ def decode_summary(settings: dict[str, Any]) -> list[tuple[str, Any]]:
             continue
         if method in option.methods and option.field in settings:
             shown.append((option.field, settings[option.field]))
+    for flag in ("replace_unk", "copy_names"):  # switches: shown when on
+        if settings.get(flag):
+            shown.append((flag, True))
     return shown
 
 

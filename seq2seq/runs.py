@@ -96,6 +96,11 @@ class RunPaths:
         return self.root / "vocabularies.sha256"
 
     @property
+    def source_words(self) -> Path:
+        """The training sources' words (``seq2seq.data.source_words``)."""
+        return self.root / "source_words.txt"
+
+    @property
     def best_model(self) -> Path:
         return self.root / "model.keras"
 

@@ -27,6 +27,7 @@ from seq2seq.constants import UNK
 from seq2seq.data.corpora.spec import is_dialogue
 from seq2seq.data.dialogue import drop_oldest_turns, keep_end
 from seq2seq.data.tokenizers import Tokenizer, TokenizerError, load_tokenizer, normalize
+from seq2seq.inference.copy_names import CopyNames, known_source_words, merge_constraints
 from seq2seq.inference.glossary import Glossary, check_method, word_continuations
 from seq2seq.inference.mmi import (
     BackwardScorer,
@@ -44,6 +45,7 @@ from seq2seq.search.options import resolve_decode
 from seq2seq.search.searcher import STREAM_CHUNK_STEPS, STREAMABLE, Searcher
 
 BATCH_SIZE = 64
+MAX_COPY_BEAMS = 16  # copy_names: the widest beam of the search again with constraints
 
 
 @dataclass
@@ -152,7 +154,8 @@ class Translator:
             model, jit_compile=config.decode.jit_compile, eager_until_built=eager_until_built
         )
         self.scorer = SequenceScorer(model)
-        self._glue = None  # glossaries: target pieces that continue a word (set on first use)
+        self._glue = None  # constraints: target pieces that continue a word (set on first use)
+        self._copy_names: CopyNames | None = None  # decode.copy_names (set on first use)
         self._unk_marker = target_tokenizer.decode([UNK]).strip()
         self.chunk_steps = STREAM_CHUNK_STEPS  # decoder steps per streamed chunk
         self.backward_dir: Path | None = None  # MMI: the backward run (``use_backward``)
@@ -378,13 +381,75 @@ class Translator:
         ]
         encoded = [self.encode(text) for text in texts]
         found_lists: list[list[Hypothesis]] = [[] for _ in sentences]
-        ids = [e.ids for e in encoded]
-        constraints = None if glossary is None else [glossary.constraints(t) for t in texts]
+        constraints = None
+        if glossary is not None:
+            constraints = [glossary.constraints(text) for text in texts]
+        everything = list(range(len(texts)))
+        self._search_into(found_lists, everything, encoded, decode, batch_size, constraints)
+        if decode.copy_names:
+            self._copy_missing_names(found_lists, texts, encoded, decode, batch_size, constraints)
+        return texts, encoded, found_lists
+
+    def _search_into(
+        self,
+        found_lists: list[list[Hypothesis]],
+        chosen: list[int],
+        encoded: list[Encoded],
+        decode: DecodeConfig,
+        batch_size: int,
+        constraints: list[list[list[int]]] | None,
+    ) -> None:
+        """Search inputs ``chosen`` (with their ``constraints``, in the order of
+        ``chosen``) and put each one's n-best list in ``found_lists``."""
+        if constraints is not None and self._glue is None:
+            self._glue = word_continuations(self.target_tokenizer)
+        ids = [encoded[i].ids for i in chosen]
         searches = search_batches(self.searcher, ids, decode, batch_size, constraints, self._glue)
         for batch, found in searches:
-            for row, i in enumerate(batch.positions):
+            for row, position in enumerate(batch.positions):
+                i = chosen[position]
                 found_lists[i] = self._hypotheses(encoded[i], found, row, decode)
-        return texts, encoded, found_lists
+
+    def _copy_missing_names(
+        self,
+        found_lists: list[list[Hypothesis]],
+        texts: list[str],
+        encoded: list[Encoded],
+        decode: DecodeConfig,
+        batch_size: int,
+        constraints: list[list[list[int]]] | None,
+    ) -> None:
+        """``decode.copy_names``: search again the inputs whose best output lacks some copy
+        terms (``seq2seq.inference.copy_names``), first with the missing terms as
+        constraints, then, for those still short of a term (a constraint can push out a
+        term the model had), with all of them."""
+        copier = self.copy_names()
+        pending = range(len(texts))
+        for everything in (False, True):
+            by_beams: dict[int, dict[int, list[list[int]]]] = {}
+            for i in pending:
+                missing = copier.missing(texts[i], found_lists[i][0].text) if found_lists[i] else []
+                terms = copier.constraints(texts[i], None if everything else missing)
+                if not missing or not terms:
+                    continue
+                tokens = sum(len(ids) for ids in terms)
+                beams = min(max(decode.beam_size, tokens + 1), MAX_COPY_BEAMS)
+                merged = merge_constraints(constraints[i] if constraints else None, terms)
+                by_beams.setdefault(beams, {})[i] = merged
+            for beams, again in sorted(by_beams.items()):  # a bank per constraint token
+                wider = decode.replace(beam_size=beams)
+                chosen = list(again)
+                self._search_into(
+                    found_lists, chosen, encoded, wider, batch_size, list(again.values())
+                )
+            pending = [i for again in by_beams.values() for i in again]
+
+    def copy_names(self) -> CopyNames:
+        """What ``decode.copy_names`` copies: unseen names and every number (loaded once)."""
+        if self._copy_names is None:
+            known = known_source_words(self.paths, self.config.data)
+            self._copy_names = CopyNames(known, self.target_tokenizer)
+        return self._copy_names
 
     def _mmi_search(
         self,

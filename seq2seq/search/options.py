@@ -168,6 +168,14 @@ def add_decode_arguments(
         action="store_true",
         help="copy the most attended source piece for each <unk> in the output",
     )
+    group.add_argument(
+        "--copy-names",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="put every number, and every capitalised word the training sources never hold, "
+        "in the output by constrained beam search [beam] (default: the run's "
+        "decode.copy_names)",
+    )
 
 
 def _implies(option: Option, value: Any) -> str | None:
@@ -190,6 +198,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {option.field: value for option, value in given.items()}
     if getattr(args, "replace_unk", False):
         overrides["replace_unk"] = True
+    if getattr(args, "copy_names", None) is not None:
+        overrides["copy_names"] = args.copy_names
     allowed = set(METHODS)
     for option in given:
         allowed &= set(option.methods)
@@ -228,6 +238,8 @@ def resolve_decode(config: Config, overrides: Mapping[str, Any]) -> DecodeConfig
     method = values.get("method")
     if "method" in overrides and method == "greedy" and "n_best" not in overrides:
         values["n_best"] = 1
+    if "method" in overrides and method != "beam" and "copy_names" not in overrides:
+        values["copy_names"] = False  # the run's default applies to its beam search only
     if method == "beam" and "n_best" in overrides and "beam_size" not in overrides:
         values["beam_size"] = max(values["beam_size"], overrides["n_best"])
     decode = build_section("decode", DecodeConfig, values, "decode options")

@@ -13,6 +13,7 @@ import keras
 
 from seq2seq import run_lock
 from seq2seq.config import Config, ConfigError, config_yaml, load_run_config
+from seq2seq.data.source_words import training_source_words, write_source_words
 from seq2seq.data.tokenizers import Tokenizer
 from seq2seq.runs import (
     RunError,
@@ -95,6 +96,9 @@ def create_run_folder(
                 save_tokenizer_atomically(tokenizer, folder)
         if not paths.fingerprint.is_file():
             write_fingerprint(paths)
+        if not paths.source_words.is_file():  # what decode.copy_names takes as known
+            words = training_source_words(prepared.folder.files("train"), prepared.source_tokenizer)
+            write_source_words(paths.source_words, words)
     except OSError as error:
         raise RunError(f"cannot write the run folder {paths.root}: {error.strerror}") from None
 
