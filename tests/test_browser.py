@@ -104,10 +104,13 @@ def test_training_tab_starts_and_cancels_a_training(browser, app_url, tiny_model
 
         name = page.locator("#training-name textarea, #training-name input").first
         name.fill("browser-run")
+        # a budget that no machine trains before the cancel below (1 epoch raced it)
+        page.locator("#training-epochs input").fill("20")
         page.locator("#training-start").click()
         expect(job).to_contain_text("browser-run", timeout=30_000)
         expect(job).to_contain_text("running")
         expect(page.locator("#training-runs")).to_contain_text("browser-run", timeout=30_000)
+        expect(page.locator("#training-runs")).to_contain_text("/20", timeout=30_000)
 
         page.locator("#training-cancel").click()
         expect(job).to_contain_text("cancelled", timeout=60_000)
