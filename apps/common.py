@@ -98,10 +98,13 @@ def decode_overrides(method: Any, *controls: Any) -> dict[str, Any]:
         raise refuse(f"Invalid decoding setting: {error}") from error
 
 
-def decode_settings(run: RunInfo, method: Any, *controls: Any) -> DecodeConfig:
+def decode_settings(
+    run: RunInfo, method: Any, *controls: Any, extra: dict[str, Any] | None = None
+) -> DecodeConfig:
     """The decoding controls resolved once, against ``run``'s decode settings, into the
-    ``DecodeConfig`` the handler decodes with; a bad setting is refused in one line."""
-    overrides = decode_overrides(method, *controls)
+    ``DecodeConfig`` the handler decodes with; ``extra``: a tab's own settings (the
+    Translate tab's copy switch). A bad setting is refused in one line."""
+    overrides = {**decode_overrides(method, *controls), **(extra or {})}
     try:
         return resolve_decode(run.config, overrides)
     except ConfigError as error:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -23,7 +24,7 @@ from apps.common import (
     refuse,
     show_method_sliders,
 )
-from apps.registry import Registry
+from apps.registry import Registry, UnknownModelError
 
 TRANSLATE_EXAMPLES = ["Hola, ¿cómo estás?", "Tengo hambre.", "¿Dónde está la estación?"]
 
@@ -64,13 +65,36 @@ def read_glossary_upload(file) -> str:
         raise refuse("Glossary: the file is not UTF-8 text; save it as UTF-8") from error
 
 
+def run_copies_names(registry: Registry, run_name: Any = None) -> bool:
+    """Whether the run (by default the first translation run, which the tab opens on) has
+    ``decode.copy_names`` on: where the tab's copy switch starts."""
+    try:
+        run = registry.resolve(run_name, "translation") if run_name else None
+        run = run or registry.runs("translation")[0]
+    except (UnknownModelError, IndexError):
+        return False
+    return bool(run.config.decode.copy_names)
+
+
+def copy_overrides(method: Any, copy_names: Any) -> dict[str, bool]:
+    """The copy switch as a decode override: beam search only (the switch is hidden for the
+    other methods, and a run's own ``copy_names`` applies to its beam search only);
+    ``None`` (an API caller that leaves it out) keeps the run's setting."""
+    if method != "beam" or copy_names is None:
+        return {}
+    if not isinstance(copy_names, bool):
+        raise refuse(f"Invalid decoding setting: copy names is {copy_names!r}; use true or false")
+    return {"copy_names": copy_names}
+
+
 def run_translation(translator, source: str, decode, glossary=None):
     from seq2seq.inference.glossary import GlossaryError
     from seq2seq.inference.translator import InputError
+    from seq2seq.runs import RunError
 
     try:
         return translator.translate_one(source, decode, glossary=glossary)
-    except InputError as error:
+    except (InputError, RunError) as error:  # RunError: copy_names without the run's words
         raise refuse(str(error)) from error
     except GlossaryError as error:  # a target term the run's vocabulary cannot spell
         raise refuse(f"Glossary: {error}") from error
@@ -93,15 +117,18 @@ def translate(
     top_p: float = START.top_p,
     max_length: int = START.max_length,
     glossary: str = "",
+    copy_names: bool | None = None,
 ):
     """-> (translation text, n-best rows [rank, text, score], attention figure, notes).
 
     ``glossary``: ``source term<TAB>target term`` lines (beam search only): the target
-    terms of the source terms the text holds are put in the translation."""
+    terms of the source terms the text holds are put in the translation. ``copy_names``
+    (beam search only; ``None``: the run's setting): names and numbers the translation
+    lacks are searched again as constraints (``decode.copy_names``)."""
     text = check_text(text, registry.max_input_chars)
     run = find_run(registry, run_name, "translation")
     controls = (beam_size, n_best, temperature, top_k, top_p, max_length)
-    decode = decode_settings(run, method, *controls)
+    decode = decode_settings(run, method, *controls, extra=copy_overrides(method, copy_names))
     terms = parse_glossary_box(glossary, decode.method)
     translator = load_translator(registry, run)
     started = time.perf_counter()
@@ -113,6 +140,8 @@ def translate(
     ]
     figure = plots.attention_figure(result.attention, result.source_tokens, result.tokens)
     notes = f"{run.label} · {method} · score {result.score:.3f} · {elapsed * 1000:.0f} ms"
+    if decode.copy_names:
+        notes += " · copy names: on"
     if terms is not None:
         matched = [term.target for term in terms.matches(text)]
         notes += f" · glossary: {', '.join(matched)}" if matched else " · glossary: no term"
@@ -170,6 +199,21 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
                     "load a glossary file (.tsv)", file_types=[".tsv", ".txt"], size="sm"
                 )
                 upload.upload(read_glossary_upload, [upload], [glossary], api_visibility="private")
+                # Starts at the chosen run's own setting (read on each page load, and again
+                # when another run is picked); shown with beam search only.
+                copy_names = gr.Checkbox(
+                    functools.partial(run_copies_names, registry),
+                    label="copy names and numbers the translation misses (beam search)",
+                    visible=TRANSLATE_START.method == "beam",
+                    elem_id="translate-copy-names",
+                )
+                controls[0].change(
+                    lambda method: gr.Checkbox(visible=method == "beam"),
+                    [controls[0]],
+                    [copy_names],
+                    api_visibility="private",
+                    queue=False,
+                )
         with gr.Column(min_width=300):
             output = gr.Textbox(
                 label="translation",
@@ -192,7 +236,7 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
         elem_id="attention-plot",
     )
     gr.Markdown(plots.ATTENTION_LEGEND, elem_id="attention-legend")
-    inputs = [source, model, *controls, glossary]
+    inputs = [source, model, *controls, glossary, copy_names]
     outputs = [output, nbest, heatmap, notes]
     fn = functools.partial(translate, registry)
     go.click(fn, inputs, outputs, api_name="translate")
@@ -215,6 +259,13 @@ def build_translate_tab(registry: Registry) -> gr.Dropdown:
         lambda name: registry.quality(name, "translation"),
         [model],
         [quality],
+        api_visibility="private",
+        queue=False,
+    )
+    model.change(
+        functools.partial(run_copies_names, registry),
+        [model],
+        [copy_names],
         api_visibility="private",
         queue=False,
     )

@@ -472,6 +472,40 @@ def test_every_run_picker_hands_an_unknown_value_to_its_handler(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_copy_switch_follows_the_run_and_reaches_beam_search(registry, models_dir, tmp_path):
+    """The Translate tab's copy switch starts at the run's decode.copy_names, turns it on or
+    off for beam search (the notes say so), is ignored by the other methods and refuses a
+    value that is not a boolean."""
+    from apps.translate_tab import run_copies_names
+
+    beam = ["beam", 3, 1, 1.0, 0, 1.0, 20]
+    assert run_copies_names(registry, "tiny") is False
+    text, _, _, notes = web.translate(registry, "one two .", "tiny", *beam, "", True)
+    assert "copy names: on" in notes
+    plain, _, _, notes = web.translate(registry, "one two .", "tiny", *beam, "", False)
+    assert "copy names" not in notes and plain == text  # nothing in "one two ." to copy
+    _, _, _, notes = web.translate(registry, "one two .", "tiny", *DECODING, "", True)
+    assert "copy names" not in notes  # greedy search: the switch is hidden and ignored
+    with pytest.raises(gr.Error, match="copy names is 'yes'"):
+        web.translate(registry, "one two .", "tiny", *beam, "", "yes")
+
+    # A run whose config has it on: the switch starts on, and beam search copies by default.
+    models = tmp_path / "models"
+    shutil.copytree(models_dir / "tiny", models / "copier")
+    config = models / "copier" / "config.yaml"
+    text = config.read_text(encoding="utf-8")
+    text = text.replace("  copy_names: false", "  copy_names: true")
+    config.write_text(text.replace("  method: greedy", "  method: beam"), encoding="utf-8")
+    copier = Registry(models)
+    assert run_copies_names(copier) is True and run_copies_names(copier, "copier") is True
+    _, _, _, notes = web.translate(copier, "one two .", "copier", *beam)
+    assert "copy names: on" in notes
+    _, _, _, notes = web.translate(copier, "one two .", "copier", *beam, "", False)
+    assert "copy names" not in notes
+    assert run_copies_names(copier, "no-such-run") is False
+
+
+@pytest.mark.slow
 def test_translate_with_a_glossary(registry, tmp_path):
     """The glossary box's lines constrain beam search; bad lines, greedy search and terms
     the run cannot spell are refused in one line."""
