@@ -79,7 +79,7 @@ def run_copies_names(registry: Registry, run_name: Any = None) -> bool:
 def copy_overrides(method: Any, copy_names: Any) -> dict[str, bool]:
     """The copy switch as a decode override: beam search only (the switch is hidden for the
     other methods, and a run's own ``copy_names`` applies to its beam search only);
-    ``None`` (an API caller that leaves it out) keeps the run's setting."""
+    ``None`` keeps the run's setting."""
     if method != "beam" or copy_names is None:
         return {}
     if not isinstance(copy_names, bool):
@@ -123,8 +123,10 @@ def translate(
 
     ``glossary``: ``source term<TAB>target term`` lines (beam search only): the target
     terms of the source terms the text holds are put in the translation. ``copy_names``
-    (beam search only; ``None``: the run's setting): names and numbers the translation
-    lacks are searched again as constraints (``decode.copy_names``)."""
+    (beam search only): names and numbers the translation lacks are searched again as
+    constraints (``decode.copy_names``); ``None`` (a Python caller that leaves it out) keeps
+    the run's setting, while the HTTP API, like every control, fills in the switch's start
+    value (the first translation run's setting) when it is left out."""
     text = check_text(text, registry.max_input_chars)
     run = find_run(registry, run_name, "translation")
     controls = (beam_size, n_best, temperature, top_k, top_p, max_length)
