@@ -1,4 +1,4 @@
-"""Write the fixed names-and-numbers test set ``data/names-numbers/spa-eng.tsv``.
+"""Write the fixed names-and-numbers test set ``data/names-numbers/es-en.tsv``.
 
 Spanish sentences with names, places, numbers, times and codes that a translation must
 carry through unchanged, each with its English reference (written here, not taken from any
@@ -10,7 +10,7 @@ and refuses to write if one does.
 The set is fixed (seed 2026): regenerate it only to fix a template, never to tune a model
 on it. Score a run on it with::
 
-    python -m seq2seq.evaluate --model RUN --pairs data/names-numbers/spa-eng.tsv
+    python -m seq2seq.evaluate --model RUN --pairs data/names-numbers/es-en.tsv
 
 which reports BLEU and the share of names and numbers carried (``carry_rate``).
 """
@@ -69,7 +69,7 @@ TEMPLATES = [
 ]
 PER_TEMPLATE = 8
 SEED = 2026
-OUTPUT = Path(__file__).resolve().parent.parent / "data" / "names-numbers" / "spa-eng.tsv"
+OUTPUT = Path(__file__).resolve().parent.parent / "data" / "names-numbers" / "es-en.tsv"
 
 
 def fill(rng: random.Random, spanish: str, english: str) -> tuple[str, str]:

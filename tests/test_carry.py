@@ -8,7 +8,7 @@ from pathlib import Path
 from seq2seq.inference.carry import carry_report, missing, terms
 
 ROOT = Path(__file__).resolve().parent.parent
-SET = ROOT / "data" / "names-numbers" / "spa-eng.tsv"
+SET = ROOT / "data" / "names-numbers" / "es-en.tsv"
 
 
 def test_terms_are_the_names_and_numbers_the_reference_keeps():

@@ -276,7 +276,7 @@ def test_the_copy_presets_vocabulary_spells_names_numbers_and_chat_replies_exact
         split_digits=True,
         byte_fallback=True,
     )
-    names = (REPO / "data" / "names-numbers" / "spa-eng.tsv").read_text(encoding="utf-8")
+    names = (REPO / "data" / "names-numbers" / "es-en.tsv").read_text(encoding="utf-8")
     chat = (REPO / "data" / "sample" / "chat_messages.txt").read_text(encoding="utf-8")
     texts = [t for line in names.splitlines() for t in line.split("\t")] + chat.splitlines()
     assert len(texts) > 400

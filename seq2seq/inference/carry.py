@@ -8,7 +8,7 @@ accents count and punctuation does not.
 
 No TensorFlow; ``carry_report`` is what ``python -m seq2seq.evaluate`` prints as
 "names and numbers carried". The fixed set that measures it on unseen names is
-``data/names-numbers/spa-eng.tsv`` (``scripts/names_numbers_set.py``).
+``data/names-numbers/es-en.tsv`` (``scripts/names_numbers_set.py``).
 """
 
 from __future__ import annotations
