@@ -12,6 +12,7 @@ from seq2seq.cli import quiet
 from seq2seq.exporting.exporters import (
     FORMATS,
     METHODS,
+    TERMS_SIGNATURE,
     ExportError,
     export_saved_model,
     export_tflite,
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"exported {args.model} to {args.output} ({args.format}, {settings.method} search)")
+    if args.format == "saved_model" and settings.method == "beam":
+        print(f"signatures: serving_default (sentences), {TERMS_SIGNATURE} (sentences, terms)")
     return 0
 
 

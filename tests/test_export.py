@@ -28,6 +28,8 @@ from seq2seq.exporting.exporters import (
     INPUT_NAME,
     METADATA_FILE,
     OUTPUT_NAMES,
+    TERMS_NAME,
+    TERMS_SIGNATURE,
     TFLITE_FILE,
     ExportError,
     dialogue_ids,
@@ -41,6 +43,7 @@ from seq2seq.exporting.graph_tokenizers import (
     normalize_graph,
     valid_utf8,
 )
+from seq2seq.inference.glossary import parse_glossary
 from seq2seq.inference.translator import Translator
 from seq2seq.runs import RunError
 
@@ -111,6 +114,56 @@ def test_export_translates_like_the_translator(tiny_run, exact_translator, tmp_p
     assert_same_as_translator(outputs, expected)
     metadata = json.loads((folder / METADATA_FILE).read_text())
     assert metadata["method"] == method and metadata["max_input_chars"] == 1000
+
+
+def serve_with_terms(export_dir: Path, sentences: list, terms: list) -> dict[str, np.ndarray]:
+    signature = tf.saved_model.load(str(export_dir)).signatures[TERMS_SIGNATURE]
+    outputs = signature(
+        **{INPUT_NAME: tf.constant(sentences, tf.string), TERMS_NAME: tf.constant(terms, tf.string)}
+    )
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+@pytest.mark.slow
+def test_beam_export_takes_each_sentences_target_terms(tiny_run, exact_translator, tmp_path):
+    """``translate_with_terms`` is the glossary's search in the graph: rows with terms give
+    ``Translator``'s glossary translations (texts and scores), rows without give
+    ``serving_default``'s; bad terms and shapes are errors that say what is wrong."""
+    folder = tmp_path / "beam"
+    export_saved_model(tiny_run, folder, method="beam", beam_size=3)
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    assert metadata["signature"][TERMS_SIGNATURE] == {"inputs": [INPUT_NAME, TERMS_NAME]}
+    glossary = parse_glossary("Two\tocho\nthree\tcuatro cinco\nSix\tnueve\n", "terms.tsv")
+    sentences = ["One two three .", "Nine nine .", "Six .", "Four five .", ""]
+    matched = [[term.target for term in glossary.matches(s)] for s in sentences]
+    assert [len(row) for row in matched] == [2, 0, 1, 0, 0]
+    terms = [row + [""] * (2 - len(row)) for row in matched]
+    outputs = serve_with_terms(folder, sentences, terms)
+    decode = exact_translator.decode_config(method="beam", beam_size=3)
+    expected = exact_translator.translate(sentences[:4], decode, glossary=glossary)
+    assert_same_as_translator({k: v[:4] for k, v in outputs.items()}, expected)
+    texts = texts_of(outputs)
+    assert "ocho" in texts[0].split() and "cuatro cinco" in texts[0] and "nueve" in texts[2]
+    assert texts[4] == "" and outputs["lengths"][4] == 0  # empty input: rejected as ever
+    plain = serve(folder, sentences)
+    for row in (1, 3, 4):  # no terms: exactly serving_default's translation
+        assert texts_of(plain)[row] == texts[row]
+        assert plain["scores"][row] == pytest.approx(outputs["scores"][row], abs=1e-6)
+    assert texts_of(plain)[0] != texts[0] and "ocho" not in texts_of(plain)[0]
+    no_terms = serve_with_terms(folder, sentences, [[]] * len(sentences))
+    assert texts_of(no_terms) == texts_of(plain)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="cannot spell these terms.*zorro"):
+        serve_with_terms(folder, ["One ."], [["zorro"]])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one row per sentence"):
+        serve_with_terms(folder, ["One .", "Two ."], [["ocho"]])
+
+
+@pytest.mark.slow
+def test_a_greedy_export_has_no_terms_signature(greedy_export):
+    loaded = tf.saved_model.load(str(greedy_export))
+    assert set(loaded.signatures) == {"serving_default", "serve"}
+    metadata = json.loads((greedy_export / METADATA_FILE).read_text())
+    assert TERMS_SIGNATURE not in metadata["signature"]
 
 
 @pytest.mark.slow
@@ -314,7 +367,8 @@ def test_cli_refuses_incompatible_runs(tiny_run, tmp_path, capsys):
 def test_cli_exports(tiny_run, tmp_path, capsys):
     out = tmp_path / "cli"
     assert main(["--model", str(tiny_run), "--output", str(out), "--method", "beam"]) == 0
-    assert "beam search" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "beam search" in printed and f"{TERMS_SIGNATURE} (sentences, terms)" in printed
     assert (out / "saved_model.pb").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["cli"], "no staging folder left behind"
 
@@ -486,6 +540,20 @@ def real_run(request, shared_data_dir, tmp_path_factory):
     return run, sentences
 
 
+def real_glossary(sentences: list[str]):
+    """A glossary whose source terms are the longest word of each of ``sentences`` and
+    whose targets are everyday English words, in turn (words both vocabularies of
+    ``real_run`` spell: the word one knows them, SentencePiece cuts them into pieces)."""
+    targets = ["house", "water", "friend", "today", "money", "book", "music"]
+    sources = {}
+    for sentence in sentences:
+        words = [w for w in sentence.replace(".", " ").split() if w.isalpha() and len(w) > 3]
+        if words:
+            sources.setdefault(max(words, key=len).lower(), targets[len(sources) % len(targets)])
+    lines = "".join(f"{source}\t{target}\n" for source, target in sources.items())
+    return parse_glossary(lines, "real-terms.tsv")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["greedy", "beam"])
 def test_export_matches_translator_on_100_real_sentences(real_run, tmp_path, method):
@@ -502,6 +570,14 @@ def test_export_matches_translator_on_100_real_sentences(real_run, tmp_path, met
     plain = Translator.from_run(run, jit_compile=False)
     exact = plain.translate(sentences, plain.decode_config(method=method))
     assert_same_as_translator(outputs, exact)
+    if method == "beam":  # and with a glossary's terms, through translate_with_terms
+        glossary = real_glossary(sentences[:40])
+        matched = [[term.target for term in glossary.matches(s)] for s in sentences]
+        width = max(len(row) for row in matched)
+        assert sum(map(bool, matched)) >= 20 and width >= 1
+        terms = [row + [""] * (width - len(row)) for row in matched]
+        forced = plain.translate(sentences, plain.decode_config(method=method), glossary=glossary)
+        assert_same_as_translator(serve_with_terms(folder, sentences, terms), forced)
     if method == "greedy":
         xla = Translator.from_run(run, jit_compile=True)
         compiled = xla.translate(sentences, xla.decode_config(method=method))

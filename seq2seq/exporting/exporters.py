@@ -31,6 +31,16 @@ NFKC and SentencePiece kernels are not TFLite ops, so text stays outside the mod
 Shortening is then the caller's job too: keep the first ``data.max_source_length`` ids of
 a translation; for a dialogue run (``dialogue`` in the metadata) drop whole oldest context
 turns until the input fits, then keep the *last* ids.
+
+A beam-search SavedModel has a second signature, ``translate_with_terms``: ``sentences``
+[B] and ``terms`` (string [B, C]: the target terms each sentence's translation must
+contain, ``""`` where a row has fewer), with the same outputs. It is the glossary's
+search (``seq2seq.search.constrained``: dynamic beam allocation, the pieces that would
+glue onto a finished term banned), in the graph; a row without terms decodes exactly as
+``serving_default``. Matching a glossary's source terms stays with the caller, who knows
+the glossary (``seq2seq.inference.glossary.Glossary.matches`` is the reference). A term
+the run's target vocabulary cannot spell stops the request with an error naming it, as
+``--glossary`` refuses the file.
 """
 
 from __future__ import annotations
@@ -45,6 +55,8 @@ from typing import Any
 FORMATS = ("saved_model", "tflite")
 METHODS = ("greedy", "beam")
 INPUT_NAME = "sentences"
+TERMS_NAME = "terms"
+TERMS_SIGNATURE = "translate_with_terms"
 OUTPUT_NAMES = ("translations", "scores", "lengths")
 METADATA_FILE = "assets.extra/seq2seq_export.json"
 TFLITE_FILE = "model.tflite"
@@ -158,35 +170,128 @@ def dialogue_ids(codec, texts, separator: str, limit: int):
     return tf.gather(ids, first)[:, -limit:]
 
 
-def search(model, source, settings: ExportSettings):
-    """Best hypothesis ids [B,L] and scores [B], by the loops ``Translator`` runs."""
+def processors_of(settings: ExportSettings):
+    """The logit processors of the export's search, as constants."""
     import tensorflow as tf
 
-    from seq2seq.search.loops import Processors, beam_loop, greedy_loop
+    from seq2seq.search.loops import Processors
 
-    processors = Processors(
+    return Processors(
         tf.constant(settings.min_length),
         tf.constant(settings.repetition_penalty, tf.float32),
         tf.constant(settings.no_repeat_ngram_size),
     )
+
+
+def beam_arguments(settings: ExportSettings):
+    """``beam_size, n_best, alpha`` for the beam loops. As in ``Searcher``, the beam size
+    must not be a static shape: the loop's state would enter with [B, K] and leave with
+    [B, None]."""
+    import tensorflow as tf
+
+    beam_size = tf.compat.v1.placeholder_with_default(settings.beam_size, [])
+    return beam_size, tf.constant(1), tf.constant(settings.length_penalty, tf.float32)
+
+
+def search(model, source, settings: ExportSettings):
+    """Best hypothesis ids [B,L] and scores [B], by the loops ``Translator`` runs."""
+    import tensorflow as tf
+
+    from seq2seq.search.loops import beam_loop, greedy_loop
+
+    processors = processors_of(settings)
     encoded = model.encode(source)
     max_length = tf.constant(settings.max_length)
     if settings.method == "greedy":
         ids, scores, _, _ = greedy_loop(model, encoded, max_length, processors)
         return ids, scores
-    # As in ``Searcher``, the beam size must not be a static shape: the loop's state
-    # would enter with [B, K] and leave with [B, None].
-    beam_size = tf.compat.v1.placeholder_with_default(settings.beam_size, [])
-    ids, scores, _, _ = beam_loop(
+    ids, scores, _, _ = beam_loop(model, encoded, max_length, processors, *beam_arguments(settings))
+    return ids[:, 0], scores[:, 0]
+
+
+def search_with_terms(model, source, constraints, glue, settings: ExportSettings):
+    """``search`` for beam search whose outputs hold each row's ``constraints`` [B,C,L]."""
+    import tensorflow as tf
+
+    from seq2seq.search.constrained import constrained_beam_loop
+
+    encoded = model.encode(source)
+    ids, scores, _, _ = constrained_beam_loop(
         model,
         encoded,
-        max_length,
-        processors,
-        beam_size,
-        tf.constant(1),
-        tf.constant(settings.length_penalty, tf.float32),
+        tf.constant(settings.max_length),
+        processors_of(settings),
+        *beam_arguments(settings),
+        constraints,
+        glue,
     )
     return ids[:, 0], scores[:, 0]
+
+
+def check_terms(terms, sentences):
+    """``terms`` unchanged once it is known to be [B, C] for the B ``sentences``, else an
+    error that says so (the loaded signature checks no shapes: see ``check_vector``)."""
+    import tensorflow as tf
+
+    shape = tf.strings.reduce_join(tf.strings.as_string(tf.shape(terms)), separator=",")
+    rows = tf.concat([tf.shape(terms), [-1]], axis=0)[0]  # -1 for a scalar
+    check = tf.debugging.Assert(
+        tf.logical_and(
+            tf.strings.regex_full_match(shape, "[0-9]+,[0-9]+"),
+            tf.equal(rows, tf.shape(sentences)[0]),
+        ),
+        [
+            f"'{TERMS_NAME}' must be a 2-D batch of strings, shape [B, C], one row per "
+            f"sentence of '{INPUT_NAME}' (\"\" where a row has fewer terms); got shape",
+            shape,
+            "for sentences of shape",
+            tf.strings.as_string(tf.shape(sentences)),
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(terms)
+
+
+def constraint_batch(codec, terms):
+    """Target terms [B, C] (``""``: none) -> constraints [B, C'>=1, L>=1] int32, each term
+    encoded as ``Glossary.with_vocabulary`` encodes it (alone, after the input's
+    normalisation), PAD-padded. A term that encodes to ``<unk>`` pieces or to nothing
+    stops the call with an error that quotes it."""
+    import tensorflow as tf
+
+    from seq2seq.constants import PAD
+    from seq2seq.data.tokenizers import UNK
+    from seq2seq.exporting.graph_tokenizers import normalize_graph, valid_utf8
+
+    flat = tf.reshape(terms, [-1])
+    texts = normalize_graph(tf.strings.regex_replace(valid_utf8(flat), r"\x00", ""))
+    given = tf.not_equal(texts, "")
+    ids = codec.encode(tf.where(given, texts, ""))  # [B*C, (L)]
+    unknown = tf.reduce_any(tf.equal(ids, UNK), axis=1)
+    unspellable = tf.logical_and(given, tf.logical_or(unknown, tf.equal(ids.row_lengths(), 0)))
+    check = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(unspellable)),
+        [
+            "the run's target vocabulary cannot spell these terms (a piece is <unk>, or "
+            "nothing is left after tokenisation); use another spelling or a run whose "
+            "vocabulary has them:",
+            tf.boolean_mask(flat, unspellable),
+        ],
+        summarize=20,
+    )
+    with tf.control_dependencies([check]):
+        dense = ids.to_tensor(default_value=PAD)
+    shape = tf.shape(terms)
+    constraints = tf.reshape(dense, [shape[0], shape[1], tf.shape(dense)[1]])
+    return tf.pad(
+        constraints,
+        [
+            [0, 0],
+            [0, tf.maximum(1 - shape[1], 0)],
+            [0, tf.maximum(1 - tf.shape(dense)[1], 0)],
+        ],
+        constant_values=PAD,
+    )
 
 
 def check_vector(sentences):
@@ -208,22 +313,42 @@ def check_vector(sentences):
         return tf.identity(sentences)
 
 
+def text_outputs(target_codec, ids, scores):
+    """The signatures' outputs from the best hypotheses' ids [B,L] and scores [B]."""
+    from seq2seq.exporting.graph_tokenizers import clean_ids
+
+    ids, lengths = clean_ids(ids)
+    return {
+        "translations": target_codec.decode(ids, lengths),
+        "scores": scores,
+        "lengths": lengths,
+    }
+
+
 def serving_function(model, source_codec, target_codec, settings: ExportSettings):
     """``sentences`` [B] string -> {translations, scores, lengths}, all graph ops."""
-    from seq2seq.exporting.graph_tokenizers import clean_ids
 
     def serve(sentences):
         sentences = check_vector(sentences)
         source, _ = source_batch(source_codec, sentences, settings)
-        ids, scores = search(model, source, settings)
-        ids, lengths = clean_ids(ids)
-        return {
-            "translations": target_codec.decode(ids, lengths),
-            "scores": scores,
-            "lengths": lengths,
-        }
+        return text_outputs(target_codec, *search(model, source, settings))
 
     return serve
+
+
+def terms_serving_function(model, source_codec, target_codec, glue, settings: ExportSettings):
+    """``sentences`` [B], ``terms`` [B, C] string -> the outputs of ``serving_function``,
+    each translation holding its row's terms (beam search only)."""
+
+    def serve_with_terms(sentences, terms):
+        sentences = check_vector(sentences)
+        terms = check_terms(terms, sentences)
+        source, _ = source_batch(source_codec, sentences, settings)
+        constraints = constraint_batch(target_codec, terms)
+        found = search_with_terms(model, source, constraints, glue, settings)
+        return text_outputs(target_codec, *found)
+
+    return serve_with_terms
 
 
 def load_for_export(run_dir: str | Path, output: str | Path):
@@ -264,11 +389,13 @@ def write_export(
 
 
 def build_archive(translator, settings: ExportSettings):
-    """A ``keras.export.ExportArchive`` with the one text-in, text-out endpoint."""
+    """A ``keras.export.ExportArchive`` with the text-in, text-out endpoint, and for beam
+    search the one that also takes each sentence's target terms."""
     import keras
     import tensorflow as tf
 
     from seq2seq.exporting.graph_tokenizers import graph_codec
+    from seq2seq.inference.glossary import word_continuations
 
     source_codec = graph_codec(translator.source_tokenizer, "source")
     target_codec = graph_codec(translator.target_tokenizer, "target")
@@ -276,12 +403,28 @@ def build_archive(translator, settings: ExportSettings):
     archive.track(translator.model)
     archive.track(source_codec)
     archive.track(target_codec)
+    sentences = tf.TensorSpec([None], tf.string, name=INPUT_NAME)
     archive.add_endpoint(
         "serve",
         serving_function(translator.model, source_codec, target_codec, settings),
-        input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)],
+        input_signature=[sentences],
     )
+    if settings.method == "beam":
+        glue = tf.constant(word_continuations(translator.target_tokenizer))
+        archive.add_endpoint(
+            TERMS_SIGNATURE,
+            terms_serving_function(translator.model, source_codec, target_codec, glue, settings),
+            input_signature=[sentences, tf.TensorSpec([None, None], tf.string, name=TERMS_NAME)],
+        )
     return archive
+
+
+def signature_metadata(settings: ExportSettings) -> dict[str, Any]:
+    """The signatures' names for ``METADATA_FILE``."""
+    signature: dict[str, Any] = {"input": INPUT_NAME, "outputs": list(OUTPUT_NAMES)}
+    if settings.method == "beam":
+        signature[TERMS_SIGNATURE] = {"inputs": [INPUT_NAME, TERMS_NAME]}
+    return signature
 
 
 def export_saved_model(
@@ -303,7 +446,7 @@ def export_saved_model(
         output,
         translator,
         settings,
-        {"input": INPUT_NAME, "outputs": list(OUTPUT_NAMES)},
+        signature_metadata(settings),
         METADATA_FILE,
         lambda folder: archive.write_out(str(folder), verbose=False),
     )
