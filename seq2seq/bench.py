@@ -24,6 +24,8 @@ import numpy as np
 
 from seq2seq.cli import quiet
 
+# The glossary whose terms --export passes to a beam export's translate_with_terms
+SAMPLE_GLOSSARY = Path(__file__).resolve().parents[1] / "data" / "sample" / "glossary-es-en.tsv"
 REFERENCE = [
     "data.tokenizer=word",
     "data.source_vocab_size=5000",
@@ -261,54 +263,15 @@ def bench_run(run: str, args) -> dict:
 
 
 def bench_export(run: str, args) -> dict:
-    """The run's SavedModel export beside its ``Translator``, text in and text out.
-
-    Both get the same test-split sentences: one at a time (latency p50/p95 over
-    ``--repeats`` sentences) and 64 at a time in corpus order (throughput over
-    ``--decode-sentences``, the last batch possibly shorter). Everything is timed after
-    an untimed pass over the same calls (the Translator's XLA compilations, the export's
-    first-call set-up).
-    """
-    import tensorflow as tf
-
-    from seq2seq.exporting.exporters import export_saved_model
+    """The run's SavedModel export beside its ``Translator`` on its test split
+    (``seq2seq.exporting.timing``), with ``args.glossary``'s terms for the beam export."""
+    from seq2seq.exporting.timing import time_export
+    from seq2seq.inference.glossary import read_glossary
     from seq2seq.inference.translator import Translator
 
     translator = Translator.from_run(run, jit_compile=not args.no_jit)
     sentences = test_sources(translator.config)[: args.decode_sentences]
-    singles = [[s] for s in sentences[: args.repeats]]
-    chunks = [sentences[i : i + 64] for i in range(0, len(sentences), 64)]
-
-    def timed(call, batches) -> list[float]:
-        seconds = []
-        for batch in batches:
-            start = time.perf_counter()
-            call(batch)
-            seconds.append(time.perf_counter() - start)
-        return seconds
-
-    results: dict = {"sentences": len(sentences), "batch64_batches": len(chunks)}
-    with tempfile.TemporaryDirectory() as folder:
-        for method in ("greedy", "beam"):
-            path = Path(folder) / method
-            export_saved_model(run, path, method, 5 if method == "beam" else None)
-            serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-            beam = {"beam_size": 5} if method == "beam" else {}
-            decode = translator.decode_config(method=method, **beam)
-            callers = {
-                "export": lambda b, serve=serve: serve(sentences=tf.constant(b)),
-                "translator": lambda b, decode=decode: translator.translate(b, decode),
-            }
-            for name, call in callers.items():
-                timed(call, singles + chunks)  # warm-up
-                latency = timed(call, singles)
-                throughput = sum(len(c) for c in chunks) / sum(timed(call, chunks))
-                results[f"{method}_{name}"] = {
-                    "batch1": percentiles(latency),
-                    "batch64_sentences_per_s": throughput,
-                }
-    results["translator_jit_compile"] = translator.searcher.jit_compile
-    return results
+    return time_export(translator, sentences, args.repeats, read_glossary(args.glossary))
 
 
 def bench_workers(config_name: str, args) -> dict:
@@ -474,6 +437,13 @@ def parse_args(argv):
         action="store_true",
         help="also time --model's SavedModel export beside its Translator (text in, text out)",
     )
+    parser.add_argument(
+        "--glossary",
+        type=Path,
+        default=SAMPLE_GLOSSARY,
+        help="--export: the glossary whose terms the beam export's translate_with_terms "
+        "gets (default: data/sample/glossary-es-en.tsv)",
+    )
     args = parser.parse_args(argv)
     for flag, value, least in (
         ("--train-steps", args.train_steps, 1),
@@ -488,20 +458,9 @@ def parse_args(argv):
         parser.error("--only model needs --model RUN")
     if args.export and not args.model:
         parser.error("--export times --model's export: give --model RUN")
+    if args.export and not args.glossary.is_file():
+        parser.error(f"--glossary {args.glossary}: no such file")
     return args
-
-
-def export_lines(export: dict) -> list[str]:
-    lines = [f"text in, text out on {export['sentences']} test sentences (beam size 5):"]
-    for method in ("greedy", "beam"):
-        for name in ("export", "translator"):
-            d = export[f"{method}_{name}"]
-            lines.append(
-                f"{method:6s} {name:10s} batch 1 p50 {d['batch1']['p50_ms']:.1f} ms"
-                f" p95 {d['batch1']['p95_ms']:.1f} ms; batch 64"
-                f" {d['batch64_sentences_per_s']:.0f} sent/s"
-            )
-    return lines
 
 
 def report(results: dict) -> str:
@@ -544,6 +503,8 @@ def report(results: dict) -> str:
                 )
             lines.append(f"beam-5 / greedy latency x{decoding['beam5_over_greedy_latency']:.2f}")
         if "export" in part:
+            from seq2seq.exporting.timing import export_lines
+
             lines.extend(export_lines(part["export"]))
         if "chat" in part:
             lines.extend(chat_lines(part["chat"]))

@@ -40,6 +40,11 @@ def one_error_line(done: subprocess.CompletedProcess) -> str:
         (["--decode-sentences", "0"], "--decode-sentences is 0"),
         (["--only", "model"], "--only model needs --model RUN"),
         (["--model", "/nonexistent", "--only", "model"], "run folder not found: /nonexistent"),
+        (["--export"], "--export times --model's export: give --model RUN"),
+        (
+            ["--model", "RUN", "--export", "--glossary", "/nonexistent.tsv"],
+            "--glossary /nonexistent.tsv: no such file",
+        ),
     ],
 )
 def test_bench_refuses_bad_arguments(args, message):

@@ -585,16 +585,25 @@ def test_export_matches_translator_on_100_real_sentences(real_run, tmp_path, met
 
 
 @pytest.mark.slow
-def test_bench_times_the_export_beside_the_translator(tiny_run):
+def test_bench_times_the_export_beside_the_translator(tiny_run, tmp_path):
     """Structure only: speed is measured by ``python -m seq2seq.bench``, not asserted."""
     from argparse import Namespace
 
-    from seq2seq.bench import bench_export, export_lines
+    from seq2seq.bench import bench_export
+    from seq2seq.exporting.timing import export_lines
 
-    result = bench_export(str(tiny_run), Namespace(no_jit=True, decode_sentences=70, repeats=3))
-    for key in ("greedy_export", "greedy_translator", "beam_export", "beam_translator"):
+    glossary = tmp_path / "terms.tsv"
+    glossary.write_text("two\tocho\n", encoding="utf-8")
+    args = Namespace(no_jit=True, decode_sentences=70, repeats=3, glossary=glossary)
+    result = bench_export(str(tiny_run), args)
+    assert 0 < result["sentences"] <= 70 and result["glossary"] == str(glossary)
+    assert 0 < result["sentences_with_terms"] < result["sentences"]  # a mixed job
+    names = ("greedy_export", "greedy_translator", "beam_export", "beam_translator")
+    for key in (*names, "beam_export_terms"):
         assert result[key]["batch1"]["p50_ms"] > 0 and result[key]["batch64_sentences_per_s"] > 0
-    assert len(export_lines(result)) == 5
+    assert "greedy_export_terms" not in result
+    lines = export_lines(result)
+    assert len(lines) == 7 and "beam   export_terms" in lines[5]
 
 
 # -- TFLite ---------------------------------------------------------------------------
