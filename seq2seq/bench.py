@@ -266,12 +266,11 @@ def bench_export(run: str, args) -> dict:
     """The run's SavedModel export beside its ``Translator`` on its test split
     (``seq2seq.exporting.timing``), with ``args.glossary``'s terms for the beam export."""
     from seq2seq.exporting.timing import time_export
-    from seq2seq.inference.glossary import read_glossary
     from seq2seq.inference.translator import Translator
 
     translator = Translator.from_run(run, jit_compile=not args.no_jit)
     sentences = test_sources(translator.config)[: args.decode_sentences]
-    return time_export(translator, sentences, args.repeats, read_glossary(args.glossary))
+    return time_export(translator, sentences, args.repeats, args.glossary)
 
 
 def bench_workers(config_name: str, args) -> dict:

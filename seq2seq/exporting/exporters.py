@@ -126,7 +126,7 @@ def source_batch(codec, sentences, settings: ExportSettings):
     """
     import tensorflow as tf
 
-    from seq2seq.data.tokenizers import UNK
+    from seq2seq.constants import UNK
     from seq2seq.exporting.graph_tokenizers import normalize_graph, valid_utf8
 
     texts = valid_utf8(sentences)
@@ -259,8 +259,7 @@ def constraint_batch(codec, terms):
     stops the call with an error that quotes it."""
     import tensorflow as tf
 
-    from seq2seq.constants import PAD
-    from seq2seq.data.tokenizers import UNK
+    from seq2seq.constants import PAD, UNK
     from seq2seq.exporting.graph_tokenizers import normalize_graph, valid_utf8
 
     flat = tf.reshape(terms, [-1])

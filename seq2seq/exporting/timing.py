@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from seq2seq.exporting.exporters import TERMS_SIGNATURE, export_saved_model
-from seq2seq.inference.glossary import Glossary
+from seq2seq.inference.glossary import read_glossary
 
 BATCH = 64
 BEAM_SIZE = 5
@@ -36,11 +36,13 @@ def seconds_per_call(call: Callable[[list[str]], Any], batches: list[list[str]])
     return seconds
 
 
-def time_export(translator, sentences: list[str], repeats: int, glossary: Glossary) -> dict:
+def time_export(translator, sentences: list[str], repeats: int, glossary_file: Path) -> dict:
     """Latency and throughput of the greedy and beam exports of ``translator``'s run and
-    of the translator itself; ``beam_export_terms`` is the beam export with ``glossary``."""
+    of the translator itself; ``beam_export_terms`` is the beam export with the glossary
+    of ``glossary_file``."""
     import tensorflow as tf
 
+    glossary = read_glossary(glossary_file)
     singles = [[s] for s in sentences[:repeats]]
     chunks = [sentences[i : i + BATCH] for i in range(0, len(sentences), BATCH)]
     terms_of = {s: [term.target for term in glossary.matches(s)] for s in sentences}
