@@ -310,16 +310,23 @@ def test_graph_dialogue_shortening_matches_the_translator(tiny_models):
     assert any(translator.encode(text).truncated for text in texts)
 
 
-def test_documented_request_matches_the_signature():
-    """docs/export.md's REST request names the input and the outputs the export has."""
+def test_documented_requests_match_the_signatures():
+    """docs/export.md's REST requests name the inputs and the outputs the export has: a
+    1-D ``sentences`` for ``serving_default``, and a [B, C] ``terms`` beside it for
+    ``translate_with_terms``."""
     page = Path(__file__).resolve().parents[1] / "docs" / "export.md"
     text = page.read_text(encoding="utf-8")
     section = text[text.index("## Serving with TensorFlow Serving") :]
-    request = section[section.index("curl") :]
-    body = request[request.index("-d '") + 4 : request.index("'", request.index("-d '") + 4)]
-    payload = json.loads(body)
-    assert set(payload["inputs"]) == {INPUT_NAME}
-    assert all(isinstance(s, str) for s in payload["inputs"][INPUT_NAME])
+    payloads = []
+    for part in section.split("curl")[1:]:
+        body = part[part.index("-d '") + 4 : part.index("'", part.index("-d '") + 4)]
+        payloads.append(json.loads(body))
+    assert [p["signature_name"] for p in payloads] == ["serving_default", TERMS_SIGNATURE]
+    plain, with_terms = (p["inputs"] for p in payloads)
+    assert set(plain) == {INPUT_NAME} and all(isinstance(s, str) for s in plain[INPUT_NAME])
+    assert set(with_terms) == {INPUT_NAME, TERMS_NAME}
+    rows = with_terms[TERMS_NAME]
+    assert len(rows) == len(with_terms[INPUT_NAME]) and len({len(r) for r in rows}) == 1
     for name in OUTPUT_NAMES:
         assert f'"{name}"' in section
 
