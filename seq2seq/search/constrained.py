@@ -51,12 +51,12 @@ import tensorflow as tf
 from seq2seq.constants import END, NEG_INF, PAD, START
 from seq2seq.search.loops import (
     Processors,
-    empty_rows,
+    beam_candidates,
+    beam_start,
+    follow_parents,
     length_penalty_of,
-    mark_seen,
     process_logits,
     tile_rows,
-    write_column,
 )
 
 
@@ -208,12 +208,8 @@ def constrained_beam_loop(
     constraint is completed, so "physician" cannot become "physiciand".
     """
     beams = beam_size
-    batch = tf.shape(encoded[1])[0]
-    empty = empty_rows(encoded[1])
-    memory, mask, states = tile_rows(encoded, beams)
-    rows = batch * beams
-    source_length = tf.shape(mask)[1]
-    vocab_size = model.target_vocab_size
+    start = beam_start(model, encoded, beams, max_length)
+    batch, rows, vocab_size = start.batch, start.rows, start.vocab_size
     count = tf.shape(constraints)[1]
     width = 2 * beams + beams * count  # candidates per input
     terms = tile_rows(constraints, beams)  # [N, C, L]
@@ -222,17 +218,7 @@ def constrained_beam_loop(
     candidate_terms = tf.repeat(constraints, width, axis=0)  # [B*M, C, L]
     candidate_lengths = constraint_lengths(candidate_terms)
     progress = start_progress(term_lengths)
-    tokens = tf.fill([rows], tf.constant(START, tf.int32))
-    first = tf.equal(tf.range(beams), 0)
-    scores = tf.tile(tf.where(first, 0.0, NEG_INF)[None, :], [batch, 1])  # [B,K]
-    lengths = tf.zeros([batch, beams], tf.int32)
-    finished = tf.tile(empty[:, None], [1, beams])
-    history = tf.zeros([rows, max_length], tf.int32)
-    weights = tf.zeros([rows, max_length, source_length], tf.float32)
-    seen = tf.zeros([rows, vocab_size], tf.bool)
-    offsets = (tf.range(batch) * beams)[:, None]  # [B,1]
     candidate_offsets = (tf.range(batch) * width)[:, None]
-    pad_only = tf.where(tf.equal(tf.range(vocab_size), PAD), 0.0, NEG_INF)  # [V]
     is_end = tf.equal(tf.range(vocab_size), END)[None, :]
     hypothesis_base = (tf.range(beams) * vocab_size)[None, :]  # [1,K]
 
@@ -241,19 +227,16 @@ def constrained_beam_loop(
 
     def step(t, tokens, scores, lengths, finished, states, history, weights, seen, progress):
         met, current, matched, just = progress
-        logits, new_states, attention = model.decode_step(tokens, states, memory, mask)
+        logits, new_states, attention = model.decode_step(tokens, states, start.memory, start.mask)
         logits = process_logits(logits, t, history, seen, settings)
         unmet = tf.logical_not(tf.reduce_all(met, axis=-1))
         banned = tf.logical_or(
             tf.logical_and(unmet[:, None], is_end), tf.logical_and(just[:, None], glue[None, :])
         )
         logits = tf.where(banned, NEG_INF, logits)
-        log_probs = tf.nn.log_softmax(logits, axis=-1)
-        flat_finished = tf.reshape(finished, [rows])
-        log_probs = tf.where(flat_finished[:, None], pad_only[None, :], log_probs)
-        candidates = scores[:, :, None] + tf.reshape(log_probs, [batch, beams, vocab_size])
-        new_lengths = tf.where(finished, lengths, lengths + 1)
-        normalised = candidates / length_penalty_of(new_lengths, alpha)[:, :, None]
+        candidates, normalised, new_lengths = beam_candidates(
+            start, logits, scores, lengths, finished, beams, alpha
+        )
         flat_normalised = tf.reshape(normalised, [batch, beams * vocab_size])
         flat_candidates = tf.reshape(candidates, [batch, beams * vocab_size])
         # candidates: the global top K, each hypothesis's best, its constraint tokens
@@ -275,7 +258,7 @@ def constrained_beam_loop(
         parent = picked // vocab_size
         chosen = picked % vocab_size
         # each candidate's progress after its token
-        parent_rows = tf.reshape(parent + offsets, [-1])
+        parent_rows = tf.reshape(parent + start.offsets, [-1])
         candidate_met, candidate_current, candidate_matched, candidate_just = advance(
             candidate_terms,
             candidate_lengths,
@@ -318,28 +301,13 @@ def constrained_beam_loop(
             tf.reduce_any(complete, axis=-1),
         )
         finished = tf.logical_or(finished, settled[:, None])
-        flat_parent = tf.reshape(parent + offsets, [rows])
-        tokens = tf.reshape(tf.where(parent_finished, PAD, chosen), [rows])
-        attention = tf.gather(tf.cast(attention, tf.float32), flat_parent)
-        attention = tf.where(tf.reshape(parent_finished, [rows, 1]), 0.0, attention)
-        states = tf.nest.map_structure(lambda s: tf.gather(s, flat_parent), new_states)
-        history = write_column(tf.gather(history, flat_parent), t, tokens)
-        weights = write_column(tf.gather(weights, flat_parent), t, attention)
-        seen = mark_seen(seen, tokens, settings, parents=flat_parent)
+        choice = (parent, chosen, parent_finished)
+        tokens, states, history, weights, seen = follow_parents(
+            start, t, settings, choice, (new_states, attention), (history, weights, seen)
+        )
         return t + 1, tokens, scores, lengths, finished, states, history, weights, seen, progress
 
-    state = (
-        tf.constant(0),
-        tokens,
-        scores,
-        lengths,
-        finished,
-        states,
-        history,
-        weights,
-        seen,
-        progress,
-    )
+    state = (tf.constant(0), *start.state, progress)
     steps, _, scores, lengths, _, _, history, weights, _, progress = tf.while_loop(
         not_done, step, state, maximum_iterations=max_length
     )
@@ -352,7 +320,7 @@ def constrained_beam_loop(
     ranking = tf.where(good, normalised, normalised + 4 * NEG_INF)
     order = tf.math.top_k(ranking, n_best).indices
     ids = tf.reshape(history, [batch, beams, max_length])
-    attention = tf.reshape(weights, [batch, beams, max_length, source_length])
+    attention = tf.reshape(weights, [batch, beams, max_length, start.source_length])
     return (
         tf.gather(ids, order, batch_dims=1),
         tf.gather(normalised, order, batch_dims=1),

@@ -34,7 +34,9 @@ extension is PAD at zero cost, so they compete with live hypotheses on normalise
 each step (``beam_size = 1`` is then exactly greedy search). States, memory and the
 per-hypothesis histories (ids, attention weights, seen tokens) are tiled to ``B*K`` rows
 and reordered with ``tf.gather`` after every step, so the attention returned belongs to
-the hypothesis returned.
+the hypothesis returned. That bookkeeping (``beam_start``, ``beam_candidates``,
+``follow_parents``) is shared with the glossary's constrained search
+(``seq2seq.search.constrained``), which differs only in how it chooses the next beam.
 """
 
 from __future__ import annotations
@@ -302,39 +304,106 @@ def length_penalty_of(lengths, alpha):
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
 
 
-def beam_loop(model, encoded, max_length, settings: Processors, beam_size, n_best, alpha):
-    """Beam search: ids [B,n,L], normalised scores [B,n], attention [B,n,L,S], steps."""
-    beams = beam_size
+@dataclass(frozen=True)
+class BeamStart:
+    """What every beam search (``beam_loop``, ``constrained_beam_loop``) starts from:
+    sizes, the tiled memory, and ``state`` (tokens, scores, lengths, finished, decoder
+    states, history, attention weights, seen tokens) with only the first of each input's
+    ``beams`` hypotheses live, so the beams are distinct."""
+
+    batch: tf.Tensor
+    rows: tf.Tensor  # batch * beams
+    memory: tf.Tensor
+    mask: tf.Tensor
+    source_length: tf.Tensor
+    vocab_size: int
+    offsets: tf.Tensor  # [B,1]: each input's first row
+    pad_only: tf.Tensor  # [V]: the log-probabilities of an ended hypothesis
+    state: tuple
+
+
+def beam_start(model, encoded, beams, max_length) -> BeamStart:
     batch = tf.shape(encoded[1])[0]
     empty = empty_rows(encoded[1])
     memory, mask, states = tile_rows(encoded, beams)
     rows = batch * beams
     source_length = tf.shape(mask)[1]
     vocab_size = model.target_vocab_size
-    tokens = tf.fill([rows], tf.constant(START, tf.int32))
-    # Only the first beam of each input is live at the start, so beams are distinct.
     first = tf.equal(tf.range(beams), 0)
-    scores = tf.tile(tf.where(first, 0.0, NEG_INF)[None, :], [batch, 1])  # [B,K]
-    lengths = tf.zeros([batch, beams], tf.int32)
-    finished = tf.tile(empty[:, None], [1, beams])
-    history = tf.zeros([rows, max_length], tf.int32)
-    weights = tf.zeros([rows, max_length, source_length], tf.float32)
-    seen = tf.zeros([rows, vocab_size], tf.bool)
-    offsets = (tf.range(batch) * beams)[:, None]  # [B,1]
-    pad_only = tf.where(tf.equal(tf.range(vocab_size), PAD), 0.0, NEG_INF)  # [V]
+    state = (
+        tf.fill([rows], tf.constant(START, tf.int32)),  # tokens
+        tf.tile(tf.where(first, 0.0, NEG_INF)[None, :], [batch, 1]),  # scores [B,K]
+        tf.zeros([batch, beams], tf.int32),  # lengths
+        tf.tile(empty[:, None], [1, beams]),  # finished
+        states,
+        tf.zeros([rows, max_length], tf.int32),  # history
+        tf.zeros([rows, max_length, source_length], tf.float32),  # weights
+        tf.zeros([rows, vocab_size], tf.bool),  # seen
+    )
+    return BeamStart(
+        batch=batch,
+        rows=rows,
+        memory=memory,
+        mask=mask,
+        source_length=source_length,
+        vocab_size=vocab_size,
+        offsets=(tf.range(batch) * beams)[:, None],
+        pad_only=tf.where(tf.equal(tf.range(vocab_size), PAD), 0.0, NEG_INF),
+        state=state,
+    )
+
+
+def beam_candidates(start: BeamStart, logits, scores, lengths, finished, beams, alpha):
+    """Every hypothesis's every next token: raw scores [B,K,V], normalised by the length
+    penalty [B,K,V], and the lengths [B,K] they would have (ended hypotheses only extend
+    by PAD, at no cost and no length)."""
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    flat_finished = tf.reshape(finished, [start.rows])
+    log_probs = tf.where(flat_finished[:, None], start.pad_only[None, :], log_probs)
+    shape = [start.batch, beams, start.vocab_size]
+    candidates = scores[:, :, None] + tf.reshape(log_probs, shape)
+    new_lengths = tf.where(finished, lengths, lengths + 1)
+    normalised = candidates / length_penalty_of(new_lengths, alpha)[:, :, None]
+    return candidates, normalised, new_lengths
+
+
+def follow_parents(start: BeamStart, t, settings: Processors, choice, step_outputs, state):
+    """The chosen hypotheses' rows, ``(tokens, states, history, weights, seen)``.
+
+    ``choice`` is ``(parent, chosen, parent_finished)`` [B,K]: each new hypothesis's
+    parent, its token, and whether the parent had ended (then it only adds PAD);
+    ``step_outputs`` the step's ``(new decoder states, attention)``; ``state`` the
+    ``(history, weights, seen)`` before the step."""
+    parent, chosen, parent_finished = choice
+    new_states, attention = step_outputs
+    history, weights, seen = state
+    rows = start.rows
+    flat_parent = tf.reshape(parent + start.offsets, [rows])
+    tokens = tf.reshape(tf.where(parent_finished, PAD, chosen), [rows])
+    attention = tf.gather(tf.cast(attention, tf.float32), flat_parent)
+    attention = tf.where(tf.reshape(parent_finished, [rows, 1]), 0.0, attention)
+    states = tf.nest.map_structure(lambda s: tf.gather(s, flat_parent), new_states)
+    history = write_column(tf.gather(history, flat_parent), t, tokens)
+    weights = write_column(tf.gather(weights, flat_parent), t, attention)
+    seen = mark_seen(seen, tokens, settings, parents=flat_parent)
+    return tokens, states, history, weights, seen
+
+
+def beam_loop(model, encoded, max_length, settings: Processors, beam_size, n_best, alpha):
+    """Beam search: ids [B,n,L], normalised scores [B,n], attention [B,n,L,S], steps."""
+    beams = beam_size
+    start = beam_start(model, encoded, beams, max_length)
+    batch, vocab_size = start.batch, start.vocab_size
 
     def not_done(t, tokens, scores, lengths, finished, *_):
         return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
 
     def step(t, tokens, scores, lengths, finished, states, history, weights, seen):
-        logits, new_states, attention = model.decode_step(tokens, states, memory, mask)
+        logits, new_states, attention = model.decode_step(tokens, states, start.memory, start.mask)
         logits = process_logits(logits, t, history, seen, settings)
-        log_probs = tf.nn.log_softmax(logits, axis=-1)
-        flat_finished = tf.reshape(finished, [rows])
-        log_probs = tf.where(flat_finished[:, None], pad_only[None, :], log_probs)
-        candidates = scores[:, :, None] + tf.reshape(log_probs, [batch, beams, vocab_size])
-        new_lengths = tf.where(finished, lengths, lengths + 1)
-        normalised = candidates / length_penalty_of(new_lengths, alpha)[:, :, None]
+        candidates, normalised, new_lengths = beam_candidates(
+            start, logits, scores, lengths, finished, beams, alpha
+        )
         best = tf.math.top_k(tf.reshape(normalised, [batch, beams * vocab_size]), beams)
         parent = best.indices // vocab_size  # [B,K]
         chosen = best.indices % vocab_size
@@ -342,26 +411,19 @@ def beam_loop(model, encoded, max_length, settings: Processors, beam_size, n_bes
         parent_finished = tf.gather(finished, parent, batch_dims=1)
         lengths = tf.gather(new_lengths, parent, batch_dims=1)
         finished = tf.logical_or(parent_finished, tf.equal(chosen, END))
-        flat_parent = tf.reshape(parent + offsets, [rows])
-        tokens = tf.reshape(tf.where(parent_finished, PAD, chosen), [rows])
-        attention = tf.gather(tf.cast(attention, tf.float32), flat_parent)
-        attention = tf.where(tf.reshape(parent_finished, [rows, 1]), 0.0, attention)
-        states = tf.nest.map_structure(lambda s: tf.gather(s, flat_parent), new_states)
-        history = write_column(tf.gather(history, flat_parent), t, tokens)
-        weights = write_column(tf.gather(weights, flat_parent), t, attention)
-        seen = mark_seen(seen, tokens, settings, parents=flat_parent)
+        choice = (parent, chosen, parent_finished)
+        tokens, states, history, weights, seen = follow_parents(
+            start, t, settings, choice, (new_states, attention), (history, weights, seen)
+        )
         return t + 1, tokens, scores, lengths, finished, states, history, weights, seen
 
     steps, _, scores, lengths, _, _, history, weights, _ = tf.while_loop(
-        not_done,
-        step,
-        (tf.constant(0), tokens, scores, lengths, finished, states, history, weights, seen),
-        maximum_iterations=max_length,
+        not_done, step, (tf.constant(0), *start.state), maximum_iterations=max_length
     )
     normalised = scores / length_penalty_of(tf.maximum(lengths, 1), alpha)
     order = tf.math.top_k(normalised, n_best)  # sorted best first
     ids = tf.reshape(history, [batch, beams, max_length])
-    attention = tf.reshape(weights, [batch, beams, max_length, source_length])
+    attention = tf.reshape(weights, [batch, beams, max_length, start.source_length])
     return (
         tf.gather(ids, order.indices, batch_dims=1),
         order.values,
