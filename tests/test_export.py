@@ -95,16 +95,23 @@ def greedy_export(tiny_run, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def beam_export(tiny_run, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("exports") / "beam"
+    export_saved_model(tiny_run, folder, method="beam", beam_size=3)
+    return folder
+
+
 # -- SavedModel vs Translator ---------------------------------------------------------
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["greedy", "beam"])
-def test_export_translates_like_the_translator(tiny_run, exact_translator, tmp_path, method):
-    folder = tmp_path / method
-    beam_size = 3 if method == "beam" else None
-    settings_ = export_saved_model(tiny_run, folder, method=method, beam_size=beam_size)
-    assert settings_.method == method and settings_.beam_size == (3 if method == "beam" else 1)
+def test_export_translates_like_the_translator(request, exact_translator, method):
+    folder = request.getfixturevalue(f"{method}_export")
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    assert metadata["method"] == method and metadata["max_input_chars"] == 1000
+    assert metadata["beam_size"] == (3 if method == "beam" else 1)
     outputs = serve(folder, TINY_SENTENCES)
     assert set(outputs) == set(OUTPUT_NAMES)
     beam = {"beam_size": 3} if method == "beam" else {}
@@ -112,8 +119,6 @@ def test_export_translates_like_the_translator(tiny_run, exact_translator, tmp_p
         TINY_SENTENCES, exact_translator.decode_config(method=method, **beam)
     )
     assert_same_as_translator(outputs, expected)
-    metadata = json.loads((folder / METADATA_FILE).read_text())
-    assert metadata["method"] == method and metadata["max_input_chars"] == 1000
 
 
 def serve_with_terms(export_dir: Path, sentences: list, terms: list) -> dict[str, np.ndarray]:
@@ -125,12 +130,11 @@ def serve_with_terms(export_dir: Path, sentences: list, terms: list) -> dict[str
 
 
 @pytest.mark.slow
-def test_beam_export_takes_each_sentences_target_terms(tiny_run, exact_translator, tmp_path):
+def test_beam_export_takes_each_sentences_target_terms(beam_export, exact_translator):
     """``translate_with_terms`` is the glossary's search in the graph: rows with terms give
     ``Translator``'s glossary translations (texts and scores), rows without give
     ``serving_default``'s; bad terms and shapes are errors that say what is wrong."""
-    folder = tmp_path / "beam"
-    export_saved_model(tiny_run, folder, method="beam", beam_size=3)
+    folder = beam_export
     metadata = json.loads((folder / METADATA_FILE).read_text())
     assert metadata["signature"][TERMS_SIGNATURE] == {"inputs": [INPUT_NAME, TERMS_NAME]}
     glossary = parse_glossary("Two\tocho\nthree\tcuatro cinco\nSix\tnueve\n", "terms.tsv")
