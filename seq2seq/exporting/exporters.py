@@ -118,6 +118,17 @@ def export_settings(
     )
 
 
+def model_text(texts):
+    """Valid UTF-8 texts as the model reads them: NULs dropped as the CLI and Translator
+    drop them (``line_io.clean_text``: a line of NULs alone is then empty and refused, not
+    translated as whatever they encode to), then ``normalize_graph``."""
+    import tensorflow as tf
+
+    from seq2seq.exporting.graph_tokenizers import normalize_graph
+
+    return normalize_graph(tf.strings.regex_replace(texts, r"\x00", ""))
+
+
 def source_batch(codec, sentences, settings: ExportSettings):
     """Strings [B] -> (padded source ids [B,S>=1], accepted [B]) as ``Translator`` encodes.
 
@@ -127,14 +138,11 @@ def source_batch(codec, sentences, settings: ExportSettings):
     import tensorflow as tf
 
     from seq2seq.constants import UNK
-    from seq2seq.exporting.graph_tokenizers import normalize_graph, valid_utf8
+    from seq2seq.exporting.graph_tokenizers import valid_utf8
 
     texts = valid_utf8(sentences)
     short = tf.strings.length(texts, unit="UTF8_CHAR") <= settings.max_input_chars
-    # NULs are dropped as the CLI and Translator drop them (line_io.clean_text): a line of
-    # NULs alone is then empty and refused, not translated as whatever they encode to
-    texts = tf.strings.regex_replace(texts, r"\x00", "")
-    texts = normalize_graph(tf.where(short, texts, ""))
+    texts = model_text(tf.where(short, texts, ""))
     accepted = tf.logical_and(short, tf.not_equal(texts, ""))
     limit = settings.max_source_length
     if settings.dialogue:
@@ -193,10 +201,13 @@ def beam_arguments(settings: ExportSettings):
     return beam_size, tf.constant(1), tf.constant(settings.length_penalty, tf.float32)
 
 
-def search(model, source, settings: ExportSettings):
-    """Best hypothesis ids [B,L] and scores [B], by the loops ``Translator`` runs."""
+def search(model, source, settings: ExportSettings, constraints=None, glue=None):
+    """Best hypothesis ids [B,L] and scores [B], by the loops ``Translator`` runs; with
+    ``constraints`` [B,C,L] (and ``glue``, see ``constrained_beam_loop``), beam search
+    whose outputs hold each row's constraints."""
     import tensorflow as tf
 
+    from seq2seq.search.constrained import constrained_beam_loop
     from seq2seq.search.loops import beam_loop, greedy_loop
 
     processors = processors_of(settings)
@@ -205,26 +216,13 @@ def search(model, source, settings: ExportSettings):
     if settings.method == "greedy":
         ids, scores, _, _ = greedy_loop(model, encoded, max_length, processors)
         return ids, scores
-    ids, scores, _, _ = beam_loop(model, encoded, max_length, processors, *beam_arguments(settings))
-    return ids[:, 0], scores[:, 0]
-
-
-def search_with_terms(model, source, constraints, glue, settings: ExportSettings):
-    """``search`` for beam search whose outputs hold each row's ``constraints`` [B,C,L]."""
-    import tensorflow as tf
-
-    from seq2seq.search.constrained import constrained_beam_loop
-
-    encoded = model.encode(source)
-    ids, scores, _, _ = constrained_beam_loop(
-        model,
-        encoded,
-        tf.constant(settings.max_length),
-        processors_of(settings),
-        *beam_arguments(settings),
-        constraints,
-        glue,
-    )
+    beam = beam_arguments(settings)
+    if constraints is None:
+        ids, scores, _, _ = beam_loop(model, encoded, max_length, processors, *beam)
+    else:
+        ids, scores, _, _ = constrained_beam_loop(
+            model, encoded, max_length, processors, *beam, constraints, glue
+        )
     return ids[:, 0], scores[:, 0]
 
 
@@ -260,10 +258,10 @@ def constraint_batch(codec, terms):
     import tensorflow as tf
 
     from seq2seq.constants import PAD, UNK
-    from seq2seq.exporting.graph_tokenizers import normalize_graph, valid_utf8
+    from seq2seq.exporting.graph_tokenizers import valid_utf8
 
     flat = tf.reshape(terms, [-1])
-    texts = normalize_graph(tf.strings.regex_replace(valid_utf8(flat), r"\x00", ""))
+    texts = model_text(valid_utf8(flat))
     given = tf.not_equal(texts, "")
     ids = codec.encode(tf.where(given, texts, ""))  # [B*C, (L)]
     unknown = tf.reduce_any(tf.equal(ids, UNK), axis=1)
@@ -344,7 +342,7 @@ def terms_serving_function(model, source_codec, target_codec, glue, settings: Ex
         terms = check_terms(terms, sentences)
         source, _ = source_batch(source_codec, sentences, settings)
         constraints = constraint_batch(target_codec, terms)
-        found = search_with_terms(model, source, constraints, glue, settings)
+        found = search(model, source, settings, constraints, glue)
         return text_outputs(target_codec, *found)
 
     return serve_with_terms

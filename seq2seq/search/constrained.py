@@ -235,7 +235,7 @@ def constrained_beam_loop(
         )
         logits = tf.where(banned, NEG_INF, logits)
         candidates, normalised, new_lengths = beam_candidates(
-            start, logits, scores, lengths, finished, beams, alpha
+            start, logits, scores, lengths, finished, alpha
         )
         flat_normalised = tf.reshape(normalised, [batch, beams * vocab_size])
         flat_candidates = tf.reshape(candidates, [batch, beams * vocab_size])

@@ -311,6 +311,7 @@ class BeamStart:
     states, history, attention weights, seen tokens) with only the first of each input's
     ``beams`` hypotheses live, so the beams are distinct."""
 
+    beams: tf.Tensor
     batch: tf.Tensor
     rows: tf.Tensor  # batch * beams
     memory: tf.Tensor
@@ -341,6 +342,7 @@ def beam_start(model, encoded, beams, max_length) -> BeamStart:
         tf.zeros([rows, vocab_size], tf.bool),  # seen
     )
     return BeamStart(
+        beams=beams,
         batch=batch,
         rows=rows,
         memory=memory,
@@ -353,14 +355,14 @@ def beam_start(model, encoded, beams, max_length) -> BeamStart:
     )
 
 
-def beam_candidates(start: BeamStart, logits, scores, lengths, finished, beams, alpha):
+def beam_candidates(start: BeamStart, logits, scores, lengths, finished, alpha):
     """Every hypothesis's every next token: raw scores [B,K,V], normalised by the length
     penalty [B,K,V], and the lengths [B,K] they would have (ended hypotheses only extend
     by PAD, at no cost and no length)."""
     log_probs = tf.nn.log_softmax(logits, axis=-1)
     flat_finished = tf.reshape(finished, [start.rows])
     log_probs = tf.where(flat_finished[:, None], start.pad_only[None, :], log_probs)
-    shape = [start.batch, beams, start.vocab_size]
+    shape = [start.batch, start.beams, start.vocab_size]
     candidates = scores[:, :, None] + tf.reshape(log_probs, shape)
     new_lengths = tf.where(finished, lengths, lengths + 1)
     normalised = candidates / length_penalty_of(new_lengths, alpha)[:, :, None]
@@ -402,7 +404,7 @@ def beam_loop(model, encoded, max_length, settings: Processors, beam_size, n_bes
         logits, new_states, attention = model.decode_step(tokens, states, start.memory, start.mask)
         logits = process_logits(logits, t, history, seen, settings)
         candidates, normalised, new_lengths = beam_candidates(
-            start, logits, scores, lengths, finished, beams, alpha
+            start, logits, scores, lengths, finished, alpha
         )
         best = tf.math.top_k(tf.reshape(normalised, [batch, beams * vocab_size]), beams)
         parent = best.indices // vocab_size  # [B,K]
